@@ -1,0 +1,21 @@
+//! claimbench: reproduce the headline claims of LLM papers at small scale, benchmark the kernels
+//! behind them against the baselines a user would pick, and publish a static report.
+//!
+//! Architecture invariant: only this crate knows polars (the run store's tables) and minijinja
+//! (the report); reproductions and kernels never import it.
+
+pub mod bench;
+pub mod claims;
+pub mod devices;
+pub mod env;
+pub mod error;
+pub mod plots;
+pub mod report;
+pub mod run;
+pub mod store;
+pub mod suites;
+
+/// True when `CLAIMBENCH_REQUIRE_DEVICE=1`: "no device, kernel checks skipped" becomes an error.
+pub fn require_device() -> bool {
+    std::env::var("CLAIMBENCH_REQUIRE_DEVICE").is_ok_and(|v| v == "1")
+}

@@ -1,0 +1,85 @@
+//! SVG plots drawn with plotters' SVG backend and its built-in text-size estimate (no system
+//! fonts), so the same data gives the same bytes on every machine.
+
+use plotters::prelude::*;
+
+/// Colours of the series, in order.
+const COLOURS: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x7f, 0x7f, 0x7f),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0xff, 0x7f, 0x0e),
+];
+
+/// One named series of `(x, y)` points.
+pub struct Series {
+    /// Legend label.
+    pub label: String,
+    /// Points.
+    pub points: Vec<(f64, f64)>,
+}
+
+fn bounds(series: &[Series]) -> (f64, f64, f64, f64) {
+    let pts = series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in pts {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    if !x0.is_finite() {
+        return (0.0, 1.0, 0.0, 1.0);
+    }
+    let pad_y = ((y1 - y0) * 0.08).max(y1.abs() * 0.02).max(1e-9);
+    let pad_x = ((x1 - x0) * 0.02).max(0.5);
+    (x0 - pad_x, x1 + pad_x, (y0 - pad_y).min(if y0 >= 0.0 { 0.0 } else { y0 - pad_y }), y1 + pad_y)
+}
+
+/// A scatter (`lines == false`) or line plot of the series, as an SVG document.
+pub fn xy_plot(title: &str, x_label: &str, y_label: &str, series: &[Series], lines: bool) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 360)).into_drawing_area();
+        let _ = draw(&root, title, x_label, y_label, series, lines);
+        let _ = root.present();
+    }
+    svg
+}
+
+fn draw(
+    root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    lines: bool,
+) -> Result<(), Box<dyn std::error::Error + '_>> {
+    root.fill(&WHITE)?;
+    let (x0, x1, y0, y1) = bounds(series);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(x0..x1, y0..y1)?;
+    chart.configure_mesh().x_desc(x_label).y_desc(y_label).light_line_style(WHITE.mix(0.0)).draw()?;
+    for (i, s) in series.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        if lines {
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))?
+                .label(s.label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+        } else {
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?
+                .label(s.label.as_str())
+                .legend(move |(x, y)| Circle::new((x + 8, y), 3, colour.filled()));
+        }
+    }
+    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK.mix(0.3)).draw()?;
+    Ok(())
+}

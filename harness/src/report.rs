@@ -1,0 +1,185 @@
+//! `claimbench report <run-dir>`: a static site rendered with minijinja (templates in
+//! `reports/templates`, compiled into the binary, HTML autoescaped) into `<run-dir>/report/`.
+//! Pages link relatively and embed their SVG plots, so the site works from `file://` offline.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use claimbench_claims::ClaimsFile;
+use minijinja::{AutoEscape, Environment, context};
+use serde::Serialize;
+
+use crate::bench::{BenchEntry, BenchFile};
+use crate::plots::{Series, xy_plot};
+use crate::store::{RunDir, UnitRecord, read_json, write_atomic};
+
+const BASE: &str = include_str!("../../reports/templates/base.html");
+const INDEX: &str = include_str!("../../reports/templates/index.html");
+const KERNEL: &str = include_str!("../../reports/templates/kernel.html");
+const STYLE: &str = include_str!("../../reports/static/style.css");
+
+/// A benchmark row prepared for the templates.
+#[derive(Serialize)]
+struct BenchView {
+    entry: BenchEntry,
+    ours_ms: f64,
+    baseline_ms: f64,
+    floor_ms: Option<f64>,
+    floor_ratio: Option<f64>,
+    target_met: Option<bool>,
+    gbps: f64,
+    page: String,
+    plot: String,
+}
+
+/// A kernel page.
+#[derive(Serialize)]
+struct KernelView {
+    id: String,
+    page: String,
+    benches: Vec<BenchView>,
+    checks: Vec<CheckRow>,
+    units: Vec<UnitRecord>,
+    train_plot: Option<String>,
+}
+
+/// One correctness measurement: shape, what, max |Δ|, tolerance.
+#[derive(Serialize)]
+struct CheckRow {
+    unit: String,
+    backend: String,
+    shape: String,
+    what: String,
+    err: f64,
+    tol: f64,
+    ok: bool,
+}
+
+fn env() -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.add_template("base.html", BASE).expect("base template parses");
+    env.add_template("index.html", INDEX).expect("index template parses");
+    env.add_template("kernel.html", KERNEL).expect("kernel template parses");
+    env.add_filter("fmt", |v: f64, digits: usize| -> String {
+        if v.is_finite() { format!("{v:.digits$}") } else { "–".to_string() }
+    });
+    env.add_filter("sci", |v: f64| -> String { if v.is_finite() { format!("{v:.2e}") } else { "–".to_string() } });
+    env
+}
+
+/// The file name of a kernel page: `kernels/token-logprob` → `kernels/token-logprob.html`.
+fn kernel_page(kernel: &str) -> String {
+    format!("{kernel}.html")
+}
+
+/// Renders the report of the run in `dir` into `dir/report/`; returns the index page's path.
+/// A missing or corrupt `manifest.json` (or other run file) is an input error naming the file.
+pub fn render(dir: &Path) -> Result<PathBuf> {
+    let (run, manifest) = RunDir::open(dir)?;
+    let units = run.read_units()?;
+    let benches: BenchFile = if dir.join("benchmarks.json").exists() {
+        read_json(&dir.join("benchmarks.json"))?
+    } else {
+        BenchFile { schema_version: 1, benchmarks: units.iter().flat_map(|u| u.benchmarks.clone()).collect() }
+    };
+    let claims: ClaimsFile =
+        if dir.join("claims.json").exists() { read_json(&dir.join("claims.json"))? } else { ClaimsFile { schema_version: 1, claims: Vec::new() } };
+
+    let out = dir.join("report");
+    std::fs::create_dir_all(out.join("static")).with_context(|| format!("creating {}", out.display()))?;
+    write_atomic(&out.join("static/style.css"), STYLE.as_bytes())?;
+
+    // Group benchmarks and unit records by kernel.
+    let mut kernels: BTreeMap<String, KernelView> = BTreeMap::new();
+    for b in &benches.benchmarks {
+        let k = kernels.entry(b.kernel.clone()).or_insert_with(|| new_kernel(&b.kernel));
+        let ours = b.ours_median_ms();
+        let floor = (!b.floor_ms.is_empty()).then(|| b.floor_median_ms());
+        let series = {
+            let mut s = vec![
+                Series { label: "ours (fused)".into(), points: b.ours_ms.iter().enumerate().map(|(i, &y)| (i as f64, y)).collect() },
+                Series { label: "baseline".into(), points: b.baseline_ms.iter().enumerate().map(|(i, &y)| (i as f64, y)).collect() },
+            ];
+            if !b.floor_ms.is_empty() {
+                s.push(Series { label: "read floor".into(), points: b.floor_ms.iter().enumerate().map(|(i, &y)| (i as f64, y)).collect() });
+            }
+            s
+        };
+        let plot = xy_plot(&format!("{} vs {}", b.implementation, b.baseline), "round", "time (ms)", &series, false);
+        k.benches.push(BenchView {
+            entry: b.clone(),
+            ours_ms: ours,
+            baseline_ms: b.baseline_median_ms(),
+            floor_ms: floor,
+            floor_ratio: floor.map(|f| ours / f),
+            target_met: b.target_met(),
+            gbps: b.ours_gbps(),
+            page: kernel_page(&b.kernel),
+            plot,
+        });
+    }
+    for u in &units {
+        if u.paper != "kernels" {
+            continue;
+        }
+        let kernel = u.unit_id.split('/').take(2).collect::<Vec<_>>().join("/");
+        let k = kernels.entry(kernel.clone()).or_insert_with(|| new_kernel(&kernel));
+        for m in u.metrics.iter().filter(|m| m.metric.starts_with("max_abs_err_")) {
+            let what = m.metric.trim_start_matches("max_abs_err_").to_string();
+            let tol = u
+                .metrics
+                .iter()
+                .find(|t| t.metric == format!("tolerance_{what}") && t.shape == m.shape)
+                .map(|t| t.value)
+                .unwrap_or(f64::NAN);
+            k.checks.push(CheckRow { unit: u.unit_id.clone(), backend: u.backend.clone(), shape: m.shape.clone(), what, err: m.value, tol, ok: m.value <= tol });
+        }
+        k.units.push(u.clone());
+    }
+    for k in kernels.values_mut() {
+        let curves: Vec<Series> = k
+            .units
+            .iter()
+            .filter(|u| u.metrics.iter().any(|m| m.metric == "train_loss"))
+            .map(|u| Series {
+                label: format!("{} seed {}", u.backend, u.seed.unwrap_or(0)),
+                points: u.metrics.iter().filter(|m| m.metric == "train_loss").map(|m| (m.step.unwrap_or(0) as f64, m.value)).collect(),
+            })
+            .collect();
+        if !curves.is_empty() {
+            k.train_plot = Some(xy_plot("training loss through the op (bigram, AdamW)", "step", "loss (nats)", &curves, true));
+        }
+    }
+
+    let env = env();
+    let kernel_list: Vec<&KernelView> = kernels.values().collect();
+    let all_benches: Vec<&BenchView> = kernel_list.iter().flat_map(|k| k.benches.iter()).collect();
+    let index = env
+        .get_template("index.html")?
+        .render(context! {
+            root => "",
+            manifest => &manifest,
+            claims => &claims.claims,
+            benches => &all_benches,
+            kernels => &kernel_list,
+            units => &units,
+        })
+        .context("rendering index.html")?;
+    write_atomic(&out.join("index.html"), index.as_bytes())?;
+    for k in &kernel_list {
+        let depth = k.page.matches('/').count();
+        let root = "../".repeat(depth);
+        let html = env
+            .get_template("kernel.html")?
+            .render(context! { root => root, manifest => &manifest, kernel => k })
+            .with_context(|| format!("rendering {}", k.page))?;
+        write_atomic(&out.join(&k.page), html.as_bytes())?;
+    }
+    Ok(out.join("index.html"))
+}
+
+fn new_kernel(id: &str) -> KernelView {
+    KernelView { id: id.to_string(), page: kernel_page(id), benches: Vec::new(), checks: Vec::new(), units: Vec::new(), train_plot: None }
+}

@@ -1,0 +1,254 @@
+//! `claimbench run`: select units, execute them on the planned backends with a progress bar,
+//! store each finished unit atomically, rebuild the aggregates, compute claims, render the report.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use claimbench_claims::ClaimsFile;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::devices::{self, BackendChoice};
+use crate::env;
+use crate::error::{Exit, input_error};
+use crate::store::{Manifest, RunDir, SCHEMA_VERSION, UnitRecord, UnitStatus};
+use crate::suites::{self, Scale};
+
+/// Options of `run`. `None` means the default, or on `--resume` the value the run was made with.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// `--scale`.
+    pub scale: Option<Scale>,
+    /// `--only`.
+    pub only: Option<Vec<String>>,
+    /// `--backend`.
+    pub backend: Option<BackendChoice>,
+    /// `--seeds`.
+    pub seeds: Option<u64>,
+    /// `--out`.
+    pub out: Option<PathBuf>,
+    /// `--resume`.
+    pub resume: Option<PathBuf>,
+    /// `--force`.
+    pub force: bool,
+    /// Skip rendering the report.
+    pub no_report: bool,
+    /// Hide the progress bar.
+    pub quiet: bool,
+}
+
+#[derive(Serialize)]
+struct ConfigKey<'a> {
+    schema_version: u32,
+    scale: &'a str,
+    seeds: &'a [u64],
+    only: &'a [String],
+    backend: BackendChoice,
+}
+
+/// sha256 of what decides a run's units and numbers (not where it is written).
+pub fn config_hash(scale: Scale, seeds: &[u64], only: &[String], backend: BackendChoice) -> String {
+    let key = ConfigKey { schema_version: SCHEMA_VERSION, scale: scale.name(), seeds, only, backend };
+    env::hex(&Sha256::digest(serde_json::to_vec(&key).expect("config serialises")))
+}
+
+/// The result of a run: where it is, and the exit code its units call for.
+pub struct RunResult {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// The report's index page, if rendered.
+    pub report: Option<PathBuf>,
+    /// Exit code: 2 on a correctness failure, 4 on a unit error, else 0.
+    pub exit: Exit,
+}
+
+/// Executes `claimbench run`.
+pub fn run(opts: RunOptions) -> Result<RunResult> {
+    let git = env::git_state();
+    let resumed = match &opts.resume {
+        Some(dir) => Some(RunDir::open(dir)?),
+        None => None,
+    };
+    let prior = resumed.as_ref().map(|(_, m)| m);
+    let scale = opts.scale.or_else(|| prior.and_then(|m| parse_scale(&m.scale))).unwrap_or(Scale::Small);
+    let backend = opts.backend.or_else(|| prior.map(|m| m.plan.choice)).unwrap_or(BackendChoice::Auto);
+    let only = opts.only.clone().or_else(|| prior.map(|m| m.only.clone())).unwrap_or_default();
+    let n_seeds = opts.seeds.or_else(|| prior.map(|m| m.seeds.len() as u64)).unwrap_or_else(|| scale.default_seeds());
+    if n_seeds == 0 {
+        return Err(input_error("--seeds must be at least 1"));
+    }
+    let seeds: Vec<u64> = (0..n_seeds).collect();
+    let units = suites::select(suites::all_units(&seeds), &only)?;
+    let hash = config_hash(scale, &seeds, &only, backend);
+    let plan = devices::plan(backend, crate::require_device())?;
+
+    let (dir, mut manifest) = match resumed {
+        Some((dir, m)) => {
+            if !opts.force {
+                if m.git_sha != git.sha {
+                    return Err(input_error(format!(
+                        "--resume {}: the run was made at commit {}, this binary is at {}; rerun from that commit or add --force",
+                        dir.root.display(), m.git_sha, git.sha
+                    )));
+                }
+                if m.config_hash != hash {
+                    return Err(input_error(format!(
+                        "--resume {}: the configuration differs from the run's (scale {}, seeds {}, only {:?}, backend {:?}); drop the differing options or add --force",
+                        dir.root.display(), m.scale, m.seeds.len(), m.only, m.plan.choice
+                    )));
+                }
+                if m.plan.train != plan.train || m.plan.kernels != plan.kernels {
+                    return Err(input_error(format!(
+                        "--resume {}: the run used backends train={:?} kernels={:?}, this machine gives train={:?} kernels={:?}; add --force to resume anyway",
+                        dir.root.display(), m.plan.train, m.plan.kernels, plan.train, plan.kernels
+                    )));
+                }
+            }
+            let mut m = m;
+            m.finished = None;
+            m.plan = plan.clone();
+            (dir, m)
+        }
+        None => {
+            let started = chrono::Utc::now();
+            let short = git.sha.get(..7).unwrap_or("nogit").to_string();
+            let run_id = format!("{}-{short}", started.format("%Y%m%d-%H%M%S"));
+            let root = opts.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
+            if root.join("manifest.json").exists() {
+                return Err(input_error(format!(
+                    "--out {}: already holds a run; use --resume {} to finish it, or another directory",
+                    root.display(), root.display()
+                )));
+            }
+            let dir = RunDir::create(&root)?;
+            let run_id = root.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or(run_id);
+            let m = Manifest {
+                schema_version: SCHEMA_VERSION,
+                run_id,
+                git_sha: git.sha.clone(),
+                git_dirty: git.dirty,
+                cargo_lock_sha256: env::cargo_lock_hash(),
+                rustc: env::rustc_version(),
+                crate_versions: env::crate_versions(),
+                features: env::features(),
+                plan: plan.clone(),
+                cpu: env::cpu_model(),
+                os: env::os_name(),
+                scale: scale.name().into(),
+                seeds: seeds.clone(),
+                only: only.clone(),
+                config_hash: hash.clone(),
+                units: units.iter().map(|u| u.id.clone()).collect(),
+                skipped: Vec::new(),
+                started: started.to_rfc3339(),
+                finished: None,
+            };
+            (dir, m)
+        }
+    };
+    dir.write_manifest(&manifest)?;
+    if let Some(reason) = &plan.skip_reason {
+        eprintln!("note: {reason}");
+    }
+
+    let bar = if opts.quiet { ProgressBar::hidden() } else { ProgressBar::new(units.len() as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let delay_ms: u64 = std::env::var("CLAIMBENCH_TEST_UNIT_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut skipped = Vec::new();
+    for unit in &units {
+        bar.set_message(unit.id.clone());
+        if unit.needs_device && plan.kernels.is_none() {
+            skipped.push((unit.id.clone(), plan.skip_reason.clone().unwrap_or_default()));
+            bar.inc(1);
+            continue;
+        }
+        if let Some(done) = dir.read_unit(&unit.id)?
+            && done.status == UnitStatus::Passed
+        {
+            bar.inc(1);
+            continue;
+        }
+        let start = Instant::now();
+        let tick_bar = bar.clone();
+        let mut tick = move || tick_bar.tick();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| suites::execute(unit, &plan, scale, &mut tick)));
+        let (exec, device, outcome) = match result {
+            Ok(v) => v,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                let exec = if unit.needs_device { plan.kernels.unwrap_or(plan.train) } else { plan.train };
+                (exec, String::new(), suites::Outcome::error(format!("panicked: {msg}")))
+            }
+        };
+        let record = UnitRecord {
+            schema_version: SCHEMA_VERSION,
+            unit_id: unit.id.clone(),
+            paper: unit.paper.clone(),
+            experiment: unit.experiment.clone(),
+            arm: unit.arm.clone(),
+            seed: unit.seed,
+            backend: exec.name().into(),
+            device,
+            status: outcome.status.unwrap_or(UnitStatus::Error),
+            message: outcome.message,
+            seconds: start.elapsed().as_secs_f64(),
+            metrics: outcome.metrics,
+            benchmarks: outcome.benchmarks,
+        };
+        dir.write_unit(&record).with_context(|| format!("storing unit {}", unit.id))?;
+        bar.println(format!("{:<40} {:<19} {:>6.1}s  {}", unit.id, status_word(record.status), record.seconds, record.message));
+        bar.inc(1);
+        if delay_ms > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        }
+    }
+    bar.finish_and_clear();
+
+    let selected: std::collections::HashSet<&str> = units.iter().map(|u| u.id.as_str()).collect();
+    let records: Vec<UnitRecord> = dir.read_units()?.into_iter().filter(|r| selected.contains(r.unit_id.as_str())).collect();
+    dir.write_aggregates(&manifest.run_id, &records)?;
+    dir.write_claims(&ClaimsFile { schema_version: 1, claims: crate::claims::evaluate_all(&records, &manifest) })?;
+    manifest.skipped = skipped;
+    manifest.finished = Some(chrono::Utc::now().to_rfc3339());
+    dir.write_manifest(&manifest)?;
+
+    let report = if opts.no_report { None } else { Some(crate::report::render(&dir.root)?) };
+    let mut exit = Exit::Ok;
+    for r in &records {
+        exit = exit.combine(match r.status {
+            UnitStatus::Passed => Exit::Ok,
+            UnitStatus::CorrectnessFailure => Exit::Correctness,
+            UnitStatus::Error => Exit::Input,
+        });
+    }
+    Ok(RunResult { dir: dir.root.clone(), report, exit })
+}
+
+fn parse_scale(s: &str) -> Option<Scale> {
+    match s {
+        "smoke" => Some(Scale::Smoke),
+        "small" => Some(Scale::Small),
+        "full" => Some(Scale::Full),
+        _ => None,
+    }
+}
+
+/// The word shown for a unit status.
+pub fn status_word(s: UnitStatus) -> &'static str {
+    match s {
+        UnitStatus::Passed => "passed",
+        UnitStatus::CorrectnessFailure => "CORRECTNESS FAILURE",
+        UnitStatus::Error => "ERROR",
+    }
+}

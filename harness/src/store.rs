@@ -1,0 +1,276 @@
+//! The run directory of contracts.md: `manifest.json`, `units/<unit>.json` (one per finished unit,
+//! written atomically: the unit of resume), and the aggregates `metrics.parquet`, `metrics.csv`,
+//! `benchmarks.json`, `claims.json`, all rebuilt from the units.
+//!
+//! Architecture invariant: every file is written to a temporary file in the same directory and
+//! renamed into place, so a run killed at any instant leaves each file either absent or whole.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use claimbench_claims::ClaimsFile;
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::bench::{BenchEntry, BenchFile};
+use crate::devices::Plan;
+use crate::error::input_error;
+
+/// Version of the run-directory layout.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// `manifest.json`: what produced a run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Layout version.
+    pub schema_version: u32,
+    /// Run id (directory name by default).
+    pub run_id: String,
+    /// Git commit the binary ran from.
+    pub git_sha: String,
+    /// Uncommitted changes present.
+    pub git_dirty: bool,
+    /// sha256 of Cargo.lock.
+    pub cargo_lock_sha256: String,
+    /// rustc version.
+    pub rustc: String,
+    /// Versions of burn, cubecl, wgpu, polars, ...
+    pub crate_versions: Vec<(String, String)>,
+    /// Cargo features of the binary.
+    pub features: Vec<String>,
+    /// Which backend ran what, on which device.
+    pub plan: Plan,
+    /// CPU model.
+    pub cpu: String,
+    /// OS.
+    pub os: String,
+    /// `smoke`, `small` or `full`.
+    pub scale: String,
+    /// Seeds of the seeded units.
+    pub seeds: Vec<u64>,
+    /// `--only` filters.
+    pub only: Vec<String>,
+    /// sha256 of the run configuration (scale, seeds, only, backend choice, schema).
+    pub config_hash: String,
+    /// Unit ids the run selected, in order.
+    pub units: Vec<String>,
+    /// Units skipped, with the reason (not written as unit files, so a resume retries them).
+    pub skipped: Vec<(String, String)>,
+    /// RFC 3339 start time.
+    pub started: String,
+    /// RFC 3339 end time, once the run completed.
+    pub finished: Option<String>,
+}
+
+/// Outcome of one unit.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitStatus {
+    /// Ran and passed its checks.
+    Passed,
+    /// Its output failed a reference check: a correctness failure (exit 2).
+    CorrectnessFailure,
+    /// It stopped with an error (a panic or a device error).
+    Error,
+}
+
+/// One long-format metric value (contracts.md `metrics.*` columns, minus those of the unit).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MetricRow {
+    /// Element type, e.g. `f32`.
+    pub dtype: String,
+    /// Shape, e.g. `[1024, 32000]`, or empty.
+    pub shape: String,
+    /// Training step, if the value belongs to one.
+    pub step: Option<i64>,
+    /// Metric name.
+    pub metric: String,
+    /// Value.
+    pub value: f64,
+    /// Unit of the value (`nats`, `ms`, `abs`, ...).
+    pub unit: String,
+}
+
+/// `units/<unit>.json`: everything one finished unit measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnitRecord {
+    /// Layout version.
+    pub schema_version: u32,
+    /// Unit id, e.g. `kernels/token-logprob/train/seed-0`.
+    pub unit_id: String,
+    /// Paper id, or `kernels`.
+    pub paper: String,
+    /// Experiment within the paper or kernel.
+    pub experiment: String,
+    /// Arm of the experiment.
+    pub arm: String,
+    /// Seed, for seeded units.
+    pub seed: Option<u64>,
+    /// Backend it ran on.
+    pub backend: String,
+    /// Device it ran on.
+    pub device: String,
+    /// Outcome.
+    pub status: UnitStatus,
+    /// What went wrong, or a one-line summary.
+    pub message: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Metrics, long format.
+    pub metrics: Vec<MetricRow>,
+    /// Benchmark comparisons measured by this unit.
+    pub benchmarks: Vec<BenchEntry>,
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file().sync_all().with_context(|| format!("syncing {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// Serialises `value` as pretty JSON to `path`, atomically.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value).context("serialising JSON")?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Reads JSON from a file of a run directory, with an error naming the file and the problem.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = fs::read_to_string(path).map_err(|e| input_error(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| input_error(format!("{} is corrupt or not a claimbench file: {e}", path.display())))
+}
+
+/// A run directory on disk.
+#[derive(Clone, Debug)]
+pub struct RunDir {
+    /// Its root.
+    pub root: PathBuf,
+}
+
+impl RunDir {
+    /// Opens (creating if needed) a run directory at `root`, checking that it is writable.
+    pub fn create(root: &Path) -> Result<Self> {
+        fs::create_dir_all(root.join("units"))
+            .map_err(|e| input_error(format!("--out {}: cannot create the run directory: {e}", root.display())))?;
+        let probe = root.join(".write-probe");
+        fs::write(&probe, b"ok").map_err(|e| input_error(format!("--out {}: directory is not writable: {e}", root.display())))?;
+        let _ = fs::remove_file(probe);
+        Ok(Self { root: root.to_path_buf() })
+    }
+
+    /// Opens an existing run directory, reading and checking its manifest.
+    pub fn open(root: &Path) -> Result<(Self, Manifest)> {
+        if !root.is_dir() {
+            return Err(input_error(format!("{} is not a run directory (no such directory)", root.display())));
+        }
+        let manifest_path = root.join("manifest.json");
+        if !manifest_path.exists() {
+            return Err(input_error(format!("{} is not a run directory: manifest.json is missing", root.display())));
+        }
+        let manifest: Manifest = read_json(&manifest_path)?;
+        if manifest.schema_version != SCHEMA_VERSION {
+            return Err(input_error(format!(
+                "{}: schema_version {} is not supported (this claimbench reads {SCHEMA_VERSION})",
+                manifest_path.display(),
+                manifest.schema_version
+            )));
+        }
+        Ok((Self { root: root.to_path_buf() }, manifest))
+    }
+
+    /// Path of `manifest.json`.
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.join("manifest.json")
+    }
+
+    /// Path of a unit's record: `/` in unit ids becomes `__`.
+    pub fn unit_path(&self, unit_id: &str) -> PathBuf {
+        self.root.join("units").join(format!("{}.json", unit_id.replace('/', "__")))
+    }
+
+    /// Writes the manifest atomically.
+    pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
+        write_json(&self.manifest_path(), m)
+    }
+
+    /// Writes a unit record atomically.
+    pub fn write_unit(&self, u: &UnitRecord) -> Result<()> {
+        write_json(&self.unit_path(&u.unit_id), u)
+    }
+
+    /// The record of a finished unit, if one exists. A corrupt record is an error naming it.
+    pub fn read_unit(&self, unit_id: &str) -> Result<Option<UnitRecord>> {
+        let p = self.unit_path(unit_id);
+        if !p.exists() {
+            return Ok(None);
+        }
+        read_json(&p).map(Some)
+    }
+
+    /// Every unit record in `units/`, sorted by unit id.
+    pub fn read_units(&self) -> Result<Vec<UnitRecord>> {
+        let dir = self.root.join("units");
+        let mut out = Vec::new();
+        if dir.is_dir() {
+            for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+                let p = entry?.path();
+                if p.extension().is_some_and(|e| e == "json") {
+                    out.push(read_json::<UnitRecord>(&p)?);
+                }
+            }
+        }
+        out.sort_by(|a, b| a.unit_id.cmp(&b.unit_id));
+        Ok(out)
+    }
+
+    /// Rebuilds `metrics.parquet`, `metrics.csv` and `benchmarks.json` from the unit records.
+    pub fn write_aggregates(&self, run_id: &str, units: &[UnitRecord]) -> Result<()> {
+        let mut df = metrics_frame(run_id, units).context("building the metrics table")?;
+        let mut buf = Vec::new();
+        ParquetWriter::new(&mut buf).finish(&mut df).context("writing metrics.parquet")?;
+        write_atomic(&self.root.join("metrics.parquet"), &buf)?;
+        let mut buf = Vec::new();
+        CsvWriter::new(&mut buf).finish(&mut df).context("writing metrics.csv")?;
+        write_atomic(&self.root.join("metrics.csv"), &buf)?;
+        let benchmarks = units.iter().flat_map(|u| u.benchmarks.iter().cloned()).collect();
+        write_json(&self.root.join("benchmarks.json"), &BenchFile { schema_version: 1, benchmarks })
+    }
+
+    /// Writes `claims.json`.
+    pub fn write_claims(&self, claims: &ClaimsFile) -> Result<()> {
+        write_json(&self.root.join("claims.json"), claims)
+    }
+}
+
+/// The long-format metrics table of contracts.md:
+/// `run_id, paper, experiment, arm, seed, backend, device, dtype, shape, step, metric, value, unit`.
+pub fn metrics_frame(run_id: &str, units: &[UnitRecord]) -> PolarsResult<DataFrame> {
+    let rows: Vec<(&UnitRecord, &MetricRow)> = units.iter().flat_map(|u| u.metrics.iter().map(move |m| (u, m))).collect();
+    let s = |f: &dyn Fn(&UnitRecord, &MetricRow) -> String| rows.iter().map(|(u, m)| f(u, m)).collect::<Vec<String>>();
+    let seed: Vec<Option<u64>> = rows.iter().map(|(u, _)| u.seed).collect();
+    let step: Vec<Option<i64>> = rows.iter().map(|(_, m)| m.step).collect();
+    let value: Vec<f64> = rows.iter().map(|(_, m)| m.value).collect();
+    df!(
+        "run_id" => s(&|_, _| run_id.to_string()),
+        "paper" => s(&|u, _| u.paper.clone()),
+        "experiment" => s(&|u, _| u.experiment.clone()),
+        "arm" => s(&|u, _| u.arm.clone()),
+        "seed" => seed,
+        "backend" => s(&|u, _| u.backend.clone()),
+        "device" => s(&|u, _| u.device.clone()),
+        "dtype" => s(&|_, m| m.dtype.clone()),
+        "shape" => s(&|_, m| m.shape.clone()),
+        "step" => step,
+        "metric" => s(&|_, m| m.metric.clone()),
+        "value" => value,
+        "unit" => s(&|_, m| m.unit.clone()),
+    )
+}

@@ -1,0 +1,236 @@
+//! The registry of units: what `claimbench run` can execute, their ids, and how each one runs on
+//! the backend the plan picked. Reproductions register here (through their crates) as they land.
+
+pub mod token_logprob;
+
+use burn::backend::{Flex, Wgpu};
+
+use crate::bench::BenchConfig;
+use crate::devices::{Exec, Plan};
+use crate::store::{MetricRow, UnitStatus};
+use token_logprob::TrainConfig;
+
+/// The known top-level ids: kernels and papers (contracts.md). A paper id selects the units of
+/// the kernels it uses until its own reproduction registers units.
+pub const PAPERS: &[(&str, &[&str])] = &[
+    ("mixtral", &[]),
+    ("dora", &[]),
+    ("continual", &[token_logprob::KERNEL]),
+    ("dpo-ppo", &[token_logprob::KERNEL]),
+];
+
+/// Run length and sample counts. Benchmark shapes never change with the scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// CI: the same code paths with fewer steps, seeds and samples.
+    Smoke,
+    /// The default: the claims, in minutes on 2 cores.
+    Small,
+    /// Longer runs and more samples.
+    Full,
+}
+
+impl Scale {
+    /// Lower-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Smoke => "smoke",
+            Scale::Small => "small",
+            Scale::Full => "full",
+        }
+    }
+    /// Default number of seeds.
+    pub fn default_seeds(self) -> u64 {
+        match self {
+            Scale::Smoke => 2,
+            Scale::Small => 5,
+            Scale::Full => 10,
+        }
+    }
+    /// Benchmark sample counts.
+    pub fn bench(self) -> BenchConfig {
+        match self {
+            Scale::Smoke => BenchConfig { warmup: 2, rounds: 6, resamples: 10_000 },
+            Scale::Small => BenchConfig { warmup: 3, rounds: 15, resamples: 10_000 },
+            Scale::Full => BenchConfig { warmup: 5, rounds: 40, resamples: 10_000 },
+        }
+    }
+    /// Training settings of the token-logprob demonstration.
+    pub fn train(self) -> TrainConfig {
+        let steps = match self {
+            Scale::Smoke => 20,
+            Scale::Small => 80,
+            Scale::Full => 300,
+        };
+        TrainConfig { vocab: 64, fanout: 4, batch: 256, steps, lr: 0.05 }
+    }
+}
+
+/// What a unit does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Job {
+    /// Token-logprob on flex (the composition) vs the reference.
+    TokenLogprobCheckFlex,
+    /// Token-logprob kernels on the kernel device vs the reference.
+    TokenLogprobCheckDevice,
+    /// Token-logprob benchmarks on the kernel device.
+    TokenLogprobBench,
+    /// Token-logprob training demonstration on the training backend.
+    TokenLogprobTrain,
+}
+
+/// One registered unit.
+#[derive(Clone, Debug)]
+pub struct UnitSpec {
+    /// Unit id, e.g. `kernels/token-logprob/train/seed-0`.
+    pub id: String,
+    /// Paper id or `kernels`.
+    pub paper: String,
+    /// Experiment name.
+    pub experiment: String,
+    /// Arm name.
+    pub arm: String,
+    /// Seed, for seeded units.
+    pub seed: Option<u64>,
+    /// What it does.
+    pub job: Job,
+    /// Needs a kernel device (wgpu or CUDA).
+    pub needs_device: bool,
+}
+
+/// Every unit at these seeds, in execution order.
+pub fn all_units(seeds: &[u64]) -> Vec<UnitSpec> {
+    let k = token_logprob::KERNEL;
+    let unit = |id: String, experiment: &str, arm: &str, seed, job, needs_device| UnitSpec {
+        id,
+        paper: "kernels".into(),
+        experiment: experiment.into(),
+        arm: arm.into(),
+        seed,
+        job,
+        needs_device,
+    };
+    let mut units = vec![
+        unit(format!("{k}/check/flex"), "token-logprob-check", "flex-composition", Some(0), Job::TokenLogprobCheckFlex, false),
+        unit(format!("{k}/check/device"), "token-logprob-check", "fused-kernel", Some(0), Job::TokenLogprobCheckDevice, true),
+    ];
+    for &s in seeds {
+        units.push(unit(format!("{k}/train/seed-{s}"), "token-logprob-train", "bigram-adamw", Some(s), Job::TokenLogprobTrain, false));
+    }
+    units.push(unit(format!("{k}/bench"), "token-logprob-bench", "fused-vs-composition", Some(0), Job::TokenLogprobBench, true));
+    units
+}
+
+/// Every id `--only` accepts: paper ids, kernel ids and unit ids.
+pub fn known_ids(units: &[UnitSpec]) -> Vec<String> {
+    let mut ids: Vec<String> = PAPERS.iter().map(|(p, _)| p.to_string()).collect();
+    ids.extend(units.iter().map(|u| u.id.clone()));
+    ids.push(token_logprob::KERNEL.to_string());
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+/// The units `--only` selects (by id prefix on path segments; a paper id selects its kernels).
+/// An id that selects nothing is an error listing the known ids.
+pub fn select(units: Vec<UnitSpec>, only: &[String]) -> anyhow::Result<Vec<UnitSpec>> {
+    if only.is_empty() {
+        return Ok(units);
+    }
+    let known = known_ids(&units);
+    let mut prefixes = Vec::new();
+    for o in only {
+        let o = o.trim().trim_end_matches('/');
+        let mut hit = false;
+        if let Some((_, kernels)) = PAPERS.iter().find(|(p, _)| *p == o) {
+            prefixes.extend(kernels.iter().map(|k| k.to_string()));
+            hit = !kernels.is_empty();
+        }
+        if units.iter().any(|u| u.id == o || u.id.starts_with(&format!("{o}/")) || u.paper == o) {
+            prefixes.push(o.to_string());
+            hit = true;
+        }
+        if !hit {
+            return Err(crate::error::input_error(format!(
+                "--only {o}: matches no registered unit; known ids: {}",
+                known.join(", ")
+            )));
+        }
+    }
+    Ok(units
+        .into_iter()
+        .filter(|u| prefixes.iter().any(|p| u.id == *p || u.id.starts_with(&format!("{p}/")) || u.paper == *p))
+        .collect())
+}
+
+/// What running a unit produced.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Passed, correctness failure or error.
+    pub status: Option<UnitStatus>,
+    /// Summary or reason.
+    pub message: String,
+    /// Metrics.
+    pub metrics: Vec<MetricRow>,
+    /// Benchmark comparisons.
+    pub benchmarks: Vec<crate::bench::BenchEntry>,
+}
+
+impl Outcome {
+    /// A passed unit.
+    pub fn passed(message: String, metrics: Vec<MetricRow>) -> Self {
+        Self { status: Some(UnitStatus::Passed), message, metrics, benchmarks: Vec::new() }
+    }
+    /// A correctness failure.
+    pub fn correctness(message: String) -> Self {
+        Self { status: Some(UnitStatus::CorrectnessFailure), message, ..Default::default() }
+    }
+    /// An error.
+    pub fn error(message: String) -> Self {
+        Self { status: Some(UnitStatus::Error), message, ..Default::default() }
+    }
+}
+
+/// A metric row.
+pub fn metric(dtype: &str, shape: &str, step: Option<i64>, name: &str, value: f64, unit: &str) -> MetricRow {
+    MetricRow { dtype: dtype.into(), shape: shape.into(), step, metric: name.into(), value, unit: unit.into() }
+}
+
+/// Runs `unit` on the backends of `plan`. Returns the backend and device it ran on.
+pub fn execute(unit: &UnitSpec, plan: &Plan, scale: Scale, tick: &mut dyn FnMut()) -> (Exec, String, Outcome) {
+    let seed = unit.seed.unwrap_or(0);
+    match unit.job {
+        Job::TokenLogprobCheckFlex => (Exec::Flex, plan_flex_name(), token_logprob::check::<Flex>(&Default::default(), seed)),
+        Job::TokenLogprobCheckDevice | Job::TokenLogprobBench => {
+            let exec = plan.kernels.expect("device units are skipped without a kernel device");
+            let name = plan.kernel_device.as_ref().map(|d| d.name.clone()).unwrap_or_default();
+            let out = match (exec, unit.job) {
+                (Exec::Wgpu, Job::TokenLogprobCheckDevice) => token_logprob::check::<Wgpu>(&Default::default(), seed),
+                (Exec::Wgpu, _) => token_logprob::bench::<Wgpu>(&Default::default(), "wgpu", &name, scale.bench(), seed, tick),
+                #[cfg(feature = "cuda")]
+                (Exec::Cuda, Job::TokenLogprobCheckDevice) => token_logprob::check::<burn::backend::Cuda>(&Default::default(), seed),
+                #[cfg(feature = "cuda")]
+                (Exec::Cuda, _) => token_logprob::bench::<burn::backend::Cuda>(&Default::default(), "cuda", &name, scale.bench(), seed, tick),
+                _ => Outcome::error(format!("no kernel backend {exec:?} in this build")),
+            };
+            (exec, name, out)
+        }
+        Job::TokenLogprobTrain => {
+            let cfg = scale.train();
+            let out = match plan.train {
+                Exec::Flex => token_logprob::train_unit::<Flex>(&Default::default(), cfg, seed),
+                Exec::Wgpu => token_logprob::train_unit::<Wgpu>(&Default::default(), cfg, seed),
+                #[cfg(feature = "cuda")]
+                Exec::Cuda => token_logprob::train_unit::<burn::backend::Cuda>(&Default::default(), cfg, seed),
+                #[cfg(not(feature = "cuda"))]
+                Exec::Cuda => Outcome::error("built without the cuda feature".into()),
+            };
+            (plan.train, plan.train_device.name.clone(), out)
+        }
+    }
+}
+
+fn plan_flex_name() -> String {
+    crate::devices::flex_device().name
+}

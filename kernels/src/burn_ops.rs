@@ -1,0 +1,361 @@
+//! burn custom ops backed by the kernels: the only module of this crate that knows burn.
+//!
+//! [`TokenLogprobBackend`] is implemented for
+//! - `CubeBackend<R, ..>` (wgpu, CUDA): the cubecl kernels of [`crate::token_logprob`];
+//! - `Flex`: the tensor-op composition (`max`, `exp`, `sum`, `log`, `gather`), for CPU training;
+//! - `Autodiff<B, C>`: the handwritten backward `(one_hot − softmax) · g` on top of any of them;
+//! - `Fusion<B>`: a custom op registered with burn's fusion stream, so burn's default fused `Wgpu`
+//!   takes it (it is a fusion barrier: neighbours fuse separately).
+//!
+//! Use [`token_logprobs`] (validated) or [`token_logprobs_unchecked`] (hot paths with ids known to
+//! be in range); [`token_logprobs_composition`] is what a burn user writes without the kernel and
+//! serves as baseline and test oracle.
+
+use burn::backend::Autodiff;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::Flex;
+use burn::tensor::activation::log_softmax;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::ops::{FloatTensor, IntTensor};
+use burn::tensor::{DType, IndexingUpdateOp, Int, Shape, Tensor, TensorMetadata, TensorPrimitive};
+use burn_cubecl::tensor::CubeTensor;
+use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+
+use crate::KernelError;
+use crate::token_logprob::{self, IdType, Problem};
+
+/// A backend that computes fused per-token log-probabilities.
+///
+/// # Shapes
+/// - `logits`: `[rows, vocab]` f32, `targets`: `[rows]` int, each id in `[0, vocab)`;
+/// - forward returns `(logprobs [rows], lse [rows])`, `lse = logsumexp(logits, 1)`;
+/// - backward takes the forward's `lse` and the upstream gradient `[rows]`, returns
+///   `grad_logits [rows, vocab] = g · (one_hot(targets) − exp(logits − lse))`.
+///
+/// Callers validate shapes and ids first ([`token_logprobs`] does): implementations may panic
+/// on invalid input.
+pub trait TokenLogprobBackend: Backend {
+    /// Fused forward: `(log_softmax(logits)[targets], logsumexp(logits))`.
+    fn token_logprob_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+
+    /// Backward of [`Self::token_logprob_forward`] with respect to the logits.
+    fn token_logprob_backward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+
+    /// The largest buffer, in bytes, this backend binds on `device` (`None`: no limit).
+    fn token_logprob_max_bytes(device: &Self::Device) -> Option<u64>;
+}
+
+fn float<B: Backend, const D: usize>(p: FloatTensor<B>) -> Tensor<B, D> {
+    Tensor::from_primitive(TensorPrimitive::Float(p))
+}
+
+fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
+    t.into_primitive().tensor()
+}
+
+/// The composition of tensor ops for `logits [rows, vocab]`, `targets [rows]`:
+/// `lse = m + log Σ exp(x − m)` with `m = max(x)`, `logprob = x[t] − lse`.
+pub fn composition_forward<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [rows, _] = logits.dims();
+    let m = logits.clone().max_dim(1); // [rows, 1]
+    let lse = m.clone() + (logits.clone() - m).exp().sum_dim(1).log(); // [rows, 1]
+    let picked = logits.gather(1, targets.reshape([rows, 1])); // [rows, 1]
+    ((picked - lse.clone()).reshape([rows]), lse.reshape([rows]))
+}
+
+/// The composition of tensor ops for the backward: `g[:, None] · (one_hot(t) − exp(x − lse))`.
+pub fn composition_backward<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    lse: Tensor<B, 1>,
+    grad: Tensor<B, 1>,
+) -> Tensor<B, 2> {
+    let [rows, vocab] = logits.dims();
+    let device = logits.device();
+    let probs = (logits - lse.reshape([rows, 1])).exp();
+    let one_hot = Tensor::<B, 2>::zeros([rows, vocab], &device).scatter(
+        1,
+        targets.reshape([rows, 1]),
+        Tensor::ones([rows, 1], &device),
+        IndexingUpdateOp::Add,
+    );
+    (one_hot - probs) * grad.reshape([rows, 1])
+}
+
+impl TokenLogprobBackend for Flex {
+    fn token_logprob_forward(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (lp, lse) = composition_forward::<Self>(float(logits), Tensor::from_primitive(targets));
+        (prim(lp), prim(lse))
+    }
+
+    fn token_logprob_backward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        prim(composition_backward::<Self>(float(logits), Tensor::from_primitive(targets), float(lse), float(grad)))
+    }
+
+    fn token_logprob_max_bytes(_device: &Self::Device) -> Option<u64> {
+        None
+    }
+}
+
+fn id_type(dtype: DType) -> Result<IdType, KernelError> {
+    match dtype {
+        DType::I32 => Ok(IdType::I32),
+        DType::I64 => Ok(IdType::I64),
+        DType::U32 => Ok(IdType::U32),
+        other => Err(KernelError::UnsupportedDType { what: "target id", dtype: format!("{other:?}"), expected: "i32, i64 or u32" }),
+    }
+}
+
+fn check_f32(what: &'static str, dtype: DType) -> Result<(), KernelError> {
+    if dtype == DType::F32 {
+        Ok(())
+    } else {
+        Err(KernelError::UnsupportedDType { what, dtype: format!("{dtype:?}"), expected: "f32" })
+    }
+}
+
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogprobBackend for CubeBackend<R, F, I, BT> {
+    fn token_logprob_forward(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let logits = burn_cubecl::kernel::into_contiguous(logits);
+        let targets = burn_cubecl::kernel::into_contiguous(targets);
+        let [rows, vocab] = logits.shape().dims::<2>();
+        check_f32("logits", logits.dtype).expect("token_logprobs validates the dtype");
+        let ids = id_type(targets.dtype).expect("token_logprobs validates the id dtype");
+        let problem = Problem::new(rows, vocab).expect("token_logprobs validates the shape");
+        let out = token_logprob::forward(&logits.client, problem, logits.handle.clone(), targets.handle.clone(), ids)
+            .expect("token_logprobs validates the size");
+        let make = |handle| CubeTensor::new_contiguous(logits.client.clone(), logits.device.clone(), Shape::new([rows]), handle, DType::F32);
+        (make(out.logprobs), make(out.lse))
+    }
+
+    fn token_logprob_backward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let logits = burn_cubecl::kernel::into_contiguous(logits);
+        let targets = burn_cubecl::kernel::into_contiguous(targets);
+        let lse = burn_cubecl::kernel::into_contiguous(lse);
+        let grad = burn_cubecl::kernel::into_contiguous(grad);
+        let [rows, vocab] = logits.shape().dims::<2>();
+        check_f32("upstream gradient", grad.dtype).expect("the forward produced f32");
+        let ids = id_type(targets.dtype).expect("validated in the forward");
+        let problem = Problem::new(rows, vocab).expect("validated in the forward");
+        let out = token_logprob::backward(
+            &logits.client,
+            problem,
+            logits.handle.clone(),
+            targets.handle.clone(),
+            ids,
+            lse.handle.clone(),
+            grad.handle.clone(),
+        )
+        .expect("validated in the forward");
+        CubeTensor::new_contiguous(logits.client.clone(), logits.device.clone(), Shape::new([rows, vocab]), out, DType::F32)
+    }
+
+    fn token_logprob_max_bytes(device: &Self::Device) -> Option<u64> {
+        Some(crate::launch::max_buffer_bytes(&R::client(device)))
+    }
+}
+
+#[derive(Debug)]
+struct TokenLogprobGrad;
+
+impl<B: TokenLogprobBackend> Backward<B, 1> for TokenLogprobGrad {
+    /// The forward's logits, ids and lse: the backward needs all three.
+    type State = (FloatTensor<B>, IntTensor<B>, FloatTensor<B>);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(parent) = parent {
+            let (logits, targets, lse) = ops.state;
+            grads.register::<B>(parent.id, B::token_logprob_backward(logits, targets, lse, grad));
+        }
+    }
+}
+
+impl<B: TokenLogprobBackend, C: CheckpointStrategy> TokenLogprobBackend for Autodiff<B, C> {
+    fn token_logprob_forward(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (lp, lse) = B::token_logprob_forward(logits.primitive.clone(), targets.clone());
+        let lse_out = <Self as AutodiffBackend>::from_inner(lse.clone());
+        let lp = match TokenLogprobGrad.prepare::<C>([logits.node.clone()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((logits.primitive, targets, lse), lp),
+            OpsKind::UnTracked(prep) => prep.finish(lp),
+        };
+        (lp, lse_out)
+    }
+
+    fn token_logprob_backward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        // Second-order gradients are not supported: the result is a constant of the graph.
+        let out = B::token_logprob_backward(
+            <Self as AutodiffBackend>::inner(logits),
+            targets,
+            <Self as AutodiffBackend>::inner(lse),
+            <Self as AutodiffBackend>::inner(grad),
+        );
+        <Self as AutodiffBackend>::from_inner(out)
+    }
+
+    fn token_logprob_max_bytes(device: &Self::Device) -> Option<u64> {
+        B::token_logprob_max_bytes(device)
+    }
+}
+
+mod fusion {
+    use super::TokenLogprobBackend;
+    use burn::tensor::ops::{FloatTensor, IntTensor};
+    use burn::tensor::{DType, Shape};
+    use burn_fusion::stream::{Operation, OperationStreams};
+    use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
+    use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
+    use std::marker::PhantomData;
+
+    #[derive(Clone, Debug)]
+    struct ForwardOp<B> {
+        desc: CustomOpIr,
+        _b: PhantomData<B>,
+    }
+
+    impl<B: FusionBackend + TokenLogprobBackend> Operation<B::FusionRuntime> for ForwardOp<B> {
+        fn execute(&self, handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>) {
+            let ([logits, targets], [lp, lse]) = self.desc.as_fixed();
+            let (out_lp, out_lse) =
+                B::token_logprob_forward(handles.get_float_tensor::<B>(logits), handles.get_int_tensor::<B>(targets));
+            handles.register_float_tensor::<B>(&lp.id, out_lp);
+            handles.register_float_tensor::<B>(&lse.id, out_lse);
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct BackwardOp<B> {
+        desc: CustomOpIr,
+        _b: PhantomData<B>,
+    }
+
+    impl<B: FusionBackend + TokenLogprobBackend> Operation<B::FusionRuntime> for BackwardOp<B> {
+        fn execute(&self, handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>) {
+            let ([logits, targets, lse, grad], [out]) = self.desc.as_fixed();
+            let result = B::token_logprob_backward(
+                handles.get_float_tensor::<B>(logits),
+                handles.get_int_tensor::<B>(targets),
+                handles.get_float_tensor::<B>(lse),
+                handles.get_float_tensor::<B>(grad),
+            );
+            handles.register_float_tensor::<B>(&out.id, result);
+        }
+    }
+
+    impl<B: FusionBackend + TokenLogprobBackend> TokenLogprobBackend for Fusion<B> {
+        fn token_logprob_forward(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+            let client = logits.client.clone();
+            let rows = logits.shape[0];
+            let streams = OperationStreams::with_inputs([&logits, &targets]);
+            let lp = TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
+            let lse = TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
+            let desc = CustomOpIr::new("token_logprob_forward", &[logits.into_ir(), targets.into_ir()], &[lp, lse]);
+            let [lp, lse] = client
+                .register(streams, OperationIr::Custom(desc.clone()), ForwardOp::<B> { desc, _b: PhantomData })
+                .try_into()
+                .expect("two outputs were registered");
+            (lp, lse)
+        }
+
+        fn token_logprob_backward(
+            logits: FloatTensor<Self>,
+            targets: IntTensor<Self>,
+            lse: FloatTensor<Self>,
+            grad: FloatTensor<Self>,
+        ) -> FloatTensor<Self> {
+            let client = logits.client.clone();
+            let shape = logits.shape.clone();
+            let streams = OperationStreams::with_inputs([&logits, &targets, &lse, &grad]);
+            let out = TensorIr::uninit(client.create_empty_handle(), shape, DType::F32);
+            let desc = CustomOpIr::new(
+                "token_logprob_backward",
+                &[logits.into_ir(), targets.into_ir(), lse.into_ir(), grad.into_ir()],
+                &[out],
+            );
+            client
+                .register(streams, OperationIr::Custom(desc.clone()), BackwardOp::<B> { desc, _b: PhantomData })
+                .output()
+        }
+
+        fn token_logprob_max_bytes(device: &Self::Device) -> Option<u64> {
+            B::token_logprob_max_bytes(device)
+        }
+    }
+}
+
+/// Validates `logits [B, T, V]` against `targets [B, T]` and the device's buffer limit, without
+/// reading any data.
+pub fn validate_shapes<B: TokenLogprobBackend>(logits: &Tensor<B, 3>, targets: &Tensor<B, 2, Int>) -> Result<Problem, KernelError> {
+    let [b, t, v] = logits.dims();
+    let [tb, tt] = targets.dims();
+    if [b, t] != [tb, tt] {
+        return Err(KernelError::ShapeMismatch { what: "targets [B, T] vs logits [B, T, V]", expected: vec![b, t], got: vec![tb, tt] });
+    }
+    check_f32("logits", logits.dtype())?;
+    id_type(targets.dtype())?;
+    let problem = Problem::new(b * t, v)?;
+    if let Some(limit) = B::token_logprob_max_bytes(&logits.device())
+        && problem.logits_bytes() > limit
+    {
+        return Err(KernelError::TooLarge {
+            what: "the logits",
+            bytes: problem.logits_bytes(),
+            limit,
+            device: format!("{:?}", logits.device()),
+        });
+    }
+    Ok(problem)
+}
+
+/// `log_softmax(logits, 2)[targets]` per token, fused: `logits [B, T, V]`, `targets [B, T]` →
+/// `[B, T]`. Validates shapes, dtypes, the device's buffer limit and (by reading the `B·T` ids
+/// back) that every id lies in `[0, V)`.
+pub fn token_logprobs<B: TokenLogprobBackend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Result<Tensor<B, 2>, KernelError> {
+    let problem = validate_shapes(&logits, &targets)?;
+    let ids: Vec<i64> = targets.to_data().convert::<i64>().to_vec().expect("converted to i64");
+    token_logprob::check_targets(&ids, problem.vocab())?;
+    Ok(token_logprobs_unchecked(logits, targets))
+}
+
+/// As [`token_logprobs`] without validation, for hot paths whose shapes and ids are known good
+/// (a row with an out-of-range id gets an unspecified value; shapes are still checked by burn).
+pub fn token_logprobs_unchecked<B: TokenLogprobBackend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+    let [b, t, v] = logits.dims();
+    let (lp, _lse) = B::token_logprob_forward(prim(logits.reshape([b * t, v])), targets.reshape([b * t]).into_primitive());
+    float::<B, 1>(lp).reshape([b, t])
+}
+
+/// What a burn user writes without the kernel: `log_softmax(logits, 2).gather(2, targets)`.
+/// `logits [B, T, V]`, `targets [B, T]` → `[B, T]`. The baseline of the benchmarks and the oracle
+/// of the autodiff tests.
+pub fn token_logprobs_composition<B: Backend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+    let [b, t, _] = logits.dims();
+    log_softmax(logits, 2).gather(2, targets.reshape([b, t, 1])).reshape([b, t])
+}

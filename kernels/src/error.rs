@@ -1,0 +1,57 @@
+//! Errors of the validated kernel entry points.
+
+/// Why a kernel refused its input. Messages name the problem and the numbers involved.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum KernelError {
+    /// A dimension that must be positive is zero.
+    #[error("{what} must be at least 1, got 0")]
+    EmptyDimension {
+        /// The dimension's name (e.g. "vocabulary size").
+        what: &'static str,
+    },
+    /// Two shapes that must agree do not.
+    #[error("shape mismatch: {what}: expected {expected:?}, got {got:?}")]
+    ShapeMismatch {
+        /// What was compared.
+        what: &'static str,
+        /// The expected shape.
+        expected: Vec<usize>,
+        /// The shape given.
+        got: Vec<usize>,
+    },
+    /// A buffer is larger than the device can bind in one piece (wgpu: 128 MiB by default).
+    #[error(
+        "{what} needs {bytes} bytes in one buffer but the device binds at most {limit} bytes \
+         ({device}); split the batch (e.g. fewer tokens per call) or use a CUDA device"
+    )]
+    TooLarge {
+        /// The buffer's name.
+        what: &'static str,
+        /// Its size in bytes.
+        bytes: u64,
+        /// The device limit in bytes.
+        limit: u64,
+        /// The runtime/device name.
+        device: String,
+    },
+    /// A target id lies outside `[0, vocab)`.
+    #[error("target id {id} at position {position} is out of range for a vocabulary of {vocab}")]
+    TargetOutOfRange {
+        /// Flat position of the offending target.
+        position: usize,
+        /// The id found there.
+        id: i64,
+        /// The vocabulary size.
+        vocab: usize,
+    },
+    /// An element type the kernel does not take.
+    #[error("unsupported {what} dtype {dtype}: expected {expected}")]
+    UnsupportedDType {
+        /// Which input.
+        what: &'static str,
+        /// The dtype given.
+        dtype: String,
+        /// The dtypes accepted.
+        expected: &'static str,
+    },
+}

@@ -1,0 +1,212 @@
+//! Test support shared by the kernel suites: seeded inputs, comparisons that say how far apart two
+//! results are, device discovery that skips (or fails, under `CLAIMBENCH_REQUIRE_DEVICE=1`), and the
+//! `testgen_*` macros that instantiate one generic suite per runtime (as cubecl's `testgen` does).
+
+use cubecl::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// f32 machine epsilon, the unit of the tolerances below.
+pub const EPS: f32 = f32::EPSILON;
+
+/// True when `CLAIMBENCH_REQUIRE_DEVICE=1`: a missing device is then a failure, not a skip.
+pub fn require_device() -> bool {
+    std::env::var("CLAIMBENCH_REQUIRE_DEVICE").is_ok_and(|v| v == "1")
+}
+
+/// The default device's client of runtime `R`, or `None` (after saying why on stderr) when the
+/// runtime finds no device. Panics instead when [`require_device`] is set.
+pub fn client_or_skip<R: Runtime>(test: &str) -> Option<ComputeClient<R>>
+where
+    R::Device: Default,
+{
+    let found = std::panic::catch_unwind(|| R::client(&R::Device::default()));
+    match found {
+        Ok(client) => Some(client),
+        Err(_) if require_device() => panic!(
+            "{test}: no device for runtime {} and CLAIMBENCH_REQUIRE_DEVICE=1 (install \
+             mesa-vulkan-drivers for a CPU Vulkan device, or a GPU driver)",
+            std::any::type_name::<R>()
+        ),
+        Err(_) => {
+            eprintln!(
+                "{test}: SKIPPED, no device for runtime {} (install mesa-vulkan-drivers for a CPU \
+                 Vulkan device, or a GPU driver)",
+                std::any::type_name::<R>()
+            );
+            None
+        }
+    }
+}
+
+/// Seeded logits `[rows, vocab]`, uniform in `[-scale, scale]`, and target ids uniform in
+/// `[0, vocab)`.
+pub fn logits_and_targets(rows: usize, vocab: usize, scale: f32, seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let logits = (0..rows * vocab).map(|_| rng.random_range(-1.0f32..=1.0) * scale).collect();
+    let targets = (0..rows).map(|_| rng.random_range(0..vocab as i64)).collect();
+    (logits, targets)
+}
+
+/// Seeded values uniform in `[-1, 1]` (upstream gradients).
+pub fn uniform(n: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..n).map(|_| rng.random_range(-1.0f32..=1.0)).collect()
+}
+
+/// The largest `|got − want|` and its index.
+pub fn max_abs_diff(got: &[f32], want: &[f32]) -> (f32, usize) {
+    got.iter()
+        .zip(want)
+        .map(|(g, w)| if g.is_nan() || w.is_nan() { f32::INFINITY } else { (g - w).abs() })
+        .enumerate()
+        .fold((0.0, 0), |(m, i), (j, d)| if d > m { (d, j) } else { (m, i) })
+}
+
+/// Asserts `|got[i] − want[i]| <= atol + rtol·|want[i]|` for every i, with a message that says
+/// how far apart the two are and where ("max |Δ| = … at …").
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths differ");
+    let mut worst: Option<(usize, f32, f32)> = None;
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let tol = atol + rtol * w.abs();
+        let d = (g - w).abs();
+        if !(d <= tol) && worst.is_none_or(|(_, wd, _)| d > wd || d.is_nan()) {
+            worst = Some((i, d, tol));
+        }
+    }
+    if let Some((i, d, tol)) = worst {
+        let (max_d, at) = max_abs_diff(got, want);
+        panic!(
+            "{what}: max |Δ| = {max_d:e} at {at}; first worst violation at {i}: got {}, want {}, \
+             |Δ| = {d:e} > tol {tol:e} (atol {atol:e}, rtol {rtol:e})",
+            got[i], want[i]
+        );
+    }
+}
+
+/// Reads an f32 buffer back from the device.
+pub fn read_f32<R: Runtime>(client: &ComputeClient<R>, handle: cubecl::server::Handle) -> Vec<f32> {
+    let bytes = client.read_one(handle).expect("reading a device buffer back");
+    f32::from_bytes(&bytes).to_vec()
+}
+
+/// The generic kernel-vs-reference suite of the token-logprob family, instantiated per runtime by
+/// [`testgen_token_logprob!`](crate::testgen_token_logprob).
+pub mod token_logprob {
+    use super::*;
+    use crate::KernelError;
+    use crate::token_logprob::{IdType, Problem, backward, backward_reference, forward, forward_reference};
+
+    /// Forward tolerance: the kernel rounds `lse` to f32, so its error grows with the logits'
+    /// magnitude: `|Δ| <= 1e-5 + 4ε·max|logit|` absolute plus `8ε` relative.
+    pub fn forward_tolerance(logits: &[f32]) -> (f32, f32) {
+        let max_abs = logits.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        (1e-5 + 4.0 * EPS * max_abs, 8.0 * EPS * 16.0)
+    }
+
+    /// Backward tolerance: softmax probabilities inherit the f32 error of `x − lse`:
+    /// `|Δ| <= 1e-6 + 8ε·max|logit|`, relative `1e-5`.
+    pub fn backward_tolerance(logits: &[f32]) -> (f32, f32) {
+        let max_abs = logits.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        (1e-6 + 8.0 * EPS * max_abs.max(1.0), 1e-5)
+    }
+
+    /// Runs forward and backward on the device for a seeded problem and compares both with the
+    /// references, over i32 ids (burn's default) and, when `all_id_types`, i64 and u32 ids.
+    pub fn check_against_reference<R: Runtime>(rows: usize, vocab: usize, scale: f32, seed: u64, all_id_types: bool)
+    where
+        R::Device: Default,
+    {
+        let test = format!("token_logprob rows={rows} vocab={vocab} scale={scale}");
+        let Some(client) = client_or_skip::<R>(&test) else { return };
+        let (logits, targets) = logits_and_targets(rows, vocab, scale, seed);
+        let grad_out = uniform(rows, seed ^ 0x9e37);
+        let (want_lp, want_lse) = forward_reference(&logits, &targets, vocab);
+        let want_grad = backward_reference(&logits, &targets, &grad_out, vocab);
+        let problem = Problem::new(rows, vocab).expect("valid problem");
+
+        let id_types: &[IdType] = if all_id_types { &[IdType::I32, IdType::I64, IdType::U32] } else { &[IdType::I32] };
+        for &ids in id_types {
+            let logits_h = client.create_from_slice(f32::as_bytes(&logits));
+            let targets_h = match ids {
+                IdType::I32 => client.create_from_slice(i32::as_bytes(&targets.iter().map(|&t| t as i32).collect::<Vec<_>>())),
+                IdType::I64 => client.create_from_slice(i64::as_bytes(&targets)),
+                IdType::U32 => client.create_from_slice(u32::as_bytes(&targets.iter().map(|&t| t as u32).collect::<Vec<_>>())),
+            };
+            let out = forward(&client, problem, logits_h.clone(), targets_h.clone(), ids).expect("forward launches");
+            let lse = out.lse.clone();
+            let got_lp = read_f32(&client, out.logprobs);
+            let got_lse = read_f32(&client, out.lse);
+            let (atol, rtol) = forward_tolerance(&logits);
+            assert_close(&format!("{test} {ids:?} logprob"), &got_lp, &want_lp, atol, rtol);
+            assert_close(&format!("{test} {ids:?} lse"), &got_lse, &want_lse, atol, rtol);
+
+            let grad_h = client.create_from_slice(f32::as_bytes(&grad_out));
+            let grad = backward(&client, problem, logits_h, targets_h, ids, lse, grad_h).expect("backward launches");
+            let got_grad = read_f32(&client, grad);
+            let (atol, rtol) = backward_tolerance(&logits);
+            assert_close(&format!("{test} {ids:?} grad"), &got_grad, &want_grad, atol, rtol);
+        }
+    }
+
+    /// Inputs over the device's one-buffer limit are refused with [`KernelError::TooLarge`] before
+    /// anything is allocated. Runtimes without such a limit (CUDA) accept the size.
+    pub fn refuses_oversized<R: Runtime>()
+    where
+        R::Device: Default,
+    {
+        let Some(client) = client_or_skip::<R>("token_logprob refuses_oversized") else { return };
+        let limit = crate::launch::max_buffer_bytes(&client);
+        let vocab = 32_000usize;
+        let rows = (limit / (vocab as u64 * 4) + 1) as usize;
+        let problem = Problem::new(rows, vocab).expect("valid problem");
+        match crate::token_logprob::check_fits(&client, problem) {
+            Err(KernelError::TooLarge { bytes, limit: l, .. }) => {
+                assert!(bytes > l);
+                let msg = crate::token_logprob::check_fits(&client, problem).unwrap_err().to_string();
+                assert!(msg.contains("binds at most"), "unclear message: {msg}");
+            }
+            other => assert!(limit > u32::MAX as u64 * 4, "expected TooLarge for {rows}x{vocab}, got {other:?}"),
+        }
+    }
+}
+
+/// Emits the token-logprob kernel suite for the runtime named `TestRuntime` in the calling module.
+/// Shapes: V = 1, 7 (odd, no vector width divides it), 50257 (GPT-2's vocabulary, odd); T = 1;
+/// rows not a multiple of the cube size; logits at ±1e4; the benchmark shape 1024 × 32000.
+#[macro_export]
+macro_rules! testgen_token_logprob {
+    () => {
+        use $crate::testing::token_logprob as suite;
+
+        #[test]
+        fn vocab_1_logprob_is_zero() {
+            suite::check_against_reference::<TestRuntime>(5, 1, 3.0, 1, true);
+        }
+        #[test]
+        fn single_token_odd_vocab() {
+            suite::check_against_reference::<TestRuntime>(1, 7, 3.0, 2, true);
+        }
+        #[test]
+        fn rows_not_multiple_of_cube() {
+            suite::check_against_reference::<TestRuntime>(257, 100, 5.0, 3, true);
+        }
+        #[test]
+        fn gpt2_vocab_odd() {
+            suite::check_against_reference::<TestRuntime>(13, 50257, 8.0, 4, false);
+        }
+        #[test]
+        fn extreme_logits_do_not_overflow() {
+            suite::check_against_reference::<TestRuntime>(17, 1003, 1.0e4, 5, false);
+        }
+        #[test]
+        fn benchmark_shape_1024x32000() {
+            suite::check_against_reference::<TestRuntime>(1024, 32000, 10.0, 6, false);
+        }
+        #[test]
+        fn oversized_input_is_refused() {
+            suite::refuses_oversized::<TestRuntime>();
+        }
+    };
+}

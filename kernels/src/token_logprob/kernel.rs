@@ -1,0 +1,146 @@
+//! The cubecl kernels of the token-logprob family. They assume validated input (see
+//! [`super::forward`]): `vocab % N == 0`, targets in `[0, vocab)`, buffers of the stated lengths.
+
+use cubecl::prelude::*;
+
+/// Merge two online log-sum-exp states `(m_a, s_a)` and `(m_b, s_b)`, where each state stands for
+/// `s · exp(m)`: the merged state is `(m, s_a·exp(m_a − m) + s_b·exp(m_b − m))`, `m = max(m_a, m_b)`.
+#[cube]
+fn merge_lse(m_a: f32, s_a: f32, m_b: f32, s_b: f32) -> (f32, f32) {
+    let m = max(m_a, m_b);
+    (m, s_a * (m_a - m).exp() + s_b * (m_b - m).exp())
+}
+
+/// Forward: one cube per row of `logits [rows, vocab]` (read as vectors of `N` f32).
+///
+/// Each unit runs an online max / sum-exp over a strided set of the row's vectors (one pass over
+/// the logits, f32 accumulation), the cube merges the unit states through shared memory (a tree
+/// over `cube_size`, a power of two), and then
+/// `lse[row] = m + ln(s)` and `out[row] = logits[row, targets[row]] − lse[row]`.
+/// The unit whose slice holds the target writes `out[row]`.
+///
+/// Grid: rows may spill from x into y (see `crate::launch::grid_1d`).
+#[cube(launch_unchecked)]
+pub fn token_logprob_forward_kernel<I: Int, N: Size>(
+    logits: &Array<Vector<f32, N>>,
+    targets: &Array<I>,
+    out: &mut Array<f32>,
+    lse_out: &mut Array<f32>,
+    rows: u32,
+    vocab: u32,
+    #[comptime] cube_size: usize,
+) {
+    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    // Uniform across the cube: every unit of a cube shares its row, so no unit skips a barrier.
+    // (Counts come as arguments: `Array::len` is not reliable on every runtime.)
+    if row >= rows as usize {
+        terminate!();
+    }
+    let width = N::value();
+    let vecs_per_row = vocab as usize / width;
+    // The running max starts at the most negative finite f32 (WGSL rejects `-inf` literals);
+    // `exp(min - m) == 0` for any real `m`, so it acts as `-inf`.
+    let base = row * vecs_per_row;
+    let target = i32::cast_from(targets[row]);
+    let unit = UNIT_POS_X as usize;
+
+    let mut m = f32::min_value();
+    let mut s = 0.0f32;
+    let mut target_logit = 0.0f32;
+    let mut holds_target = false;
+
+    let mut c = unit;
+    while c < vecs_per_row {
+        let v = logits[base + c];
+        let mut vmax = v[0];
+        #[unroll]
+        for k in 1..width {
+            vmax = max(vmax, v[k]);
+        }
+        if vmax > m {
+            s *= (m - vmax).exp();
+            m = vmax;
+        }
+        let col0 = (c * width) as i32;
+        #[unroll]
+        for k in 0..width {
+            s += (v[k] - m).exp();
+            if col0 + k as i32 == target {
+                target_logit = v[k];
+                holds_target = true;
+            }
+        }
+        c += cube_size;
+    }
+
+    let mut smem_m = SharedMemory::<f32>::new(cube_size);
+    let mut smem_s = SharedMemory::<f32>::new(cube_size);
+    smem_m[unit] = m;
+    smem_s[unit] = s;
+    sync_cube();
+
+    // A runtime copy of the (comptime) cube size: the loop variable must be mutable.
+    let mut stride = (CUBE_DIM_X / 2) as usize;
+    while stride > 0 {
+        if unit < stride {
+            let (mm, ss) = merge_lse(smem_m[unit], smem_s[unit], smem_m[unit + stride], smem_s[unit + stride]);
+            smem_m[unit] = mm;
+            smem_s[unit] = ss;
+        }
+        sync_cube();
+        stride /= 2;
+    }
+
+    let lse = smem_m[0] + smem_s[0].ln();
+    if holds_target {
+        out[row] = target_logit - lse;
+    }
+    if unit == 0 {
+        lse_out[row] = lse;
+    }
+}
+
+/// Backward, first pass: one unit per vector of `grad_logits [rows, vocab]`:
+/// `grad[r, v] = −g[r] · exp(logits[r, v] − lse[r])`, i.e. `−softmax · g`. The `+g[r]` at each
+/// row's target is added by [`token_logprob_backward_target_kernel`].
+///
+/// Grid: cubes of `CUBE_DIM_X` units, spilling from x into y; surplus units exit.
+#[cube(launch_unchecked)]
+pub fn token_logprob_backward_kernel<N: Size>(
+    logits: &Array<Vector<f32, N>>,
+    lse: &Array<f32>,
+    grad_out: &Array<f32>,
+    grad_logits: &mut Array<Vector<f32, N>>,
+    rows: u32,
+    vocab: u32,
+) {
+    let cube = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let idx = cube * CUBE_DIM_X as usize + UNIT_POS_X as usize;
+    let vecs_per_row = vocab as usize / N::value();
+    if idx >= rows as usize * vecs_per_row {
+        terminate!();
+    }
+    let row = idx / vecs_per_row;
+    let g = Vector::<f32, N>::new(grad_out[row]);
+    let l = Vector::<f32, N>::new(lse[row]);
+    grad_logits[idx] = Vector::<f32, N>::new(0.0) - g * (logits[idx] - l).exp();
+}
+
+/// Backward, second pass: one unit per row adds `g[r]` at `grad[r, t_r]` (the one-hot term of
+/// `(one_hot − softmax) · g`), reading the gradient as scalars.
+#[cube(launch_unchecked)]
+pub fn token_logprob_backward_target_kernel<I: Int>(
+    targets: &Array<I>,
+    grad_out: &Array<f32>,
+    grad_logits: &mut Array<f32>,
+    rows: u32,
+    vocab: u32,
+) {
+    let cube = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let row = cube * CUBE_DIM_X as usize + UNIT_POS_X as usize;
+    if row >= rows as usize {
+        terminate!();
+    }
+    let at = row * vocab as usize + u32::cast_from(targets[row]) as usize;
+    grad_logits[at] += grad_out[row];
+}

@@ -1,0 +1,149 @@
+//! The burn custom op on every backend it is implemented for: values and gradients against the
+//! plain-Rust reference and against burn's autodiff of the tensor-op composition, plus the
+//! validation errors. Backends: Flex (composition), CubeBackend<wgpu> (kernel), burn's fused Wgpu
+//! (the Fusion registration), Autodiff of each; CUDA with the `cuda` feature.
+
+use burn::backend::{Autodiff, Flex, Wgpu};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use claimbench_kernels::KernelError;
+use claimbench_kernels::burn_ops::{TokenLogprobBackend, token_logprobs, token_logprobs_composition};
+use claimbench_kernels::testing::token_logprob::{backward_tolerance, forward_tolerance};
+use claimbench_kernels::testing::{assert_close, logits_and_targets, require_device, uniform};
+use claimbench_kernels::token_logprob::{backward_reference, forward_reference};
+
+type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+
+fn has_wgpu() -> bool {
+    let ok = std::panic::catch_unwind(|| {
+        let _ = Tensor::<Wgpu, 1>::zeros([1], &Default::default()).into_data();
+    })
+    .is_ok();
+    assert!(ok || !require_device(), "no wgpu device and CLAIMBENCH_REQUIRE_DEVICE=1 (install mesa-vulkan-drivers)");
+    if !ok {
+        eprintln!("SKIPPED: no wgpu device (install mesa-vulkan-drivers)");
+    }
+    ok
+}
+
+/// Fused op under autodiff on `B`: `(logprobs, d(Σ g·logprob)/d logits)`.
+fn fused<B: TokenLogprobBackend>(logits: &[f32], targets: &[i64], g: &[f32], b: usize, t: usize, v: usize) -> (Vec<f32>, Vec<f32>) {
+    let device = Default::default();
+    let x = Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), &device).require_grad();
+    let ids = Tensor::<Autodiff<B>, 2, Int>::from_data(TensorData::new(targets.iter().map(|&i| i as i32).collect::<Vec<_>>(), [b, t]), &device);
+    let gt = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(g.to_vec(), [b, t]), &device);
+    let lp = token_logprobs(x.clone(), ids).expect("valid input");
+    let lp_host = lp.clone().into_data().to_vec::<f32>().unwrap();
+    let grads = (lp * gt).sum().backward();
+    (lp_host, x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap())
+}
+
+/// burn's autodiff of `log_softmax + gather` on `B`.
+fn composed<B: Backend>(logits: &[f32], targets: &[i64], g: &[f32], b: usize, t: usize, v: usize) -> (Vec<f32>, Vec<f32>) {
+    let device = Default::default();
+    let x = Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), &device).require_grad();
+    let ids = Tensor::<Autodiff<B>, 2, Int>::from_data(TensorData::new(targets.iter().map(|&i| i as i32).collect::<Vec<_>>(), [b, t]), &device);
+    let gt = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(g.to_vec(), [b, t]), &device);
+    let lp = token_logprobs_composition(x.clone(), ids);
+    let lp_host = lp.clone().into_data().to_vec::<f32>().unwrap();
+    let grads = (lp * gt).sum().backward();
+    (lp_host, x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap())
+}
+
+/// Shapes `(B, T, V, scale)`: V = 1, odd V, T = 1, B·T not a multiple of the cube size, ±1e4.
+const SHAPES: &[(usize, usize, usize, f32)] = &[(2, 3, 1, 2.0), (1, 1, 7, 3.0), (3, 43, 100, 5.0), (2, 5, 1003, 1.0e4), (1, 9, 50257, 8.0)];
+
+fn check_backend<B: TokenLogprobBackend>(name: &str) {
+    for (i, &(b, t, v, scale)) in SHAPES.iter().enumerate() {
+        let (logits, targets) = logits_and_targets(b * t, v, scale, 100 + i as u64);
+        let g = uniform(b * t, 200 + i as u64);
+        let (want_lp, _) = forward_reference(&logits, &targets, v);
+        let want_grad = backward_reference(&logits, &targets, &g, v);
+        let (lp, grad) = fused::<B>(&logits, &targets, &g, b, t, v);
+        let (c_lp, c_grad) = composed::<B>(&logits, &targets, &g, b, t, v);
+        let (fa, fr) = forward_tolerance(&logits);
+        let (ga, gr) = backward_tolerance(&logits);
+        let what = format!("{name} [{b},{t},{v}] scale {scale}");
+        assert_close(&format!("{what}: fused vs reference"), &lp, &want_lp, fa, fr);
+        assert_close(&format!("{what}: fused grad vs reference"), &grad, &want_grad, ga, gr);
+        // burn's composition is itself f32: compare the two with both tolerances added.
+        assert_close(&format!("{what}: fused vs burn composition"), &lp, &c_lp, 2.0 * fa, 2.0 * fr);
+        assert_close(&format!("{what}: fused grad vs burn autodiff"), &grad, &c_grad, 2.0 * ga, 2.0 * gr);
+    }
+}
+
+#[test]
+fn flex_composition_matches_reference_and_autodiff() {
+    check_backend::<Flex>("flex");
+}
+
+#[test]
+fn cube_wgpu_kernel_matches_reference_and_autodiff() {
+    if has_wgpu() {
+        check_backend::<CubeWgpu>("cube-wgpu");
+    }
+}
+
+#[test]
+fn fused_wgpu_kernel_matches_reference_and_autodiff() {
+    if has_wgpu() {
+        check_backend::<Wgpu>("fusion-wgpu");
+    }
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_kernel_matches_reference_and_autodiff() {
+    check_backend::<burn::backend::Cuda>("cuda");
+}
+
+#[test]
+fn flex_and_wgpu_paths_agree() {
+    if !has_wgpu() {
+        return;
+    }
+    let (b, t, v) = (4, 33, 257);
+    let (logits, targets) = logits_and_targets(b * t, v, 6.0, 9);
+    let g = uniform(b * t, 10);
+    let (f_lp, f_grad) = fused::<Flex>(&logits, &targets, &g, b, t, v);
+    let (w_lp, w_grad) = fused::<Wgpu>(&logits, &targets, &g, b, t, v);
+    let (fa, fr) = forward_tolerance(&logits);
+    let (ga, gr) = backward_tolerance(&logits);
+    assert_close("flex vs wgpu logprobs", &w_lp, &f_lp, 2.0 * fa, 2.0 * fr);
+    assert_close("flex vs wgpu grads", &w_grad, &f_grad, 2.0 * ga, 2.0 * gr);
+}
+
+#[test]
+fn shape_mismatch_is_a_clear_error() {
+    let device = Default::default();
+    let x = Tensor::<Flex, 3>::zeros([2, 3, 5], &device);
+    let ids = Tensor::<Flex, 2, Int>::zeros([2, 4], &device);
+    let err = token_logprobs(x, ids).unwrap_err();
+    assert!(matches!(err, KernelError::ShapeMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("expected [2, 3], got [2, 4]"), "{err}");
+}
+
+#[test]
+fn out_of_range_ids_are_a_clear_error() {
+    let device = Default::default();
+    let x = Tensor::<Flex, 3>::zeros([1, 3, 5], &device);
+    let ids = Tensor::<Flex, 2, Int>::from_data(TensorData::new(vec![0i32, 5, 1], [1, 3]), &device);
+    let err = token_logprobs(x, ids).unwrap_err();
+    assert_eq!(err, KernelError::TargetOutOfRange { position: 1, id: 5, vocab: 5 });
+    let ids = Tensor::<Flex, 2, Int>::from_data(TensorData::new(vec![-1i32, 0, 1], [1, 3]), &Default::default());
+    assert!(token_logprobs(Tensor::<Flex, 3>::zeros([1, 3, 5], &Default::default()), ids).is_err());
+}
+
+#[test]
+fn inputs_beyond_the_wgpu_binding_limit_are_refused() {
+    if !has_wgpu() {
+        return;
+    }
+    // 1100 × 32000 f32 = 140.8 MB > 128 MiB: refused from the metadata, before any kernel runs.
+    let device = Default::default();
+    let x = Tensor::<Wgpu, 3>::zeros([1, 1100, 32000], &device);
+    let ids = Tensor::<Wgpu, 2, Int>::zeros([1, 1100], &device);
+    let err = token_logprobs(x, ids).unwrap_err();
+    assert!(matches!(err, KernelError::TooLarge { .. }), "{err}");
+    assert!(err.to_string().contains("binds at most"), "{err}");
+}
