@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use burn::backend::Wgpu;
 use burn::tensor::{Int, Tensor, TensorData};
-use claimbench_kernels::burn_ops::{token_logprobs, token_logprobs_composition, token_logprobs_unchecked};
-use claimbench_kernels::testing::{assert_close, logits_and_targets};
+use claimbench_kernels::burn_ops::{
+    token_logprobs, token_logprobs_composition, token_logprobs_unchecked,
+};
 use claimbench_kernels::testing::token_logprob::forward_tolerance;
+use claimbench_kernels::testing::{assert_close, logits_and_targets};
 use claimbench_kernels::token_logprob::forward_reference;
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -29,18 +31,34 @@ fn token_logprob(c: &mut Criterion) {
     let device = Default::default();
     let (logits, targets) = logits_and_targets(rows, vocab, 10.0, 7);
     let x = Tensor::<B, 3>::from_data(TensorData::new(logits.clone(), [1, rows, vocab]), &device);
-    let t = Tensor::<B, 2, Int>::from_data(TensorData::new(targets.iter().map(|&t| t as i32).collect::<Vec<_>>(), [1, rows]), &device);
+    let t = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(
+            targets.iter().map(|&t| t as i32).collect::<Vec<_>>(),
+            [1, rows],
+        ),
+        &device,
+    );
 
     // Correctness before timing.
     let (want, _) = forward_reference(&logits, &targets, vocab);
     let (atol, rtol) = forward_tolerance(&logits);
-    let got = token_logprobs(x.clone(), t.clone()).expect("valid input").into_data().to_vec::<f32>().expect("f32");
+    let got = token_logprobs(x.clone(), t.clone())
+        .expect("valid input")
+        .into_data()
+        .to_vec::<f32>()
+        .expect("f32");
     assert_close("fused forward at 1024x32000", &got, &want, atol, rtol);
-    let got = token_logprobs_composition(x.clone(), t.clone()).into_data().to_vec::<f32>().expect("f32");
+    let got = token_logprobs_composition(x.clone(), t.clone())
+        .into_data()
+        .to_vec::<f32>()
+        .expect("f32");
     assert_close("composition at 1024x32000", &got, &want, atol, rtol);
 
     let mut group = c.benchmark_group("token_logprob/1024x32000/f32/wgpu");
-    group.sample_size(10).warm_up_time(Duration::from_secs(2)).measurement_time(Duration::from_secs(8));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(8));
     let mut timed = |name: &str, f: &dyn Fn()| {
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
@@ -52,8 +70,12 @@ fn token_logprob(c: &mut Criterion) {
             })
         });
     };
-    timed("fused", &|| read(token_logprobs_unchecked(x.clone(), t.clone())));
-    timed("log_softmax+gather", &|| read(token_logprobs_composition(x.clone(), t.clone())));
+    timed("fused", &|| {
+        read(token_logprobs_unchecked(x.clone(), t.clone()))
+    });
+    timed("log_softmax+gather", &|| {
+        read(token_logprobs_composition(x.clone(), t.clone()))
+    });
     timed("read-floor(sum_dim)", &|| read(x.clone().sum_dim(2)));
     group.finish();
 }
@@ -64,7 +86,9 @@ fn claimbench_benches_no_device() -> bool {
         let _ = Tensor::<B, 1>::zeros([1], &Default::default()).into_data();
     });
     if found.is_err() {
-        eprintln!("token_logprob bench: no wgpu device; install mesa-vulkan-drivers or a GPU driver");
+        eprintln!(
+            "token_logprob bench: no wgpu device; install mesa-vulkan-drivers or a GPU driver"
+        );
         return true;
     }
     false

@@ -22,7 +22,10 @@ pub struct DeviceInfo {
 impl DeviceInfo {
     /// A one-line label, e.g. "wgpu: llvmpipe (cpu, Vulkan, Mesa 22.3.6)".
     pub fn label(&self) -> String {
-        format!("{}: {} ({}, {}, {})", self.backend, self.name, self.kind, self.api, self.driver)
+        format!(
+            "{}: {} ({}, {}, {})",
+            self.backend, self.name, self.kind, self.api, self.driver
+        )
     }
 }
 
@@ -83,7 +86,10 @@ pub fn cuda_devices() -> Vec<DeviceInfo> {
     let ok = std::panic::catch_unwind(|| {
         let client = cubecl::cuda::CudaRuntime::client(&Default::default());
         let props = client.properties();
-        format!("{} SMs", props.hardware.num_streaming_multiprocessors.unwrap_or(0))
+        format!(
+            "{} SMs",
+            props.hardware.num_streaming_multiprocessors.unwrap_or(0)
+        )
     });
     match ok {
         Ok(sms) => vec![DeviceInfo {
@@ -158,8 +164,7 @@ pub struct Plan {
 }
 
 /// How to get a device, for messages.
-pub const DEVICE_HINT: &str =
-    "install a Vulkan driver (Debian: `apt-get install mesa-vulkan-drivers` gives the lavapipe CPU device) or a GPU driver";
+pub const DEVICE_HINT: &str = "install a Vulkan driver (Debian: `apt-get install mesa-vulkan-drivers` gives the lavapipe CPU device) or a GPU driver";
 
 /// Resolves `--backend` against the devices found. Errors (exit 4) when an explicit backend has no
 /// device, or when `require_device` and no kernel device exists.
@@ -183,14 +188,21 @@ pub fn plan(choice: BackendChoice, require_device: bool) -> anyhow::Result<Plan>
                 plan.kernels = Some(Exec::Wgpu);
                 plan.kernel_device = Some(d);
             } else {
-                plan.skip_reason = Some(format!("no wgpu or CUDA device found: kernel checks and benchmarks were skipped; {DEVICE_HINT}"));
+                plan.skip_reason = Some(format!(
+                    "no wgpu or CUDA device found: kernel checks and benchmarks were skipped; {DEVICE_HINT}"
+                ));
             }
         }
         BackendChoice::Flex => {
-            plan.skip_reason = Some("--backend flex: kernel checks and benchmarks were skipped".into());
+            plan.skip_reason =
+                Some("--backend flex: kernel checks and benchmarks were skipped".into());
         }
         BackendChoice::Wgpu => {
-            let d = wgpu().ok_or_else(|| input_error(format!("--backend wgpu: no wgpu adapter found; {DEVICE_HINT}")))?;
+            let d = wgpu().ok_or_else(|| {
+                input_error(format!(
+                    "--backend wgpu: no wgpu adapter found; {DEVICE_HINT}"
+                ))
+            })?;
             plan.train = Exec::Wgpu;
             plan.train_device = d.clone();
             plan.kernels = Some(Exec::Wgpu);
@@ -198,9 +210,13 @@ pub fn plan(choice: BackendChoice, require_device: bool) -> anyhow::Result<Plan>
         }
         BackendChoice::Cuda => {
             if !cfg!(feature = "cuda") {
-                return Err(input_error("--backend cuda: this binary was built without the `cuda` feature (cargo build --release --features cuda)"));
+                return Err(input_error(
+                    "--backend cuda: this binary was built without the `cuda` feature (cargo build --release --features cuda)",
+                ));
             }
-            let d = cuda().ok_or_else(|| input_error("--backend cuda: no CUDA device or driver (libcuda) found"))?;
+            let d = cuda().ok_or_else(|| {
+                input_error("--backend cuda: no CUDA device or driver (libcuda) found")
+            })?;
             plan.train = Exec::Cuda;
             plan.train_device = d.clone();
             plan.kernels = Some(Exec::Cuda);

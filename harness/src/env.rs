@@ -24,22 +24,36 @@ pub struct GitState {
 pub fn git_state() -> GitState {
     let root = workspace_root();
     let run = |args: &[&str]| -> Option<String> {
-        let out = Command::new("git").args(args).current_dir(&root).output().ok()?;
-        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(&root)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
     };
     match run(&["rev-parse", "HEAD"]) {
         Some(sha) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
             GitState { sha, dirty }
         }
-        None => GitState { sha: "unknown".into(), dirty: false },
+        None => GitState {
+            sha: "unknown".into(),
+            dirty: false,
+        },
     }
 }
 
 /// The workspace root (where `Cargo.lock` lives) when it still exists, else the current directory.
 pub fn workspace_root() -> std::path::PathBuf {
     let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    if built.join("Cargo.lock").exists() { built } else { std::env::current_dir().unwrap_or_else(|_| ".".into()) }
+    if built.join("Cargo.lock").exists() {
+        built
+    } else {
+        std::env::current_dir().unwrap_or_else(|_| ".".into())
+    }
 }
 
 /// sha256 of the `Cargo.lock` the binary was built with.
@@ -54,7 +68,15 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Versions of the crates that decide the numbers, read from the build's `Cargo.lock`.
 pub fn crate_versions() -> Vec<(String, String)> {
-    const WANTED: &[&str] = &["burn", "cubecl", "wgpu", "polars", "criterion", "minijinja", "plotters"];
+    const WANTED: &[&str] = &[
+        "burn",
+        "cubecl",
+        "wgpu",
+        "polars",
+        "criterion",
+        "minijinja",
+        "plotters",
+    ];
     let mut found = Vec::new();
     let mut name: Option<&str> = None;
     for line in CARGO_LOCK.lines() {
@@ -90,9 +112,15 @@ pub fn rustc_version() -> String {
 pub fn cpu_model() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     format!("{model} ({cores} logical cores)")
 }
 
@@ -100,8 +128,19 @@ pub fn cpu_model() -> String {
 pub fn os_name() -> String {
     let pretty = std::fs::read_to_string("/etc/os-release")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("PRETTY_NAME=").map(|v| v.trim_matches('"').to_string())))
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_string())
+            })
+        })
         .unwrap_or_else(|| std::env::consts::OS.to_string());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_string()).unwrap_or_default();
-    if kernel.is_empty() { pretty } else { format!("{pretty}, kernel {kernel}") }
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    if kernel.is_empty() {
+        pretty
+    } else {
+        format!("{pretty}, kernel {kernel}")
+    }
 }

@@ -24,7 +24,11 @@ impl Exit {
         use Exit::*;
         match (self, other) {
             (Inconclusive, Regression | Correctness) | (Regression | Correctness, Inconclusive) => {
-                if self == Inconclusive { other } else { self }
+                if self == Inconclusive {
+                    other
+                } else {
+                    self
+                }
             }
             _ => self.max(other),
         }

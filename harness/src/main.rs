@@ -14,7 +14,11 @@ use claimbench::run::{RunOptions, run};
 use claimbench::suites::{self, Scale};
 
 #[derive(Parser)]
-#[command(name = "claimbench", version, about = "Check what LLM papers claim: reproduce, benchmark, report")]
+#[command(
+    name = "claimbench",
+    version,
+    about = "Check what LLM papers claim: reproduce, benchmark, report"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -109,9 +113,16 @@ fn dispatch(cmd: Command) -> Result<Exit> {
                 None => bench_ids,
                 Some(only) => {
                     let chosen = suites::select(suites::all_units(&[0]), &only)?;
-                    let ids: Vec<String> = chosen.into_iter().map(|u| u.id).filter(|id| bench_ids.contains(id)).collect();
+                    let ids: Vec<String> = chosen
+                        .into_iter()
+                        .map(|u| u.id)
+                        .filter(|id| bench_ids.contains(id))
+                        .collect();
                     if ids.is_empty() {
-                        return Err(claimbench::error::input_error(format!("--only {}: selects no benchmark", only.join(","))));
+                        return Err(claimbench::error::input_error(format!(
+                            "--only {}: selects no benchmark",
+                            only.join(",")
+                        )));
                     }
                     ids
                 }
@@ -132,11 +143,27 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             let units = suites::all_units(&(0..Scale::Small.default_seeds()).collect::<Vec<_>>());
             println!("papers (a paper id also selects the kernels it uses):");
             for (p, kernels) in suites::PAPERS {
-                println!("  {p:<12} kernels: {}", if kernels.is_empty() { "none registered yet".to_string() } else { kernels.join(", ") });
+                println!(
+                    "  {p:<12} kernels: {}",
+                    if kernels.is_empty() {
+                        "none registered yet".to_string()
+                    } else {
+                        kernels.join(", ")
+                    }
+                );
             }
             println!("units:");
             for u in units {
-                println!("  {:<44} {}{}", u.id, u.experiment, if u.needs_device { " (needs a wgpu or CUDA device)" } else { "" });
+                println!(
+                    "  {:<44} {}{}",
+                    u.id,
+                    u.experiment,
+                    if u.needs_device {
+                        " (needs a wgpu or CUDA device)"
+                    } else {
+                        ""
+                    }
+                );
             }
             Ok(Exit::Ok)
         }
@@ -150,11 +177,15 @@ fn finish_run(opts: RunOptions) -> Result<Exit> {
         println!("report: {}", report.display());
     }
     if result.exit != Exit::Ok {
-        eprintln!("exit {}: {}", result.exit as u8, match result.exit {
-            Exit::Correctness => "a unit failed its correctness check",
-            Exit::Input => "a unit stopped with an error",
-            _ => "see the report",
-        });
+        eprintln!(
+            "exit {}: {}",
+            result.exit as u8,
+            match result.exit {
+                Exit::Correctness => "a unit failed its correctness check",
+                Exit::Input => "a unit stopped with an error",
+                _ => "see the report",
+            }
+        );
     }
     Ok(result.exit)
 }
@@ -184,7 +215,9 @@ fn print_devices() {
         Ok(p) => println!(
             "auto     trains on {}, runs kernels on {}",
             p.train.name(),
-            p.kernels.map(|k| k.name()).unwrap_or("nothing (kernel checks skipped)")
+            p.kernels
+                .map(|k| k.name())
+                .unwrap_or("nothing (kernel checks skipped)")
         ),
         Err(e) => println!("auto     {e}"),
     }

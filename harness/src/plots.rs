@@ -22,8 +22,16 @@ pub struct Series {
 }
 
 fn bounds(series: &[Series]) -> (f64, f64, f64, f64) {
-    let pts = series.iter().flat_map(|s| s.points.iter()).filter(|(x, y)| x.is_finite() && y.is_finite());
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, f64::NEG_INFINITY, f64::INFINITY, f64::NEG_INFINITY);
+    let pts = series
+        .iter()
+        .flat_map(|s| s.points.iter())
+        .filter(|(x, y)| x.is_finite() && y.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    );
     for &(x, y) in pts {
         x0 = x0.min(x);
         x1 = x1.max(x);
@@ -35,11 +43,22 @@ fn bounds(series: &[Series]) -> (f64, f64, f64, f64) {
     }
     let pad_y = ((y1 - y0) * 0.08).max(y1.abs() * 0.02).max(1e-9);
     let pad_x = ((x1 - x0) * 0.02).max(0.5);
-    (x0 - pad_x, x1 + pad_x, (y0 - pad_y).min(if y0 >= 0.0 { 0.0 } else { y0 - pad_y }), y1 + pad_y)
+    (
+        x0 - pad_x,
+        x1 + pad_x,
+        (y0 - pad_y).min(if y0 >= 0.0 { 0.0 } else { y0 - pad_y }),
+        y1 + pad_y,
+    )
 }
 
 /// A scatter (`lines == false`) or line plot of the series, as an SVG document.
-pub fn xy_plot(title: &str, x_label: &str, y_label: &str, series: &[Series], lines: bool) -> String {
+pub fn xy_plot(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    lines: bool,
+) -> String {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 360)).into_drawing_area();
@@ -56,30 +75,50 @@ fn draw(
     y_label: &str,
     series: &[Series],
     lines: bool,
-) -> Result<(), Box<dyn std::error::Error + '_>> {
-    root.fill(&WHITE)?;
+) -> Result<(), String> {
+    let e = |err: &dyn std::fmt::Display| err.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
     let (x0, x1, y0, y1) = bounds(series);
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(64)
-        .build_cartesian_2d(x0..x1, y0..y1)?;
-    chart.configure_mesh().x_desc(x_label).y_desc(y_label).light_line_style(WHITE.mix(0.0)).draw()?;
+        .build_cartesian_2d(x0..x1, y0..y1)
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|x| e(&x))?;
     for (i, s) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         if lines {
             chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), colour.stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    s.points.iter().copied(),
+                    colour.stroke_width(2),
+                ))
+                .map_err(|x| e(&x))?
                 .label(s.label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+                });
         } else {
             chart
-                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, colour.filled())))
+                .map_err(|x| e(&x))?
                 .label(s.label.as_str())
                 .legend(move |(x, y)| Circle::new((x + 8, y), 3, colour.filled()));
         }
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK.mix(0.3)).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(|x| e(&x))?;
     Ok(())
 }

@@ -59,13 +59,26 @@ struct CheckRow {
 fn env() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
-    env.add_template("base.html", BASE).expect("base template parses");
-    env.add_template("index.html", INDEX).expect("index template parses");
-    env.add_template("kernel.html", KERNEL).expect("kernel template parses");
+    env.add_template("base.html", BASE)
+        .expect("base template parses");
+    env.add_template("index.html", INDEX)
+        .expect("index template parses");
+    env.add_template("kernel.html", KERNEL)
+        .expect("kernel template parses");
     env.add_filter("fmt", |v: f64, digits: usize| -> String {
-        if v.is_finite() { format!("{v:.digits$}") } else { "–".to_string() }
+        if v.is_finite() {
+            format!("{v:.digits$}")
+        } else {
+            "–".to_string()
+        }
     });
-    env.add_filter("sci", |v: f64| -> String { if v.is_finite() { format!("{v:.2e}") } else { "–".to_string() } });
+    env.add_filter("sci", |v: f64| -> String {
+        if v.is_finite() {
+            format!("{v:.2e}")
+        } else {
+            "–".to_string()
+        }
+    });
     env
 }
 
@@ -82,32 +95,74 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
     let benches: BenchFile = if dir.join("benchmarks.json").exists() {
         read_json(&dir.join("benchmarks.json"))?
     } else {
-        BenchFile { schema_version: 1, benchmarks: units.iter().flat_map(|u| u.benchmarks.clone()).collect() }
+        BenchFile {
+            schema_version: 1,
+            benchmarks: units.iter().flat_map(|u| u.benchmarks.clone()).collect(),
+        }
     };
-    let claims: ClaimsFile =
-        if dir.join("claims.json").exists() { read_json(&dir.join("claims.json"))? } else { ClaimsFile { schema_version: 1, claims: Vec::new() } };
+    let claims: ClaimsFile = if dir.join("claims.json").exists() {
+        read_json(&dir.join("claims.json"))?
+    } else {
+        ClaimsFile {
+            schema_version: 1,
+            claims: Vec::new(),
+        }
+    };
 
     let out = dir.join("report");
-    std::fs::create_dir_all(out.join("static")).with_context(|| format!("creating {}", out.display()))?;
+    std::fs::create_dir_all(out.join("static"))
+        .with_context(|| format!("creating {}", out.display()))?;
     write_atomic(&out.join("static/style.css"), STYLE.as_bytes())?;
 
     // Group benchmarks and unit records by kernel.
     let mut kernels: BTreeMap<String, KernelView> = BTreeMap::new();
     for b in &benches.benchmarks {
-        let k = kernels.entry(b.kernel.clone()).or_insert_with(|| new_kernel(&b.kernel));
+        let k = kernels
+            .entry(b.kernel.clone())
+            .or_insert_with(|| new_kernel(&b.kernel));
         let ours = b.ours_median_ms();
         let floor = (!b.floor_ms.is_empty()).then(|| b.floor_median_ms());
         let series = {
             let mut s = vec![
-                Series { label: "ours (fused)".into(), points: b.ours_ms.iter().enumerate().map(|(i, &y)| (i as f64, y)).collect() },
-                Series { label: "baseline".into(), points: b.baseline_ms.iter().enumerate().map(|(i, &y)| (i as f64, y)).collect() },
+                Series {
+                    label: "ours (fused)".into(),
+                    points: b
+                        .ours_ms
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &y)| (i as f64, y))
+                        .collect(),
+                },
+                Series {
+                    label: "baseline".into(),
+                    points: b
+                        .baseline_ms
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &y)| (i as f64, y))
+                        .collect(),
+                },
             ];
             if !b.floor_ms.is_empty() {
-                s.push(Series { label: "read floor".into(), points: b.floor_ms.iter().enumerate().map(|(i, &y)| (i as f64, y)).collect() });
+                s.push(Series {
+                    label: "read floor".into(),
+                    points: b
+                        .floor_ms
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &y)| (i as f64, y))
+                        .collect(),
+                });
             }
             s
         };
-        let plot = xy_plot(&format!("{} vs {}", b.implementation, b.baseline), "round", "time (ms)", &series, false);
+        let plot = xy_plot(
+            &format!("{} vs {}", b.implementation, b.baseline),
+            "round",
+            "time (ms)",
+            &series,
+            false,
+        );
         k.benches.push(BenchView {
             entry: b.clone(),
             ours_ms: ours,
@@ -125,8 +180,14 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
             continue;
         }
         let kernel = u.unit_id.split('/').take(2).collect::<Vec<_>>().join("/");
-        let k = kernels.entry(kernel.clone()).or_insert_with(|| new_kernel(&kernel));
-        for m in u.metrics.iter().filter(|m| m.metric.starts_with("max_abs_err_")) {
+        let k = kernels
+            .entry(kernel.clone())
+            .or_insert_with(|| new_kernel(&kernel));
+        for m in u
+            .metrics
+            .iter()
+            .filter(|m| m.metric.starts_with("max_abs_err_"))
+        {
             let what = m.metric.trim_start_matches("max_abs_err_").to_string();
             let tol = u
                 .metrics
@@ -134,7 +195,15 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
                 .find(|t| t.metric == format!("tolerance_{what}") && t.shape == m.shape)
                 .map(|t| t.value)
                 .unwrap_or(f64::NAN);
-            k.checks.push(CheckRow { unit: u.unit_id.clone(), backend: u.backend.clone(), shape: m.shape.clone(), what, err: m.value, tol, ok: m.value <= tol });
+            k.checks.push(CheckRow {
+                unit: u.unit_id.clone(),
+                backend: u.backend.clone(),
+                shape: m.shape.clone(),
+                what,
+                err: m.value,
+                tol,
+                ok: m.value <= tol,
+            });
         }
         k.units.push(u.clone());
     }
@@ -145,11 +214,22 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
             .filter(|u| u.metrics.iter().any(|m| m.metric == "train_loss"))
             .map(|u| Series {
                 label: format!("{} seed {}", u.backend, u.seed.unwrap_or(0)),
-                points: u.metrics.iter().filter(|m| m.metric == "train_loss").map(|m| (m.step.unwrap_or(0) as f64, m.value)).collect(),
+                points: u
+                    .metrics
+                    .iter()
+                    .filter(|m| m.metric == "train_loss")
+                    .map(|m| (m.step.unwrap_or(0) as f64, m.value))
+                    .collect(),
             })
             .collect();
         if !curves.is_empty() {
-            k.train_plot = Some(xy_plot("training loss through the op (bigram, AdamW)", "step", "loss (nats)", &curves, true));
+            k.train_plot = Some(xy_plot(
+                "training loss through the op (bigram, AdamW)",
+                "step",
+                "loss (nats)",
+                &curves,
+                true,
+            ));
         }
     }
 
@@ -181,5 +261,12 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
 }
 
 fn new_kernel(id: &str) -> KernelView {
-    KernelView { id: id.to_string(), page: kernel_page(id), benches: Vec::new(), checks: Vec::new(), units: Vec::new(), train_plot: None }
+    KernelView {
+        id: id.to_string(),
+        page: kernel_page(id),
+        benches: Vec::new(),
+        checks: Vec::new(),
+        units: Vec::new(),
+        train_plot: None,
+    }
 }

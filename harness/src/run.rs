@@ -51,8 +51,16 @@ struct ConfigKey<'a> {
 
 /// sha256 of what decides a run's units and numbers (not where it is written).
 pub fn config_hash(scale: Scale, seeds: &[u64], only: &[String], backend: BackendChoice) -> String {
-    let key = ConfigKey { schema_version: SCHEMA_VERSION, scale: scale.name(), seeds, only, backend };
-    env::hex(&Sha256::digest(serde_json::to_vec(&key).expect("config serialises")))
+    let key = ConfigKey {
+        schema_version: SCHEMA_VERSION,
+        scale: scale.name(),
+        seeds,
+        only,
+        backend,
+    };
+    env::hex(&Sha256::digest(
+        serde_json::to_vec(&key).expect("config serialises"),
+    ))
 }
 
 /// The result of a run: where it is, and the exit code its units call for.
@@ -73,10 +81,23 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
         None => None,
     };
     let prior = resumed.as_ref().map(|(_, m)| m);
-    let scale = opts.scale.or_else(|| prior.and_then(|m| parse_scale(&m.scale))).unwrap_or(Scale::Small);
-    let backend = opts.backend.or_else(|| prior.map(|m| m.plan.choice)).unwrap_or(BackendChoice::Auto);
-    let only = opts.only.clone().or_else(|| prior.map(|m| m.only.clone())).unwrap_or_default();
-    let n_seeds = opts.seeds.or_else(|| prior.map(|m| m.seeds.len() as u64)).unwrap_or_else(|| scale.default_seeds());
+    let scale = opts
+        .scale
+        .or_else(|| prior.and_then(|m| parse_scale(&m.scale)))
+        .unwrap_or(Scale::Small);
+    let backend = opts
+        .backend
+        .or_else(|| prior.map(|m| m.plan.choice))
+        .unwrap_or(BackendChoice::Auto);
+    let only = opts
+        .only
+        .clone()
+        .or_else(|| prior.map(|m| m.only.clone()))
+        .unwrap_or_default();
+    let n_seeds = opts
+        .seeds
+        .or_else(|| prior.map(|m| m.seeds.len() as u64))
+        .unwrap_or_else(|| scale.default_seeds());
     if n_seeds == 0 {
         return Err(input_error("--seeds must be at least 1"));
     }
@@ -91,19 +112,29 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
                 if m.git_sha != git.sha {
                     return Err(input_error(format!(
                         "--resume {}: the run was made at commit {}, this binary is at {}; rerun from that commit or add --force",
-                        dir.root.display(), m.git_sha, git.sha
+                        dir.root.display(),
+                        m.git_sha,
+                        git.sha
                     )));
                 }
                 if m.config_hash != hash {
                     return Err(input_error(format!(
                         "--resume {}: the configuration differs from the run's (scale {}, seeds {}, only {:?}, backend {:?}); drop the differing options or add --force",
-                        dir.root.display(), m.scale, m.seeds.len(), m.only, m.plan.choice
+                        dir.root.display(),
+                        m.scale,
+                        m.seeds.len(),
+                        m.only,
+                        m.plan.choice
                     )));
                 }
                 if m.plan.train != plan.train || m.plan.kernels != plan.kernels {
                     return Err(input_error(format!(
                         "--resume {}: the run used backends train={:?} kernels={:?}, this machine gives train={:?} kernels={:?}; add --force to resume anyway",
-                        dir.root.display(), m.plan.train, m.plan.kernels, plan.train, plan.kernels
+                        dir.root.display(),
+                        m.plan.train,
+                        m.plan.kernels,
+                        plan.train,
+                        plan.kernels
                     )));
                 }
             }
@@ -116,15 +147,22 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
             let started = chrono::Utc::now();
             let short = git.sha.get(..7).unwrap_or("nogit").to_string();
             let run_id = format!("{}-{short}", started.format("%Y%m%d-%H%M%S"));
-            let root = opts.out.clone().unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
+            let root = opts
+                .out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("runs").join(&run_id));
             if root.join("manifest.json").exists() {
                 return Err(input_error(format!(
                     "--out {}: already holds a run; use --resume {} to finish it, or another directory",
-                    root.display(), root.display()
+                    root.display(),
+                    root.display()
                 )));
             }
             let dir = RunDir::create(&root)?;
-            let run_id = root.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or(run_id);
+            let run_id = root
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or(run_id);
             let m = Manifest {
                 schema_version: SCHEMA_VERSION,
                 run_id,
@@ -154,18 +192,28 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
         eprintln!("note: {reason}");
     }
 
-    let bar = if opts.quiet { ProgressBar::hidden() } else { ProgressBar::new(units.len() as u64) };
+    let bar = if opts.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(units.len() as u64)
+    };
     bar.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let delay_ms: u64 = std::env::var("CLAIMBENCH_TEST_UNIT_DELAY_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let delay_ms: u64 = std::env::var("CLAIMBENCH_TEST_UNIT_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
     let mut skipped = Vec::new();
     for unit in &units {
         bar.set_message(unit.id.clone());
         if unit.needs_device && plan.kernels.is_none() {
-            skipped.push((unit.id.clone(), plan.skip_reason.clone().unwrap_or_default()));
+            skipped.push((
+                unit.id.clone(),
+                plan.skip_reason.clone().unwrap_or_default(),
+            ));
             bar.inc(1);
             continue;
         }
@@ -178,7 +226,9 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
         let start = Instant::now();
         let tick_bar = bar.clone();
         let mut tick = move || tick_bar.tick();
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| suites::execute(unit, &plan, scale, &mut tick)));
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            suites::execute(unit, &plan, scale, &mut tick)
+        }));
         let (exec, device, outcome) = match result {
             Ok(v) => v,
             Err(panic) => {
@@ -187,8 +237,16 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".into());
-                let exec = if unit.needs_device { plan.kernels.unwrap_or(plan.train) } else { plan.train };
-                (exec, String::new(), suites::Outcome::error(format!("panicked: {msg}")))
+                let exec = if unit.needs_device {
+                    plan.kernels.unwrap_or(plan.train)
+                } else {
+                    plan.train
+                };
+                (
+                    exec,
+                    String::new(),
+                    suites::Outcome::error(format!("panicked: {msg}")),
+                )
             }
         };
         let record = UnitRecord {
@@ -206,8 +264,22 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
             metrics: outcome.metrics,
             benchmarks: outcome.benchmarks,
         };
-        dir.write_unit(&record).with_context(|| format!("storing unit {}", unit.id))?;
-        bar.println(format!("{:<40} {:<19} {:>6.1}s  {}", unit.id, status_word(record.status), record.seconds, record.message));
+        dir.write_unit(&record)
+            .with_context(|| format!("storing unit {}", unit.id))?;
+        let line = format!(
+            "{:<40} {:<19} {:>6.1}s  {}",
+            unit.id,
+            status_word(record.status),
+            record.seconds,
+            record.message
+        );
+        if !opts.quiet {
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
         bar.inc(1);
         if delay_ms > 0 {
             std::thread::sleep(std::time::Duration::from_millis(delay_ms));
@@ -216,14 +288,25 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
     bar.finish_and_clear();
 
     let selected: std::collections::HashSet<&str> = units.iter().map(|u| u.id.as_str()).collect();
-    let records: Vec<UnitRecord> = dir.read_units()?.into_iter().filter(|r| selected.contains(r.unit_id.as_str())).collect();
+    let records: Vec<UnitRecord> = dir
+        .read_units()?
+        .into_iter()
+        .filter(|r| selected.contains(r.unit_id.as_str()))
+        .collect();
     dir.write_aggregates(&manifest.run_id, &records)?;
-    dir.write_claims(&ClaimsFile { schema_version: 1, claims: crate::claims::evaluate_all(&records, &manifest) })?;
+    dir.write_claims(&ClaimsFile {
+        schema_version: 1,
+        claims: crate::claims::evaluate_all(&records, &manifest),
+    })?;
     manifest.skipped = skipped;
     manifest.finished = Some(chrono::Utc::now().to_rfc3339());
     dir.write_manifest(&manifest)?;
 
-    let report = if opts.no_report { None } else { Some(crate::report::render(&dir.root)?) };
+    let report = if opts.no_report {
+        None
+    } else {
+        Some(crate::report::render(&dir.root)?)
+    };
     let mut exit = Exit::Ok;
     for r in &records {
         exit = exit.combine(match r.status {
@@ -232,7 +315,11 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
             UnitStatus::Error => Exit::Input,
         });
     }
-    Ok(RunResult { dir: dir.root.clone(), report, exit })
+    Ok(RunResult {
+        dir: dir.root.clone(),
+        report,
+        exit,
+    })
 }
 
 fn parse_scale(s: &str) -> Option<Scale> {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use claimbench_claims::ClaimsFile;
-use polars::prelude::*;
+use polars::prelude::{CsvWriter, DataFrame, ParquetWriter, PolarsResult, SerWriter, df};
 use serde::{Deserialize, Serialize};
 
 use crate::bench::{BenchEntry, BenchFile};
@@ -128,10 +128,15 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).with_context(|| format!("creating directory {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    tmp.as_file().sync_all().with_context(|| format!("syncing {}", path.display()))?;
-    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("syncing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
 
@@ -144,8 +149,14 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
 
 /// Reads JSON from a file of a run directory, with an error naming the file and the problem.
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = fs::read_to_string(path).map_err(|e| input_error(format!("cannot read {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| input_error(format!("{} is corrupt or not a claimbench file: {e}", path.display())))
+    let text = fs::read_to_string(path)
+        .map_err(|e| input_error(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        input_error(format!(
+            "{} is corrupt or not a claimbench file: {e}",
+            path.display()
+        ))
+    })
 }
 
 /// A run directory on disk.
@@ -158,22 +169,39 @@ pub struct RunDir {
 impl RunDir {
     /// Opens (creating if needed) a run directory at `root`, checking that it is writable.
     pub fn create(root: &Path) -> Result<Self> {
-        fs::create_dir_all(root.join("units"))
-            .map_err(|e| input_error(format!("--out {}: cannot create the run directory: {e}", root.display())))?;
+        fs::create_dir_all(root.join("units")).map_err(|e| {
+            input_error(format!(
+                "--out {}: cannot create the run directory: {e}",
+                root.display()
+            ))
+        })?;
         let probe = root.join(".write-probe");
-        fs::write(&probe, b"ok").map_err(|e| input_error(format!("--out {}: directory is not writable: {e}", root.display())))?;
+        fs::write(&probe, b"ok").map_err(|e| {
+            input_error(format!(
+                "--out {}: directory is not writable: {e}",
+                root.display()
+            ))
+        })?;
         let _ = fs::remove_file(probe);
-        Ok(Self { root: root.to_path_buf() })
+        Ok(Self {
+            root: root.to_path_buf(),
+        })
     }
 
     /// Opens an existing run directory, reading and checking its manifest.
     pub fn open(root: &Path) -> Result<(Self, Manifest)> {
         if !root.is_dir() {
-            return Err(input_error(format!("{} is not a run directory (no such directory)", root.display())));
+            return Err(input_error(format!(
+                "{} is not a run directory (no such directory)",
+                root.display()
+            )));
         }
         let manifest_path = root.join("manifest.json");
         if !manifest_path.exists() {
-            return Err(input_error(format!("{} is not a run directory: manifest.json is missing", root.display())));
+            return Err(input_error(format!(
+                "{} is not a run directory: manifest.json is missing",
+                root.display()
+            )));
         }
         let manifest: Manifest = read_json(&manifest_path)?;
         if manifest.schema_version != SCHEMA_VERSION {
@@ -183,7 +211,12 @@ impl RunDir {
                 manifest.schema_version
             )));
         }
-        Ok((Self { root: root.to_path_buf() }, manifest))
+        Ok((
+            Self {
+                root: root.to_path_buf(),
+            },
+            manifest,
+        ))
     }
 
     /// Path of `manifest.json`.
@@ -193,7 +226,9 @@ impl RunDir {
 
     /// Path of a unit's record: `/` in unit ids becomes `__`.
     pub fn unit_path(&self, unit_id: &str) -> PathBuf {
-        self.root.join("units").join(format!("{}.json", unit_id.replace('/', "__")))
+        self.root
+            .join("units")
+            .join(format!("{}.json", unit_id.replace('/', "__")))
     }
 
     /// Writes the manifest atomically.
@@ -233,15 +268,31 @@ impl RunDir {
 
     /// Rebuilds `metrics.parquet`, `metrics.csv` and `benchmarks.json` from the unit records.
     pub fn write_aggregates(&self, run_id: &str, units: &[UnitRecord]) -> Result<()> {
-        let mut df = metrics_frame(run_id, units).context("building the metrics table")?;
+        let mut df =
+            anyhow::Context::context(metrics_frame(run_id, units), "building the metrics table")?;
         let mut buf = Vec::new();
-        ParquetWriter::new(&mut buf).finish(&mut df).context("writing metrics.parquet")?;
+        anyhow::Context::context(
+            ParquetWriter::new(&mut buf).finish(&mut df),
+            "writing metrics.parquet",
+        )?;
         write_atomic(&self.root.join("metrics.parquet"), &buf)?;
         let mut buf = Vec::new();
-        CsvWriter::new(&mut buf).finish(&mut df).context("writing metrics.csv")?;
+        anyhow::Context::context(
+            CsvWriter::new(&mut buf).finish(&mut df),
+            "writing metrics.csv",
+        )?;
         write_atomic(&self.root.join("metrics.csv"), &buf)?;
-        let benchmarks = units.iter().flat_map(|u| u.benchmarks.iter().cloned()).collect();
-        write_json(&self.root.join("benchmarks.json"), &BenchFile { schema_version: 1, benchmarks })
+        let benchmarks = units
+            .iter()
+            .flat_map(|u| u.benchmarks.iter().cloned())
+            .collect();
+        write_json(
+            &self.root.join("benchmarks.json"),
+            &BenchFile {
+                schema_version: 1,
+                benchmarks,
+            },
+        )
     }
 
     /// Writes `claims.json`.
@@ -253,8 +304,13 @@ impl RunDir {
 /// The long-format metrics table of contracts.md:
 /// `run_id, paper, experiment, arm, seed, backend, device, dtype, shape, step, metric, value, unit`.
 pub fn metrics_frame(run_id: &str, units: &[UnitRecord]) -> PolarsResult<DataFrame> {
-    let rows: Vec<(&UnitRecord, &MetricRow)> = units.iter().flat_map(|u| u.metrics.iter().map(move |m| (u, m))).collect();
-    let s = |f: &dyn Fn(&UnitRecord, &MetricRow) -> String| rows.iter().map(|(u, m)| f(u, m)).collect::<Vec<String>>();
+    let rows: Vec<(&UnitRecord, &MetricRow)> = units
+        .iter()
+        .flat_map(|u| u.metrics.iter().map(move |m| (u, m)))
+        .collect();
+    let s = |f: &dyn Fn(&UnitRecord, &MetricRow) -> String| {
+        rows.iter().map(|(u, m)| f(u, m)).collect::<Vec<String>>()
+    };
     let seed: Vec<Option<u64>> = rows.iter().map(|(u, _)| u.seed).collect();
     let step: Vec<Option<i64>> = rows.iter().map(|(_, m)| m.step).collect();
     let value: Vec<f64> = rows.iter().map(|(_, m)| m.value).collect();

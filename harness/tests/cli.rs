@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_claimbench"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir()).env_remove("CLAIMBENCH_TEST_UNIT_DELAY_MS");
+    c.env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env_remove("CLAIMBENCH_TEST_UNIT_DELAY_MS");
     c
 }
 
@@ -22,11 +23,23 @@ fn stderr(o: &Output) -> String {
 
 /// A fast, device-free run: flex only, the training units, smoke scale.
 fn flex_args(out: &Path, seeds: &str) -> Vec<String> {
-    ["run", "--backend", "flex", "--scale", "smoke", "--only", "kernels/token-logprob/train", "--seeds", seeds, "--quiet", "--out"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([out.display().to_string()])
-        .collect()
+    [
+        "run",
+        "--backend",
+        "flex",
+        "--scale",
+        "smoke",
+        "--only",
+        "kernels/token-logprob/train",
+        "--seeds",
+        seeds,
+        "--quiet",
+        "--out",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([out.display().to_string()])
+    .collect()
 }
 
 /// The metrics of every unit, keyed by unit id (run-independent fields only).
@@ -34,8 +47,12 @@ fn unit_metrics(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir.join("units")).unwrap() {
         let p = e.unwrap().path();
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
-        out.push((v["unit_id"].as_str().unwrap().to_string(), v["metrics"].to_string()));
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        out.push((
+            v["unit_id"].as_str().unwrap().to_string(),
+            v["metrics"].to_string(),
+        ));
     }
     out.sort();
     out
@@ -47,10 +64,24 @@ fn tmp() -> tempfile::TempDir {
 
 #[test]
 fn unknown_only_id_lists_known_ids_exit_4() {
-    let o = run(&["run", "--only", "no-such-paper", "--backend", "flex", "--quiet", "--out", &tmp().path().join("r").display().to_string()]);
+    let o = run(&[
+        "run",
+        "--only",
+        "no-such-paper",
+        "--backend",
+        "flex",
+        "--quiet",
+        "--out",
+        &tmp().path().join("r").display().to_string(),
+    ]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let e = stderr(&o);
-    assert!(e.contains("no-such-paper") && e.contains("known ids") && e.contains("kernels/token-logprob"), "{e}");
+    assert!(
+        e.contains("no-such-paper")
+            && e.contains("known ids")
+            && e.contains("kernels/token-logprob"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -58,7 +89,14 @@ fn unwritable_out_is_exit_4() {
     let d = tmp();
     let file = d.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
-    let o = run(&["run", "--backend", "flex", "--quiet", "--out", &file.join("run").display().to_string()]);
+    let o = run(&[
+        "run",
+        "--backend",
+        "flex",
+        "--quiet",
+        "--out",
+        &file.join("run").display().to_string(),
+    ]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(stderr(&o).contains("--out"), "{}", stderr(&o));
 }
@@ -67,10 +105,18 @@ fn unwritable_out_is_exit_4() {
 fn corrupt_manifest_given_to_report_is_exit_4() {
     let d = tmp();
     std::fs::create_dir_all(d.path().join("units")).unwrap();
-    std::fs::write(d.path().join("manifest.json"), b"{\"schema_version\": 1, \"run_id\": ").unwrap();
+    std::fs::write(
+        d.path().join("manifest.json"),
+        b"{\"schema_version\": 1, \"run_id\": ",
+    )
+    .unwrap();
     let o = run(&["report", &d.path().display().to_string()]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(stderr(&o).contains("manifest.json is corrupt"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("manifest.json is corrupt"),
+        "{}",
+        stderr(&o)
+    );
     let o = run(&["report", &d.path().join("missing").display().to_string()]);
     assert_eq!(o.status.code(), Some(4));
 }
@@ -86,7 +132,14 @@ fn same_seed_gives_identical_metrics_on_flex() {
     let (ma, mb) = (unit_metrics(&ra), unit_metrics(&rb));
     assert_eq!(ma.len(), 2);
     assert_eq!(ma, mb, "two flex runs with the same seeds differ");
-    for f in ["metrics.csv", "metrics.parquet", "benchmarks.json", "claims.json", "manifest.json", "report/index.html"] {
+    for f in [
+        "metrics.csv",
+        "metrics.parquet",
+        "benchmarks.json",
+        "claims.json",
+        "manifest.json",
+        "report/index.html",
+    ] {
         assert!(ra.join(f).exists(), "{f} missing");
     }
 }
@@ -108,23 +161,36 @@ fn resume_after_sigkill_equals_an_uninterrupted_run() {
         .unwrap();
     let start = Instant::now();
     loop {
-        let n = std::fs::read_dir(killed.join("units")).map(|r| r.count()).unwrap_or(0);
+        let n = std::fs::read_dir(killed.join("units"))
+            .map(|r| r.count())
+            .unwrap_or(0);
         if n >= 1 {
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "the first unit never finished");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the first unit never finished"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let stored = std::fs::read_dir(killed.join("units")).unwrap().count();
-    assert!((1..3).contains(&stored), "expected a partial run, found {stored} units");
-    assert!(!killed.join("metrics.csv").exists(), "a killed run must not have aggregates yet");
+    assert!(
+        (1..3).contains(&stored),
+        "expected a partial run, found {stored} units"
+    );
+    assert!(
+        !killed.join("metrics.csv").exists(),
+        "a killed run must not have aggregates yet"
+    );
 
     let o = run(&["run", "--resume", &killed.display().to_string(), "--quiet"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(unit_metrics(&killed), unit_metrics(&clean));
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(killed.join("manifest.json")).unwrap()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(killed.join("manifest.json")).unwrap())
+            .unwrap();
     assert!(manifest["finished"].is_string());
 }
 
@@ -136,20 +202,38 @@ fn resume_refuses_another_commit_or_config_exit_4() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
     let path = r.join("manifest.json");
-    let mut m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     let original = m.clone();
     m["git_sha"] = "0000000000000000000000000000000000000000".into();
     std::fs::write(&path, serde_json::to_string(&m).unwrap()).unwrap();
     let o = run(&["run", "--resume", &r.display().to_string(), "--quiet"]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     assert!(stderr(&o).contains("commit"), "{}", stderr(&o));
-    let o = run(&["run", "--resume", &r.display().to_string(), "--force", "--quiet"]);
+    let o = run(&[
+        "run",
+        "--resume",
+        &r.display().to_string(),
+        "--force",
+        "--quiet",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
     std::fs::write(&path, serde_json::to_string(&original).unwrap()).unwrap();
-    let o = run(&["run", "--resume", &r.display().to_string(), "--seeds", "4", "--quiet"]);
+    let o = run(&[
+        "run",
+        "--resume",
+        &r.display().to_string(),
+        "--seeds",
+        "4",
+        "--quiet",
+    ]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
-    assert!(stderr(&o).contains("configuration differs"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("configuration differs"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]
@@ -157,7 +241,10 @@ fn devices_and_list_work() {
     let o = run(&["devices"]);
     assert_eq!(o.status.code(), Some(0));
     let s = String::from_utf8_lossy(&o.stdout);
-    assert!(s.contains("flex") && s.contains("wgpu") && s.contains("auto"), "{s}");
+    assert!(
+        s.contains("flex") && s.contains("wgpu") && s.contains("auto"),
+        "{s}"
+    );
     let o = run(&["list"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).contains("kernels/token-logprob/bench"));
@@ -170,22 +257,46 @@ fn main_job_smoke_renders_a_kernel_page_with_the_benchmark() {
     let o = run(&["devices"]);
     let has_device = !String::from_utf8_lossy(&o.stdout).contains("wgpu     none found");
     if !has_device {
-        assert_ne!(std::env::var("CLAIMBENCH_REQUIRE_DEVICE").as_deref(), Ok("1"), "no wgpu device");
+        assert_ne!(
+            std::env::var("CLAIMBENCH_REQUIRE_DEVICE").as_deref(),
+            Ok("1"),
+            "no wgpu device"
+        );
         eprintln!("SKIPPED: no wgpu device");
         return;
     }
     let d = tmp();
     let r: PathBuf = d.path().join("run");
-    let o = run(&["run", "--scale", "smoke", "--quiet", "--out", &r.display().to_string()]);
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    let o = run(&[
+        "run",
+        "--scale",
+        "smoke",
+        "--quiet",
+        "--out",
+        &r.display().to_string(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        stderr(&o)
+    );
     let page = std::fs::read_to_string(r.join("report/kernels/token-logprob.html")).unwrap();
-    assert!(page.contains("fused-forward vs burn log_softmax + gather"), "kernel page lacks the benchmark");
+    assert!(
+        page.contains("fused-forward vs burn log_softmax + gather"),
+        "kernel page lacks the benchmark"
+    );
     assert!(page.contains("<svg"), "kernel page lacks its plot");
-    let b: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(r.join("benchmarks.json")).unwrap()).unwrap();
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.join("benchmarks.json")).unwrap()).unwrap();
     let entries = b["benchmarks"].as_array().unwrap();
     assert_eq!(entries.len(), 2);
     for e in entries {
         assert!(e["speedup"].as_f64().unwrap() > 0.0);
-        assert_eq!(e["ours_ms"].as_array().unwrap().len(), e["rounds"].as_u64().unwrap() as usize);
+        assert_eq!(
+            e["ours_ms"].as_array().unwrap().len(),
+            e["rounds"].as_u64().unwrap() as usize
+        );
     }
 }

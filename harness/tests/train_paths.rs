@@ -4,15 +4,28 @@
 use burn::backend::{Flex, Wgpu};
 use claimbench::suites::token_logprob::{TrainConfig, train};
 
-const CFG: TrainConfig = TrainConfig { vocab: 64, fanout: 4, batch: 256, steps: 15, lr: 0.05 };
+const CFG: TrainConfig = TrainConfig {
+    vocab: 64,
+    fanout: 4,
+    batch: 256,
+    steps: 15,
+    lr: 0.05,
+};
 
 #[test]
 fn flex_training_learns_towards_the_entropy_floor() {
-    let (losses, floor) = train::<Flex>(&Default::default(), TrainConfig { steps: 60, ..CFG }, 3).unwrap();
+    let (losses, floor) =
+        train::<Flex>(&Default::default(), TrainConfig { steps: 60, ..CFG }, 3).unwrap();
     let (first, last) = (losses[0], *losses.last().unwrap());
-    assert!((first - (64f64).ln()).abs() < 0.1, "initial loss {first} should be near ln 64");
+    assert!(
+        (first - (64f64).ln()).abs() < 0.1,
+        "initial loss {first} should be near ln 64"
+    );
     assert!(last < first - 1.0, "loss did not fall: {first} -> {last}");
-    assert!(last > floor - 0.3, "loss {last} far below the entropy floor {floor}: the metric is wrong");
+    assert!(
+        last > floor - 0.3,
+        "loss {last} far below the entropy floor {floor}: the metric is wrong"
+    );
 }
 
 #[test]
@@ -22,13 +35,20 @@ fn flex_and_wgpu_training_paths_agree() {
     })
     .is_ok();
     if !wgpu_ok {
-        assert_ne!(std::env::var("CLAIMBENCH_REQUIRE_DEVICE").as_deref(), Ok("1"), "no wgpu device");
+        assert_ne!(
+            std::env::var("CLAIMBENCH_REQUIRE_DEVICE").as_deref(),
+            Ok("1"),
+            "no wgpu device"
+        );
         eprintln!("SKIPPED: no wgpu device");
         return;
     }
     let (flex, _) = train::<Flex>(&Default::default(), CFG, 11).unwrap();
     let (wgpu, _) = train::<Wgpu>(&Default::default(), CFG, 11).unwrap();
     for (step, (f, w)) in flex.iter().zip(&wgpu).enumerate() {
-        assert!((f - w).abs() <= 1e-3 * f.abs().max(1.0), "step {step}: flex loss {f} vs wgpu (kernel) loss {w}");
+        assert!(
+            (f - w).abs() <= 1e-3 * f.abs().max(1.0),
+            "step {step}: flex loss {f} vs wgpu (kernel) loss {w}"
+        );
     }
 }

@@ -66,7 +66,10 @@ fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
 
 /// The composition of tensor ops for `logits [rows, vocab]`, `targets [rows]`:
 /// `lse = m + log Σ exp(x − m)` with `m = max(x)`, `logprob = x[t] − lse`.
-pub fn composition_forward<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> (Tensor<B, 1>, Tensor<B, 1>) {
+pub fn composition_forward<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
     let [rows, _] = logits.dims();
     let m = logits.clone().max_dim(1); // [rows, 1]
     let lse = m.clone() + (logits.clone() - m).exp().sum_dim(1).log(); // [rows, 1]
@@ -94,7 +97,10 @@ pub fn composition_backward<B: Backend>(
 }
 
 impl TokenLogprobBackend for Flex {
-    fn token_logprob_forward(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+    fn token_logprob_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (lp, lse) = composition_forward::<Self>(float(logits), Tensor::from_primitive(targets));
         (prim(lp), prim(lse))
     }
@@ -105,7 +111,12 @@ impl TokenLogprobBackend for Flex {
         lse: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        prim(composition_backward::<Self>(float(logits), Tensor::from_primitive(targets), float(lse), float(grad)))
+        prim(composition_backward::<Self>(
+            float(logits),
+            Tensor::from_primitive(targets),
+            float(lse),
+            float(grad),
+        ))
     }
 
     fn token_logprob_max_bytes(_device: &Self::Device) -> Option<u64> {
@@ -118,7 +129,11 @@ fn id_type(dtype: DType) -> Result<IdType, KernelError> {
         DType::I32 => Ok(IdType::I32),
         DType::I64 => Ok(IdType::I64),
         DType::U32 => Ok(IdType::U32),
-        other => Err(KernelError::UnsupportedDType { what: "target id", dtype: format!("{other:?}"), expected: "i32, i64 or u32" }),
+        other => Err(KernelError::UnsupportedDType {
+            what: "target id",
+            dtype: format!("{other:?}"),
+            expected: "i32, i64 or u32",
+        }),
     }
 }
 
@@ -126,21 +141,44 @@ fn check_f32(what: &'static str, dtype: DType) -> Result<(), KernelError> {
     if dtype == DType::F32 {
         Ok(())
     } else {
-        Err(KernelError::UnsupportedDType { what, dtype: format!("{dtype:?}"), expected: "f32" })
+        Err(KernelError::UnsupportedDType {
+            what,
+            dtype: format!("{dtype:?}"),
+            expected: "f32",
+        })
     }
 }
 
-impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogprobBackend for CubeBackend<R, F, I, BT> {
-    fn token_logprob_forward(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogprobBackend
+    for CubeBackend<R, F, I, BT>
+{
+    fn token_logprob_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let logits = burn_cubecl::kernel::into_contiguous(logits);
         let targets = burn_cubecl::kernel::into_contiguous(targets);
         let [rows, vocab] = logits.shape().dims::<2>();
         check_f32("logits", logits.dtype).expect("token_logprobs validates the dtype");
         let ids = id_type(targets.dtype).expect("token_logprobs validates the id dtype");
         let problem = Problem::new(rows, vocab).expect("token_logprobs validates the shape");
-        let out = token_logprob::forward(&logits.client, problem, logits.handle.clone(), targets.handle.clone(), ids)
-            .expect("token_logprobs validates the size");
-        let make = |handle| CubeTensor::new_contiguous(logits.client.clone(), logits.device.clone(), Shape::new([rows]), handle, DType::F32);
+        let out = token_logprob::forward(
+            &logits.client,
+            problem,
+            logits.handle.clone(),
+            targets.handle.clone(),
+            ids,
+        )
+        .expect("token_logprobs validates the size");
+        let make = |handle| {
+            CubeTensor::new_contiguous(
+                logits.client.clone(),
+                logits.device.clone(),
+                Shape::new([rows]),
+                handle,
+                DType::F32,
+            )
+        };
         (make(out.logprobs), make(out.lse))
     }
 
@@ -168,7 +206,13 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogpr
             grad.handle.clone(),
         )
         .expect("validated in the forward");
-        CubeTensor::new_contiguous(logits.client.clone(), logits.device.clone(), Shape::new([rows, vocab]), out, DType::F32)
+        CubeTensor::new_contiguous(
+            logits.client.clone(),
+            logits.device.clone(),
+            Shape::new([rows, vocab]),
+            out,
+            DType::F32,
+        )
     }
 
     fn token_logprob_max_bytes(device: &Self::Device) -> Option<u64> {
@@ -183,21 +227,36 @@ impl<B: TokenLogprobBackend> Backward<B, 1> for TokenLogprobGrad {
     /// The forward's logits, ids and lse: the backward needs all three.
     type State = (FloatTensor<B>, IntTensor<B>, FloatTensor<B>);
 
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _checkpointer: &mut Checkpointer) {
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
         let [parent] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         if let Some(parent) = parent {
             let (logits, targets, lse) = ops.state;
-            grads.register::<B>(parent.id, B::token_logprob_backward(logits, targets, lse, grad));
+            grads.register::<B>(
+                parent.id,
+                B::token_logprob_backward(logits, targets, lse, grad),
+            );
         }
     }
 }
 
 impl<B: TokenLogprobBackend, C: CheckpointStrategy> TokenLogprobBackend for Autodiff<B, C> {
-    fn token_logprob_forward(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+    fn token_logprob_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (lp, lse) = B::token_logprob_forward(logits.primitive.clone(), targets.clone());
         let lse_out = <Self as AutodiffBackend>::from_inner(lse.clone());
-        let lp = match TokenLogprobGrad.prepare::<C>([logits.node.clone()]).compute_bound().stateful() {
+        let lp = match TokenLogprobGrad
+            .prepare::<C>([logits.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => prep.finish((logits.primitive, targets, lse), lp),
             OpsKind::UnTracked(prep) => prep.finish(lp),
         };
@@ -241,10 +300,15 @@ mod fusion {
     }
 
     impl<B: FusionBackend + TokenLogprobBackend> Operation<B::FusionRuntime> for ForwardOp<B> {
-        fn execute(&self, handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>) {
+        fn execute(
+            &self,
+            handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
+        ) {
             let ([logits, targets], [lp, lse]) = self.desc.as_fixed();
-            let (out_lp, out_lse) =
-                B::token_logprob_forward(handles.get_float_tensor::<B>(logits), handles.get_int_tensor::<B>(targets));
+            let (out_lp, out_lse) = B::token_logprob_forward(
+                handles.get_float_tensor::<B>(logits),
+                handles.get_int_tensor::<B>(targets),
+            );
             handles.register_float_tensor::<B>(&lp.id, out_lp);
             handles.register_float_tensor::<B>(&lse.id, out_lse);
         }
@@ -257,7 +321,10 @@ mod fusion {
     }
 
     impl<B: FusionBackend + TokenLogprobBackend> Operation<B::FusionRuntime> for BackwardOp<B> {
-        fn execute(&self, handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>) {
+        fn execute(
+            &self,
+            handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
+        ) {
             let ([logits, targets, lse, grad], [out]) = self.desc.as_fixed();
             let result = B::token_logprob_backward(
                 handles.get_float_tensor::<B>(logits),
@@ -270,15 +337,30 @@ mod fusion {
     }
 
     impl<B: FusionBackend + TokenLogprobBackend> TokenLogprobBackend for Fusion<B> {
-        fn token_logprob_forward(logits: FloatTensor<Self>, targets: IntTensor<Self>) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        fn token_logprob_forward(
+            logits: FloatTensor<Self>,
+            targets: IntTensor<Self>,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>) {
             let client = logits.client.clone();
             let rows = logits.shape[0];
             let streams = OperationStreams::with_inputs([&logits, &targets]);
             let lp = TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
-            let lse = TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
-            let desc = CustomOpIr::new("token_logprob_forward", &[logits.into_ir(), targets.into_ir()], &[lp, lse]);
+            let lse =
+                TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
+            let desc = CustomOpIr::new(
+                "token_logprob_forward",
+                &[logits.into_ir(), targets.into_ir()],
+                &[lp, lse],
+            );
             let [lp, lse] = client
-                .register(streams, OperationIr::Custom(desc.clone()), ForwardOp::<B> { desc, _b: PhantomData })
+                .register(
+                    streams,
+                    OperationIr::Custom(desc.clone()),
+                    ForwardOp::<B> {
+                        desc,
+                        _b: PhantomData,
+                    },
+                )
                 .try_into()
                 .expect("two outputs were registered");
             (lp, lse)
@@ -296,11 +378,23 @@ mod fusion {
             let out = TensorIr::uninit(client.create_empty_handle(), shape, DType::F32);
             let desc = CustomOpIr::new(
                 "token_logprob_backward",
-                &[logits.into_ir(), targets.into_ir(), lse.into_ir(), grad.into_ir()],
+                &[
+                    logits.into_ir(),
+                    targets.into_ir(),
+                    lse.into_ir(),
+                    grad.into_ir(),
+                ],
                 &[out],
             );
             client
-                .register(streams, OperationIr::Custom(desc.clone()), BackwardOp::<B> { desc, _b: PhantomData })
+                .register(
+                    streams,
+                    OperationIr::Custom(desc.clone()),
+                    BackwardOp::<B> {
+                        desc,
+                        _b: PhantomData,
+                    },
+                )
                 .output()
         }
 
@@ -312,11 +406,18 @@ mod fusion {
 
 /// Validates `logits [B, T, V]` against `targets [B, T]` and the device's buffer limit, without
 /// reading any data.
-pub fn validate_shapes<B: TokenLogprobBackend>(logits: &Tensor<B, 3>, targets: &Tensor<B, 2, Int>) -> Result<Problem, KernelError> {
+pub fn validate_shapes<B: TokenLogprobBackend>(
+    logits: &Tensor<B, 3>,
+    targets: &Tensor<B, 2, Int>,
+) -> Result<Problem, KernelError> {
     let [b, t, v] = logits.dims();
     let [tb, tt] = targets.dims();
     if [b, t] != [tb, tt] {
-        return Err(KernelError::ShapeMismatch { what: "targets [B, T] vs logits [B, T, V]", expected: vec![b, t], got: vec![tb, tt] });
+        return Err(KernelError::ShapeMismatch {
+            what: "targets [B, T] vs logits [B, T, V]",
+            expected: vec![b, t],
+            got: vec![tb, tt],
+        });
     }
     check_f32("logits", logits.dtype())?;
     id_type(targets.dtype())?;
@@ -337,25 +438,43 @@ pub fn validate_shapes<B: TokenLogprobBackend>(logits: &Tensor<B, 3>, targets: &
 /// `log_softmax(logits, 2)[targets]` per token, fused: `logits [B, T, V]`, `targets [B, T]` →
 /// `[B, T]`. Validates shapes, dtypes, the device's buffer limit and (by reading the `B·T` ids
 /// back) that every id lies in `[0, V)`.
-pub fn token_logprobs<B: TokenLogprobBackend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Result<Tensor<B, 2>, KernelError> {
+pub fn token_logprobs<B: TokenLogprobBackend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+) -> Result<Tensor<B, 2>, KernelError> {
     let problem = validate_shapes(&logits, &targets)?;
-    let ids: Vec<i64> = targets.to_data().convert::<i64>().to_vec().expect("converted to i64");
+    let ids: Vec<i64> = targets
+        .to_data()
+        .convert::<i64>()
+        .to_vec()
+        .expect("converted to i64");
     token_logprob::check_targets(&ids, problem.vocab())?;
     Ok(token_logprobs_unchecked(logits, targets))
 }
 
 /// As [`token_logprobs`] without validation, for hot paths whose shapes and ids are known good
 /// (a row with an out-of-range id gets an unspecified value; shapes are still checked by burn).
-pub fn token_logprobs_unchecked<B: TokenLogprobBackend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+pub fn token_logprobs_unchecked<B: TokenLogprobBackend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+) -> Tensor<B, 2> {
     let [b, t, v] = logits.dims();
-    let (lp, _lse) = B::token_logprob_forward(prim(logits.reshape([b * t, v])), targets.reshape([b * t]).into_primitive());
+    let (lp, _lse) = B::token_logprob_forward(
+        prim(logits.reshape([b * t, v])),
+        targets.reshape([b * t]).into_primitive(),
+    );
     float::<B, 1>(lp).reshape([b, t])
 }
 
 /// What a burn user writes without the kernel: `log_softmax(logits, 2).gather(2, targets)`.
 /// `logits [B, T, V]`, `targets [B, T]` → `[B, T]`. The baseline of the benchmarks and the oracle
 /// of the autodiff tests.
-pub fn token_logprobs_composition<B: Backend>(logits: Tensor<B, 3>, targets: Tensor<B, 2, Int>) -> Tensor<B, 2> {
+pub fn token_logprobs_composition<B: Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+) -> Tensor<B, 2> {
     let [b, t, _] = logits.dims();
-    log_softmax(logits, 2).gather(2, targets.reshape([b, t, 1])).reshape([b, t])
+    log_softmax(logits, 2)
+        .gather(2, targets.reshape([b, t, 1]))
+        .reshape([b, t])
 }

@@ -41,10 +41,19 @@ where
 
 /// Seeded logits `[rows, vocab]`, uniform in `[-scale, scale]`, and target ids uniform in
 /// `[0, vocab)`.
-pub fn logits_and_targets(rows: usize, vocab: usize, scale: f32, seed: u64) -> (Vec<f32>, Vec<i64>) {
+pub fn logits_and_targets(
+    rows: usize,
+    vocab: usize,
+    scale: f32,
+    seed: u64,
+) -> (Vec<f32>, Vec<i64>) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let logits = (0..rows * vocab).map(|_| rng.random_range(-1.0f32..=1.0) * scale).collect();
-    let targets = (0..rows).map(|_| rng.random_range(0..vocab as i64)).collect();
+    let logits = (0..rows * vocab)
+        .map(|_| rng.random_range(-1.0f32..=1.0) * scale)
+        .collect();
+    let targets = (0..rows)
+        .map(|_| rng.random_range(0..vocab as i64))
+        .collect();
     (logits, targets)
 }
 
@@ -58,9 +67,18 @@ pub fn uniform(n: usize, seed: u64) -> Vec<f32> {
 pub fn max_abs_diff(got: &[f32], want: &[f32]) -> (f32, usize) {
     got.iter()
         .zip(want)
-        .map(|(g, w)| if g.is_nan() || w.is_nan() { f32::INFINITY } else { (g - w).abs() })
+        .map(|(g, w)| {
+            if g.is_nan() || w.is_nan() {
+                f32::INFINITY
+            } else {
+                (g - w).abs()
+            }
+        })
         .enumerate()
-        .fold((0.0, 0), |(m, i), (j, d)| if d > m { (d, j) } else { (m, i) })
+        .fold(
+            (0.0, 0),
+            |(m, i), (j, d)| if d > m { (d, j) } else { (m, i) },
+        )
 }
 
 /// Asserts `|got[i] − want[i]| <= atol + rtol·|want[i]|` for every i, with a message that says
@@ -87,7 +105,9 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
 
 /// Reads an f32 buffer back from the device.
 pub fn read_f32<R: Runtime>(client: &ComputeClient<R>, handle: cubecl::server::Handle) -> Vec<f32> {
-    let bytes = client.read_one(handle).expect("reading a device buffer back");
+    let bytes = client
+        .read_one(handle)
+        .expect("reading a device buffer back");
     f32::from_bytes(&bytes).to_vec()
 }
 
@@ -96,7 +116,9 @@ pub fn read_f32<R: Runtime>(client: &ComputeClient<R>, handle: cubecl::server::H
 pub mod token_logprob {
     use super::*;
     use crate::KernelError;
-    use crate::token_logprob::{IdType, Problem, backward, backward_reference, forward, forward_reference};
+    use crate::token_logprob::{
+        IdType, Problem, backward, backward_reference, forward, forward_reference,
+    };
 
     /// Forward tolerance: the kernel rounds `lse` to f32, so its error grows with the logits'
     /// magnitude: `|Δ| <= 1e-5 + 4ε·max|logit|` absolute plus `8ε` relative.
@@ -114,39 +136,74 @@ pub mod token_logprob {
 
     /// Runs forward and backward on the device for a seeded problem and compares both with the
     /// references, over i32 ids (burn's default) and, when `all_id_types`, i64 and u32 ids.
-    pub fn check_against_reference<R: Runtime>(rows: usize, vocab: usize, scale: f32, seed: u64, all_id_types: bool)
-    where
+    pub fn check_against_reference<R: Runtime>(
+        rows: usize,
+        vocab: usize,
+        scale: f32,
+        seed: u64,
+        all_id_types: bool,
+    ) where
         R::Device: Default,
     {
         let test = format!("token_logprob rows={rows} vocab={vocab} scale={scale}");
-        let Some(client) = client_or_skip::<R>(&test) else { return };
+        let Some(client) = client_or_skip::<R>(&test) else {
+            return;
+        };
         let (logits, targets) = logits_and_targets(rows, vocab, scale, seed);
         let grad_out = uniform(rows, seed ^ 0x9e37);
         let (want_lp, want_lse) = forward_reference(&logits, &targets, vocab);
         let want_grad = backward_reference(&logits, &targets, &grad_out, vocab);
         let problem = Problem::new(rows, vocab).expect("valid problem");
 
-        let id_types: &[IdType] = if all_id_types { &[IdType::I32, IdType::I64, IdType::U32] } else { &[IdType::I32] };
+        let id_types: &[IdType] = if all_id_types {
+            &[IdType::I32, IdType::I64, IdType::U32]
+        } else {
+            &[IdType::I32]
+        };
         for &ids in id_types {
             let logits_h = client.create_from_slice(f32::as_bytes(&logits));
             let targets_h = match ids {
-                IdType::I32 => client.create_from_slice(i32::as_bytes(&targets.iter().map(|&t| t as i32).collect::<Vec<_>>())),
+                IdType::I32 => client.create_from_slice(i32::as_bytes(
+                    &targets.iter().map(|&t| t as i32).collect::<Vec<_>>(),
+                )),
                 IdType::I64 => client.create_from_slice(i64::as_bytes(&targets)),
-                IdType::U32 => client.create_from_slice(u32::as_bytes(&targets.iter().map(|&t| t as u32).collect::<Vec<_>>())),
+                IdType::U32 => client.create_from_slice(u32::as_bytes(
+                    &targets.iter().map(|&t| t as u32).collect::<Vec<_>>(),
+                )),
             };
-            let out = forward(&client, problem, logits_h.clone(), targets_h.clone(), ids).expect("forward launches");
+            let out = forward(&client, problem, logits_h.clone(), targets_h.clone(), ids)
+                .expect("forward launches");
             let lse = out.lse.clone();
             let got_lp = read_f32(&client, out.logprobs);
             let got_lse = read_f32(&client, out.lse);
             let (atol, rtol) = forward_tolerance(&logits);
-            assert_close(&format!("{test} {ids:?} logprob"), &got_lp, &want_lp, atol, rtol);
-            assert_close(&format!("{test} {ids:?} lse"), &got_lse, &want_lse, atol, rtol);
+            assert_close(
+                &format!("{test} {ids:?} logprob"),
+                &got_lp,
+                &want_lp,
+                atol,
+                rtol,
+            );
+            assert_close(
+                &format!("{test} {ids:?} lse"),
+                &got_lse,
+                &want_lse,
+                atol,
+                rtol,
+            );
 
             let grad_h = client.create_from_slice(f32::as_bytes(&grad_out));
-            let grad = backward(&client, problem, logits_h, targets_h, ids, lse, grad_h).expect("backward launches");
+            let grad = backward(&client, problem, logits_h, targets_h, ids, lse, grad_h)
+                .expect("backward launches");
             let got_grad = read_f32(&client, grad);
             let (atol, rtol) = backward_tolerance(&logits);
-            assert_close(&format!("{test} {ids:?} grad"), &got_grad, &want_grad, atol, rtol);
+            assert_close(
+                &format!("{test} {ids:?} grad"),
+                &got_grad,
+                &want_grad,
+                atol,
+                rtol,
+            );
         }
     }
 
@@ -156,18 +213,27 @@ pub mod token_logprob {
     where
         R::Device: Default,
     {
-        let Some(client) = client_or_skip::<R>("token_logprob refuses_oversized") else { return };
+        let Some(client) = client_or_skip::<R>("token_logprob refuses_oversized") else {
+            return;
+        };
         let limit = crate::launch::max_buffer_bytes(&client);
         let vocab = 32_000usize;
         let rows = (limit / (vocab as u64 * 4) + 1) as usize;
         let problem = Problem::new(rows, vocab).expect("valid problem");
         match crate::token_logprob::check_fits(&client, problem) {
-            Err(KernelError::TooLarge { bytes, limit: l, .. }) => {
+            Err(KernelError::TooLarge {
+                bytes, limit: l, ..
+            }) => {
                 assert!(bytes > l);
-                let msg = crate::token_logprob::check_fits(&client, problem).unwrap_err().to_string();
+                let msg = crate::token_logprob::check_fits(&client, problem)
+                    .unwrap_err()
+                    .to_string();
                 assert!(msg.contains("binds at most"), "unclear message: {msg}");
             }
-            other => assert!(limit > u32::MAX as u64 * 4, "expected TooLarge for {rows}x{vocab}, got {other:?}"),
+            other => assert!(
+                limit > u32::MAX as u64 * 4,
+                "expected TooLarge for {rows}x{vocab}, got {other:?}"
+            ),
         }
     }
 }

@@ -7,7 +7,9 @@ use burn::backend::{Autodiff, Flex, Wgpu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use claimbench_kernels::KernelError;
-use claimbench_kernels::burn_ops::{TokenLogprobBackend, token_logprobs, token_logprobs_composition};
+use claimbench_kernels::burn_ops::{
+    TokenLogprobBackend, token_logprobs, token_logprobs_composition,
+};
 use claimbench_kernels::testing::token_logprob::{backward_tolerance, forward_tolerance};
 use claimbench_kernels::testing::{assert_close, logits_and_targets, require_device, uniform};
 use claimbench_kernels::token_logprob::{backward_reference, forward_reference};
@@ -19,7 +21,10 @@ fn has_wgpu() -> bool {
         let _ = Tensor::<Wgpu, 1>::zeros([1], &Default::default()).into_data();
     })
     .is_ok();
-    assert!(ok || !require_device(), "no wgpu device and CLAIMBENCH_REQUIRE_DEVICE=1 (install mesa-vulkan-drivers)");
+    assert!(
+        ok || !require_device(),
+        "no wgpu device and CLAIMBENCH_REQUIRE_DEVICE=1 (install mesa-vulkan-drivers)"
+    );
     if !ok {
         eprintln!("SKIPPED: no wgpu device (install mesa-vulkan-drivers)");
     }
@@ -27,31 +32,73 @@ fn has_wgpu() -> bool {
 }
 
 /// Fused op under autodiff on `B`: `(logprobs, d(Σ g·logprob)/d logits)`.
-fn fused<B: TokenLogprobBackend>(logits: &[f32], targets: &[i64], g: &[f32], b: usize, t: usize, v: usize) -> (Vec<f32>, Vec<f32>) {
+fn fused<B: TokenLogprobBackend>(
+    logits: &[f32],
+    targets: &[i64],
+    g: &[f32],
+    b: usize,
+    t: usize,
+    v: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let device = Default::default();
-    let x = Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), &device).require_grad();
-    let ids = Tensor::<Autodiff<B>, 2, Int>::from_data(TensorData::new(targets.iter().map(|&i| i as i32).collect::<Vec<_>>(), [b, t]), &device);
+    let x =
+        Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), &device)
+            .require_grad();
+    let ids = Tensor::<Autodiff<B>, 2, Int>::from_data(
+        TensorData::new(
+            targets.iter().map(|&i| i as i32).collect::<Vec<_>>(),
+            [b, t],
+        ),
+        &device,
+    );
     let gt = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(g.to_vec(), [b, t]), &device);
     let lp = token_logprobs(x.clone(), ids).expect("valid input");
     let lp_host = lp.clone().into_data().to_vec::<f32>().unwrap();
     let grads = (lp * gt).sum().backward();
-    (lp_host, x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap())
+    (
+        lp_host,
+        x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap(),
+    )
 }
 
 /// burn's autodiff of `log_softmax + gather` on `B`.
-fn composed<B: Backend>(logits: &[f32], targets: &[i64], g: &[f32], b: usize, t: usize, v: usize) -> (Vec<f32>, Vec<f32>) {
+fn composed<B: Backend>(
+    logits: &[f32],
+    targets: &[i64],
+    g: &[f32],
+    b: usize,
+    t: usize,
+    v: usize,
+) -> (Vec<f32>, Vec<f32>) {
     let device = Default::default();
-    let x = Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), &device).require_grad();
-    let ids = Tensor::<Autodiff<B>, 2, Int>::from_data(TensorData::new(targets.iter().map(|&i| i as i32).collect::<Vec<_>>(), [b, t]), &device);
+    let x =
+        Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), &device)
+            .require_grad();
+    let ids = Tensor::<Autodiff<B>, 2, Int>::from_data(
+        TensorData::new(
+            targets.iter().map(|&i| i as i32).collect::<Vec<_>>(),
+            [b, t],
+        ),
+        &device,
+    );
     let gt = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(g.to_vec(), [b, t]), &device);
     let lp = token_logprobs_composition(x.clone(), ids);
     let lp_host = lp.clone().into_data().to_vec::<f32>().unwrap();
     let grads = (lp * gt).sum().backward();
-    (lp_host, x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap())
+    (
+        lp_host,
+        x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap(),
+    )
 }
 
 /// Shapes `(B, T, V, scale)`: V = 1, odd V, T = 1, B·T not a multiple of the cube size, ±1e4.
-const SHAPES: &[(usize, usize, usize, f32)] = &[(2, 3, 1, 2.0), (1, 1, 7, 3.0), (3, 43, 100, 5.0), (2, 5, 1003, 1.0e4), (1, 9, 50257, 8.0)];
+const SHAPES: &[(usize, usize, usize, f32)] = &[
+    (2, 3, 1, 2.0),
+    (1, 1, 7, 3.0),
+    (3, 43, 100, 5.0),
+    (2, 5, 1003, 1.0e4),
+    (1, 9, 50257, 8.0),
+];
 
 fn check_backend<B: TokenLogprobBackend>(name: &str) {
     for (i, &(b, t, v, scale)) in SHAPES.iter().enumerate() {
@@ -64,11 +111,35 @@ fn check_backend<B: TokenLogprobBackend>(name: &str) {
         let (fa, fr) = forward_tolerance(&logits);
         let (ga, gr) = backward_tolerance(&logits);
         let what = format!("{name} [{b},{t},{v}] scale {scale}");
-        assert_close(&format!("{what}: fused vs reference"), &lp, &want_lp, fa, fr);
-        assert_close(&format!("{what}: fused grad vs reference"), &grad, &want_grad, ga, gr);
+        assert_close(
+            &format!("{what}: fused vs reference"),
+            &lp,
+            &want_lp,
+            fa,
+            fr,
+        );
+        assert_close(
+            &format!("{what}: fused grad vs reference"),
+            &grad,
+            &want_grad,
+            ga,
+            gr,
+        );
         // burn's composition is itself f32: compare the two with both tolerances added.
-        assert_close(&format!("{what}: fused vs burn composition"), &lp, &c_lp, 2.0 * fa, 2.0 * fr);
-        assert_close(&format!("{what}: fused grad vs burn autodiff"), &grad, &c_grad, 2.0 * ga, 2.0 * gr);
+        assert_close(
+            &format!("{what}: fused vs burn composition"),
+            &lp,
+            &c_lp,
+            2.0 * fa,
+            2.0 * fr,
+        );
+        assert_close(
+            &format!("{what}: fused grad vs burn autodiff"),
+            &grad,
+            &c_grad,
+            2.0 * ga,
+            2.0 * gr,
+        );
     }
 }
 
@@ -120,7 +191,10 @@ fn shape_mismatch_is_a_clear_error() {
     let ids = Tensor::<Flex, 2, Int>::zeros([2, 4], &device);
     let err = token_logprobs(x, ids).unwrap_err();
     assert!(matches!(err, KernelError::ShapeMismatch { .. }), "{err}");
-    assert!(err.to_string().contains("expected [2, 3], got [2, 4]"), "{err}");
+    assert!(
+        err.to_string().contains("expected [2, 3], got [2, 4]"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -129,9 +203,25 @@ fn out_of_range_ids_are_a_clear_error() {
     let x = Tensor::<Flex, 3>::zeros([1, 3, 5], &device);
     let ids = Tensor::<Flex, 2, Int>::from_data(TensorData::new(vec![0i32, 5, 1], [1, 3]), &device);
     let err = token_logprobs(x, ids).unwrap_err();
-    assert_eq!(err, KernelError::TargetOutOfRange { position: 1, id: 5, vocab: 5 });
-    let ids = Tensor::<Flex, 2, Int>::from_data(TensorData::new(vec![-1i32, 0, 1], [1, 3]), &Default::default());
-    assert!(token_logprobs(Tensor::<Flex, 3>::zeros([1, 3, 5], &Default::default()), ids).is_err());
+    assert_eq!(
+        err,
+        KernelError::TargetOutOfRange {
+            position: 1,
+            id: 5,
+            vocab: 5
+        }
+    );
+    let ids = Tensor::<Flex, 2, Int>::from_data(
+        TensorData::new(vec![-1i32, 0, 1], [1, 3]),
+        &Default::default(),
+    );
+    assert!(
+        token_logprobs(
+            Tensor::<Flex, 3>::zeros([1, 3, 5], &Default::default()),
+            ids
+        )
+        .is_err()
+    );
 }
 
 #[test]

@@ -18,8 +18,14 @@ mod validation {
 
     #[test]
     fn empty_dimensions_are_refused() {
-        assert!(matches!(Problem::new(0, 10), Err(KernelError::EmptyDimension { .. })));
-        assert!(matches!(Problem::new(10, 0), Err(KernelError::EmptyDimension { .. })));
+        assert!(matches!(
+            Problem::new(0, 10),
+            Err(KernelError::EmptyDimension { .. })
+        ));
+        assert!(matches!(
+            Problem::new(10, 0),
+            Err(KernelError::EmptyDimension { .. })
+        ));
     }
 
     #[test]
@@ -27,7 +33,11 @@ mod validation {
         let err = check_targets(&[0, 3, 10, -1], 10).unwrap_err();
         assert_eq!(
             err,
-            KernelError::TargetOutOfRange { position: 2, id: 10, vocab: 10 }
+            KernelError::TargetOutOfRange {
+                position: 2,
+                id: 10,
+                vocab: 10
+            }
         );
         assert!(err.to_string().contains("position 2"));
         assert!(check_targets(&[-1], 10).is_err());

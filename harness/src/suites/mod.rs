@@ -20,7 +20,9 @@ pub const PAPERS: &[(&str, &[&str])] = &[
 ];
 
 /// Run length and sample counts. Benchmark shapes never change with the scale.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Scale {
     /// CI: the same code paths with fewer steps, seeds and samples.
@@ -51,9 +53,21 @@ impl Scale {
     /// Benchmark sample counts.
     pub fn bench(self) -> BenchConfig {
         match self {
-            Scale::Smoke => BenchConfig { warmup: 2, rounds: 6, resamples: 10_000 },
-            Scale::Small => BenchConfig { warmup: 3, rounds: 15, resamples: 10_000 },
-            Scale::Full => BenchConfig { warmup: 5, rounds: 40, resamples: 10_000 },
+            Scale::Smoke => BenchConfig {
+                warmup: 2,
+                rounds: 6,
+                resamples: 10_000,
+            },
+            Scale::Small => BenchConfig {
+                warmup: 3,
+                rounds: 15,
+                resamples: 10_000,
+            },
+            Scale::Full => BenchConfig {
+                warmup: 5,
+                rounds: 40,
+                resamples: 10_000,
+            },
         }
     }
     /// Training settings of the token-logprob demonstration.
@@ -63,7 +77,13 @@ impl Scale {
             Scale::Small => 80,
             Scale::Full => 300,
         };
-        TrainConfig { vocab: 64, fanout: 4, batch: 256, steps, lr: 0.05 }
+        TrainConfig {
+            vocab: 64,
+            fanout: 4,
+            batch: 256,
+            steps,
+            lr: 0.05,
+        }
     }
 }
 
@@ -112,13 +132,41 @@ pub fn all_units(seeds: &[u64]) -> Vec<UnitSpec> {
         needs_device,
     };
     let mut units = vec![
-        unit(format!("{k}/check/flex"), "token-logprob-check", "flex-composition", Some(0), Job::TokenLogprobCheckFlex, false),
-        unit(format!("{k}/check/device"), "token-logprob-check", "fused-kernel", Some(0), Job::TokenLogprobCheckDevice, true),
+        unit(
+            format!("{k}/check/flex"),
+            "token-logprob-check",
+            "flex-composition",
+            Some(0),
+            Job::TokenLogprobCheckFlex,
+            false,
+        ),
+        unit(
+            format!("{k}/check/device"),
+            "token-logprob-check",
+            "fused-kernel",
+            Some(0),
+            Job::TokenLogprobCheckDevice,
+            true,
+        ),
     ];
     for &s in seeds {
-        units.push(unit(format!("{k}/train/seed-{s}"), "token-logprob-train", "bigram-adamw", Some(s), Job::TokenLogprobTrain, false));
+        units.push(unit(
+            format!("{k}/train/seed-{s}"),
+            "token-logprob-train",
+            "bigram-adamw",
+            Some(s),
+            Job::TokenLogprobTrain,
+            false,
+        ));
     }
-    units.push(unit(format!("{k}/bench"), "token-logprob-bench", "fused-vs-composition", Some(0), Job::TokenLogprobBench, true));
+    units.push(unit(
+        format!("{k}/bench"),
+        "token-logprob-bench",
+        "fused-vs-composition",
+        Some(0),
+        Job::TokenLogprobBench,
+        true,
+    ));
     units
 }
 
@@ -147,7 +195,10 @@ pub fn select(units: Vec<UnitSpec>, only: &[String]) -> anyhow::Result<Vec<UnitS
             prefixes.extend(kernels.iter().map(|k| k.to_string()));
             hit = !kernels.is_empty();
         }
-        if units.iter().any(|u| u.id == o || u.id.starts_with(&format!("{o}/")) || u.paper == o) {
+        if units
+            .iter()
+            .any(|u| u.id == o || u.id.starts_with(&format!("{o}/")) || u.paper == o)
+        {
             prefixes.push(o.to_string());
             hit = true;
         }
@@ -160,7 +211,11 @@ pub fn select(units: Vec<UnitSpec>, only: &[String]) -> anyhow::Result<Vec<UnitS
     }
     Ok(units
         .into_iter()
-        .filter(|u| prefixes.iter().any(|p| u.id == *p || u.id.starts_with(&format!("{p}/")) || u.paper == *p))
+        .filter(|u| {
+            prefixes
+                .iter()
+                .any(|p| u.id == *p || u.id.starts_with(&format!("{p}/")) || u.paper == *p)
+        })
         .collect())
 }
 
@@ -180,38 +235,98 @@ pub struct Outcome {
 impl Outcome {
     /// A passed unit.
     pub fn passed(message: String, metrics: Vec<MetricRow>) -> Self {
-        Self { status: Some(UnitStatus::Passed), message, metrics, benchmarks: Vec::new() }
+        Self {
+            status: Some(UnitStatus::Passed),
+            message,
+            metrics,
+            benchmarks: Vec::new(),
+        }
     }
     /// A correctness failure.
     pub fn correctness(message: String) -> Self {
-        Self { status: Some(UnitStatus::CorrectnessFailure), message, ..Default::default() }
+        Self {
+            status: Some(UnitStatus::CorrectnessFailure),
+            message,
+            ..Default::default()
+        }
     }
     /// An error.
     pub fn error(message: String) -> Self {
-        Self { status: Some(UnitStatus::Error), message, ..Default::default() }
+        Self {
+            status: Some(UnitStatus::Error),
+            message,
+            ..Default::default()
+        }
     }
 }
 
 /// A metric row.
-pub fn metric(dtype: &str, shape: &str, step: Option<i64>, name: &str, value: f64, unit: &str) -> MetricRow {
-    MetricRow { dtype: dtype.into(), shape: shape.into(), step, metric: name.into(), value, unit: unit.into() }
+pub fn metric(
+    dtype: &str,
+    shape: &str,
+    step: Option<i64>,
+    name: &str,
+    value: f64,
+    unit: &str,
+) -> MetricRow {
+    MetricRow {
+        dtype: dtype.into(),
+        shape: shape.into(),
+        step,
+        metric: name.into(),
+        value,
+        unit: unit.into(),
+    }
 }
 
 /// Runs `unit` on the backends of `plan`. Returns the backend and device it ran on.
-pub fn execute(unit: &UnitSpec, plan: &Plan, scale: Scale, tick: &mut dyn FnMut()) -> (Exec, String, Outcome) {
+pub fn execute(
+    unit: &UnitSpec,
+    plan: &Plan,
+    scale: Scale,
+    tick: &mut dyn FnMut(),
+) -> (Exec, String, Outcome) {
     let seed = unit.seed.unwrap_or(0);
     match unit.job {
-        Job::TokenLogprobCheckFlex => (Exec::Flex, plan_flex_name(), token_logprob::check::<Flex>(&Default::default(), seed)),
+        Job::TokenLogprobCheckFlex => (
+            Exec::Flex,
+            plan_flex_name(),
+            token_logprob::check::<Flex>(&Default::default(), seed),
+        ),
         Job::TokenLogprobCheckDevice | Job::TokenLogprobBench => {
-            let exec = plan.kernels.expect("device units are skipped without a kernel device");
-            let name = plan.kernel_device.as_ref().map(|d| d.name.clone()).unwrap_or_default();
+            let exec = plan
+                .kernels
+                .expect("device units are skipped without a kernel device");
+            let name = plan
+                .kernel_device
+                .as_ref()
+                .map(|d| d.name.clone())
+                .unwrap_or_default();
             let out = match (exec, unit.job) {
-                (Exec::Wgpu, Job::TokenLogprobCheckDevice) => token_logprob::check::<Wgpu>(&Default::default(), seed),
-                (Exec::Wgpu, _) => token_logprob::bench::<Wgpu>(&Default::default(), "wgpu", &name, scale.bench(), seed, tick),
+                (Exec::Wgpu, Job::TokenLogprobCheckDevice) => {
+                    token_logprob::check::<Wgpu>(&Default::default(), seed)
+                }
+                (Exec::Wgpu, _) => token_logprob::bench::<Wgpu>(
+                    &Default::default(),
+                    "wgpu",
+                    &name,
+                    scale.bench(),
+                    seed,
+                    tick,
+                ),
                 #[cfg(feature = "cuda")]
-                (Exec::Cuda, Job::TokenLogprobCheckDevice) => token_logprob::check::<burn::backend::Cuda>(&Default::default(), seed),
+                (Exec::Cuda, Job::TokenLogprobCheckDevice) => {
+                    token_logprob::check::<burn::backend::Cuda>(&Default::default(), seed)
+                }
                 #[cfg(feature = "cuda")]
-                (Exec::Cuda, _) => token_logprob::bench::<burn::backend::Cuda>(&Default::default(), "cuda", &name, scale.bench(), seed, tick),
+                (Exec::Cuda, _) => token_logprob::bench::<burn::backend::Cuda>(
+                    &Default::default(),
+                    "cuda",
+                    &name,
+                    scale.bench(),
+                    seed,
+                    tick,
+                ),
                 _ => Outcome::error(format!("no kernel backend {exec:?} in this build")),
             };
             (exec, name, out)
@@ -222,7 +337,9 @@ pub fn execute(unit: &UnitSpec, plan: &Plan, scale: Scale, tick: &mut dyn FnMut(
                 Exec::Flex => token_logprob::train_unit::<Flex>(&Default::default(), cfg, seed),
                 Exec::Wgpu => token_logprob::train_unit::<Wgpu>(&Default::default(), cfg, seed),
                 #[cfg(feature = "cuda")]
-                Exec::Cuda => token_logprob::train_unit::<burn::backend::Cuda>(&Default::default(), cfg, seed),
+                Exec::Cuda => {
+                    token_logprob::train_unit::<burn::backend::Cuda>(&Default::default(), cfg, seed)
+                }
                 #[cfg(not(feature = "cuda"))]
                 Exec::Cuda => Outcome::error("built without the cuda feature".into()),
             };

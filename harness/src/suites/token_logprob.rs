@@ -8,7 +8,9 @@ use burn::module::{Module, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
-use claimbench_kernels::burn_ops::{TokenLogprobBackend, token_logprobs, token_logprobs_composition, token_logprobs_unchecked};
+use claimbench_kernels::burn_ops::{
+    TokenLogprobBackend, token_logprobs, token_logprobs_composition, token_logprobs_unchecked,
+};
 use claimbench_kernels::testing::token_logprob::{backward_tolerance, forward_tolerance};
 use claimbench_kernels::testing::{logits_and_targets, max_abs_diff, uniform};
 use claimbench_kernels::token_logprob::{Problem, backward_reference, forward_reference};
@@ -24,8 +26,14 @@ pub const KERNEL: &str = "kernels/token-logprob";
 
 /// Shapes of the correctness units: `(rows, vocab, logit scale)`. V = 1, odd V, GPT-2's V, one
 /// token, rows not a multiple of the cube size, logits at ±1e4.
-pub const CHECK_SHAPES: &[(usize, usize, f32)] =
-    &[(4, 1, 3.0), (1, 7, 3.0), (257, 100, 5.0), (13, 50257, 8.0), (17, 1003, 1.0e4), (64, 32000, 10.0)];
+pub const CHECK_SHAPES: &[(usize, usize, f32)] = &[
+    (4, 1, 3.0),
+    (1, 7, 3.0),
+    (257, 100, 5.0),
+    (13, 50257, 8.0),
+    (17, 1003, 1.0e4),
+    (64, 32000, 10.0),
+];
 
 /// The benchmark shape of the issue: B·T = 1024, V = 32000, f32.
 pub const BENCH_ROWS: usize = 1024;
@@ -49,28 +57,61 @@ pub fn check<B: TokenLogprobBackend>(device: &B::Device, seed: u64) -> Outcome {
         let g = uniform(rows, seed ^ 0x5eed ^ i as u64);
         let (want_lp, _) = forward_reference(&logits, &targets, vocab);
         let want_grad = backward_reference(&logits, &targets, &g, vocab);
-        let (got_lp, got_grad) = match fused_with_grad::<B>(device, &logits, &targets, &g, rows, vocab) {
-            Ok(v) => v,
-            Err(e) => return Outcome::error(format!("{rows}x{vocab}: {e}")),
-        };
+        let (got_lp, got_grad) =
+            match fused_with_grad::<B>(device, &logits, &targets, &g, rows, vocab) {
+                Ok(v) => v,
+                Err(e) => return Outcome::error(format!("{rows}x{vocab}: {e}")),
+            };
         let shape = shape_str(&[rows, vocab]);
         let (fa, fr) = forward_tolerance(&logits);
         let (ga, gr) = backward_tolerance(&logits);
-        for (name, got, want, atol, rtol) in [("forward", &got_lp, &want_lp, fa, fr), ("grad", &got_grad, &want_grad, ga, gr)] {
+        for (name, got, want, atol, rtol) in [
+            ("forward", &got_lp, &want_lp, fa, fr),
+            ("grad", &got_grad, &want_grad, ga, gr),
+        ] {
             let (d, at) = max_abs_diff(got, want);
-            let worst_tol = want.iter().map(|w| atol + rtol * w.abs()).fold(f32::INFINITY, f32::min);
-            let ok = got.iter().zip(want.iter()).all(|(g, w)| (g - w).abs() <= atol + rtol * w.abs());
-            metrics.push(metric("f32", &shape, None, &format!("max_abs_err_{name}"), d as f64, "abs"));
-            metrics.push(metric("f32", &shape, None, &format!("tolerance_{name}"), (atol + rtol * want[at].abs()) as f64, "abs"));
+            let worst_tol = want
+                .iter()
+                .map(|w| atol + rtol * w.abs())
+                .fold(f32::INFINITY, f32::min);
+            let ok = got
+                .iter()
+                .zip(want.iter())
+                .all(|(g, w)| (g - w).abs() <= atol + rtol * w.abs());
+            metrics.push(metric(
+                "f32",
+                &shape,
+                None,
+                &format!("max_abs_err_{name}"),
+                d as f64,
+                "abs",
+            ));
+            metrics.push(metric(
+                "f32",
+                &shape,
+                None,
+                &format!("tolerance_{name}"),
+                (atol + rtol * want[at].abs()) as f64,
+                "abs",
+            ));
             if !ok {
                 failures.push(format!("{name} at {rows}x{vocab} (scale {scale}): max |Δ| = {d:e} at {at} (tolerance ≥ {worst_tol:e})"));
             }
         }
     }
     if failures.is_empty() {
-        Outcome::passed(format!("{} shapes match the reference (values and gradients)", CHECK_SHAPES.len()), metrics)
+        Outcome::passed(
+            format!(
+                "{} shapes match the reference (values and gradients)",
+                CHECK_SHAPES.len()
+            ),
+            metrics,
+        )
     } else {
-        Outcome { metrics, ..Outcome::correctness(failures.join("; ")) }
+        Outcome {
+            metrics,
+            ..Outcome::correctness(failures.join("; "))
+        }
     }
 }
 
@@ -85,13 +126,26 @@ fn fused_with_grad<B: TokenLogprobBackend>(
     vocab: usize,
 ) -> Result<(Vec<f32>, Vec<f32>), claimbench_kernels::KernelError> {
     type A<B> = Autodiff<B>;
-    let x = Tensor::<A<B>, 3>::from_data(TensorData::new(logits.to_vec(), [1, rows, vocab]), device).require_grad();
-    let t = Tensor::<A<B>, 2, Int>::from_data(TensorData::new(targets.iter().map(|&t| t as i32).collect::<Vec<_>>(), [1, rows]), device);
+    let x =
+        Tensor::<A<B>, 3>::from_data(TensorData::new(logits.to_vec(), [1, rows, vocab]), device)
+            .require_grad();
+    let t = Tensor::<A<B>, 2, Int>::from_data(
+        TensorData::new(
+            targets.iter().map(|&t| t as i32).collect::<Vec<_>>(),
+            [1, rows],
+        ),
+        device,
+    );
     let gt = Tensor::<A<B>, 2>::from_data(TensorData::new(g.to_vec(), [1, rows]), device);
     let lp = token_logprobs(x.clone(), t)?;
     let lp_host = lp.clone().into_data().to_vec::<f32>().expect("f32 output");
     let grads = (lp * gt).sum().backward();
-    let grad = x.grad(&grads).expect("logits require grad").into_data().to_vec::<f32>().expect("f32 grad");
+    let grad = x
+        .grad(&grads)
+        .expect("logits require grad")
+        .into_data()
+        .to_vec::<f32>()
+        .expect("f32 grad");
     Ok((lp_host, grad))
 }
 
@@ -108,7 +162,14 @@ fn read_back<B: Backend, const D: usize>(t: Tensor<B, D>) {
 /// [`BENCH_ROWS`] × [`BENCH_VOCAB`] on backend `B` (burn's fused default: fusion and autotune on),
 /// after checking both against the reference; the floor is one `sum_dim` read pass of the logits.
 /// A second comparison times forward + backward under autodiff.
-pub fn bench<B: TokenLogprobBackend>(device: &B::Device, backend: &str, device_name: &str, cfg: BenchConfig, seed: u64, mut tick: impl FnMut()) -> Outcome {
+pub fn bench<B: TokenLogprobBackend>(
+    device: &B::Device,
+    backend: &str,
+    device_name: &str,
+    cfg: BenchConfig,
+    seed: u64,
+    mut tick: impl FnMut(),
+) -> Outcome {
     let (rows, vocab) = (BENCH_ROWS, BENCH_VOCAB);
     let problem = Problem::new(rows, vocab).expect("benchmark shape is valid");
     let (logits, targets) = logits_and_targets(rows, vocab, 10.0, seed);
@@ -119,27 +180,49 @@ pub fn bench<B: TokenLogprobBackend>(device: &B::Device, backend: &str, device_n
 
     // Correctness first: the fused op must match the reference at the benchmark shape.
     let x = Tensor::<B, 3>::from_data(TensorData::new(logits.clone(), [1, rows, vocab]), device);
-    let t = Tensor::<B, 2, Int>::from_data(TensorData::new(targets.iter().map(|&t| t as i32).collect::<Vec<_>>(), [1, rows]), device);
+    let t = Tensor::<B, 2, Int>::from_data(
+        TensorData::new(
+            targets.iter().map(|&t| t as i32).collect::<Vec<_>>(),
+            [1, rows],
+        ),
+        device,
+    );
     let fused = match token_logprobs(x.clone(), t.clone()) {
         Ok(v) => v.into_data().to_vec::<f32>().expect("f32"),
         Err(e) => return Outcome::error(e.to_string()),
     };
-    let composed = token_logprobs_composition(x.clone(), t.clone()).into_data().to_vec::<f32>().expect("f32");
+    let composed = token_logprobs_composition(x.clone(), t.clone())
+        .into_data()
+        .to_vec::<f32>()
+        .expect("f32");
     let (fa, fr) = forward_tolerance(&logits);
     let (d_fused, _) = max_abs_diff(&fused, &want_lp);
     let (d_comp, _) = max_abs_diff(&composed, &want_lp);
-    let within = |got: &[f32]| got.iter().zip(&want_lp).all(|(g, w)| (g - w).abs() <= fa + fr * w.abs());
+    let within = |got: &[f32]| {
+        got.iter()
+            .zip(&want_lp)
+            .all(|(g, w)| (g - w).abs() <= fa + fr * w.abs())
+    };
     if !within(&fused) {
-        return Outcome::correctness(format!("fused forward differs from the reference at {rows}x{vocab}: max |Δ| = {d_fused:e} (atol {fa:e}); not timed"));
+        return Outcome::correctness(format!(
+            "fused forward differs from the reference at {rows}x{vocab}: max |Δ| = {d_fused:e} (atol {fa:e}); not timed"
+        ));
     }
-    let (got_lp, got_grad) = match fused_with_grad::<B>(device, &logits, &targets, &g, rows, vocab) {
+    let (got_lp, got_grad) = match fused_with_grad::<B>(device, &logits, &targets, &g, rows, vocab)
+    {
         Ok(v) => v,
         Err(e) => return Outcome::error(e.to_string()),
     };
     let (ga, gr) = backward_tolerance(&logits);
     let (d_grad, _) = max_abs_diff(&got_grad, &want_grad);
-    if !got_grad.iter().zip(&want_grad).all(|(g, w)| (g - w).abs() <= ga + gr * w.abs()) {
-        return Outcome::correctness(format!("fused backward differs from the reference at {rows}x{vocab}: max |Δ| = {d_grad:e} (atol {ga:e}); not timed"));
+    if !got_grad
+        .iter()
+        .zip(&want_grad)
+        .all(|(g, w)| (g - w).abs() <= ga + gr * w.abs())
+    {
+        return Outcome::correctness(format!(
+            "fused backward differs from the reference at {rows}x{vocab}: max |Δ| = {d_grad:e} (atol {ga:e}); not timed"
+        ));
     }
     let (d_lp2, _) = max_abs_diff(&got_lp, &want_lp);
     let correctness = format!(
@@ -162,7 +245,11 @@ pub fn bench<B: TokenLogprobBackend>(device: &B::Device, backend: &str, device_n
     let step = |fused: bool| {
         let xa = Tensor::<Autodiff<B>, 3>::from_inner(x.clone()).require_grad();
         let ta = Tensor::<Autodiff<B>, 2, Int>::from_inner(t.clone());
-        let lp = if fused { token_logprobs_unchecked(xa.clone(), ta) } else { token_logprobs_composition(xa.clone(), ta) };
+        let lp = if fused {
+            token_logprobs_unchecked(xa.clone(), ta)
+        } else {
+            token_logprobs_composition(xa.clone(), ta)
+        };
         let grads = (lp * gt.clone()).sum().backward();
         read_back(xa.grad(&grads).expect("grad").sum());
     };
@@ -171,14 +258,37 @@ pub fn bench<B: TokenLogprobBackend>(device: &B::Device, backend: &str, device_n
     let mut entries = Vec::new();
     let mut metrics: Vec<MetricRow> = Vec::new();
     for (name, s, target, floor_desc, bytes, flops) in [
-        ("fused-forward", &fwd, Some(FORWARD_TARGET), Some("one sum_dim read pass over the logits (memory floor)"), problem.forward_bytes(), problem.forward_flops()),
-        ("fused-forward-backward", &fwd_bwd, None, None, problem.forward_bytes() + 2 * problem.logits_bytes(), problem.forward_flops() * 2),
+        (
+            "fused-forward",
+            &fwd,
+            Some(FORWARD_TARGET),
+            Some("one sum_dim read pass over the logits (memory floor)"),
+            problem.forward_bytes(),
+            problem.forward_flops(),
+        ),
+        (
+            "fused-forward-backward",
+            &fwd_bwd,
+            None,
+            None,
+            problem.forward_bytes() + 2 * problem.logits_bytes(),
+            problem.forward_flops() * 2,
+        ),
     ] {
-        let est = match claimbench_claims::stats::paired_speedup(&s.ours_ms, &s.baseline_ms, 10_000, seed) {
+        let est = match claimbench_claims::stats::paired_speedup(
+            &s.ours_ms,
+            &s.baseline_ms,
+            10_000,
+            seed,
+        ) {
             Ok(e) => e,
             Err(e) => return Outcome::error(format!("{name}: {e}")),
         };
-        let baseline = if name == "fused-forward" { "burn log_softmax + gather" } else { "burn autodiff of log_softmax + gather" };
+        let baseline = if name == "fused-forward" {
+            "burn log_softmax + gather"
+        } else {
+            "burn autodiff of log_softmax + gather"
+        };
         let entry = BenchEntry {
             kernel: KERNEL.into(),
             implementation: name.into(),
@@ -200,21 +310,59 @@ pub fn bench<B: TokenLogprobBackend>(device: &B::Device, backend: &str, device_n
             correctness: correctness.clone(),
         };
         let sh = shape_str(&shape);
-        metrics.push(metric("f32", &sh, None, &format!("{name}_speedup"), entry.speedup, "x"));
-        metrics.push(metric("f32", &sh, None, &format!("{name}_ours_median"), entry.ours_median_ms(), "ms"));
-        metrics.push(metric("f32", &sh, None, &format!("{name}_baseline_median"), entry.baseline_median_ms(), "ms"));
+        metrics.push(metric(
+            "f32",
+            &sh,
+            None,
+            &format!("{name}_speedup"),
+            entry.speedup,
+            "x",
+        ));
+        metrics.push(metric(
+            "f32",
+            &sh,
+            None,
+            &format!("{name}_ours_median"),
+            entry.ours_median_ms(),
+            "ms",
+        ));
+        metrics.push(metric(
+            "f32",
+            &sh,
+            None,
+            &format!("{name}_baseline_median"),
+            entry.baseline_median_ms(),
+            "ms",
+        ));
         if !s.floor_ms.is_empty() {
-            metrics.push(metric("f32", &sh, None, &format!("{name}_floor_median"), entry.floor_median_ms(), "ms"));
+            metrics.push(metric(
+                "f32",
+                &sh,
+                None,
+                &format!("{name}_floor_median"),
+                entry.floor_median_ms(),
+                "ms",
+            ));
         }
         entries.push(entry);
     }
     let f = &entries[0];
     let summary = format!(
         "forward speedup {:.2}x [{:.2}, {:.2}] (fused {:.1} ms, composition {:.1} ms, read floor {:.1} ms); forward+backward {:.2}x [{:.2}, {:.2}]",
-        f.speedup, f.speedup_ci[0], f.speedup_ci[1], f.ours_median_ms(), f.baseline_median_ms(), f.floor_median_ms(),
-        entries[1].speedup, entries[1].speedup_ci[0], entries[1].speedup_ci[1]
+        f.speedup,
+        f.speedup_ci[0],
+        f.speedup_ci[1],
+        f.ours_median_ms(),
+        f.baseline_median_ms(),
+        f.floor_median_ms(),
+        entries[1].speedup,
+        entries[1].speedup_ci[0],
+        entries[1].speedup_ci[1]
     );
-    Outcome { benchmarks: entries, ..Outcome::passed(summary, metrics) }
+    Outcome {
+        benchmarks: entries,
+        ..Outcome::passed(summary, metrics)
+    }
 }
 
 /// A seeded first-order Markov chain over `vocab` tokens with `fanout` successors per token:
@@ -238,7 +386,10 @@ impl MarkovChain {
                     chosen.push(c);
                 }
             }
-            let w: Vec<f64> = chosen.iter().map(|_| (rng.random_range(-1.5f64..1.5)).exp()).collect();
+            let w: Vec<f64> = chosen
+                .iter()
+                .map(|_| (rng.random_range(-1.5f64..1.5)).exp())
+                .collect();
             let total: f64 = w.iter().sum();
             for (c, w) in chosen.iter().zip(w) {
                 row[*c] = w / total;
@@ -261,14 +412,23 @@ impl MarkovChain {
                 u < acc
             });
             xs.push(x as i32);
-            ys.push(y.unwrap_or_else(|| row.iter().rposition(|&p| p > 0.0).expect("row has successors")) as i32);
+            ys.push(y.unwrap_or_else(|| {
+                row.iter()
+                    .rposition(|&p| p > 0.0)
+                    .expect("row has successors")
+            }) as i32);
         }
         (xs, ys)
     }
 
     /// The loss floor: `(1/V) Σ_x H(P(· | x))` in nats (x is drawn uniformly).
     pub fn conditional_entropy(&self) -> f64 {
-        let h: f64 = self.probs.iter().filter(|&&p| p > 0.0).map(|&p| -p * p.ln()).sum();
+        let h: f64 = self
+            .probs
+            .iter()
+            .filter(|&&p| p > 0.0)
+            .map(|&p| -p * p.ln())
+            .sum();
         h / self.vocab as f64
     }
 }
@@ -297,19 +457,36 @@ pub struct TrainConfig {
 
 /// Trains a [`Bigram`] with AdamW on a seeded [`MarkovChain`], minimising `−mean(token_logprob)`
 /// through the op, on backend `B` under autodiff. Returns the loss per step (nats).
-pub fn train<B: TokenLogprobBackend>(device: &B::Device, cfg: TrainConfig, seed: u64) -> Result<(Vec<f64>, f64), claimbench_kernels::KernelError> {
+pub fn train<B: TokenLogprobBackend>(
+    device: &B::Device,
+    cfg: TrainConfig,
+    seed: u64,
+) -> Result<(Vec<f64>, f64), claimbench_kernels::KernelError> {
     type A<B> = Autodiff<B>;
     let chain = MarkovChain::new(cfg.vocab, cfg.fanout, seed);
     let mut rng = StdRng::seed_from_u64(seed ^ 0xda7a);
-    let init: Vec<f32> = (0..cfg.vocab * cfg.vocab).map(|_| rng.random_range(-0.05f32..0.05)).collect();
-    let mut model = Bigram { table: Param::from_tensor(Tensor::<A<B>, 2>::from_data(TensorData::new(init, [cfg.vocab, cfg.vocab]), device)) };
-    let mut optim = AdamWConfig::new().with_weight_decay(0.0).init::<A<B>, Bigram<A<B>>>();
+    let init: Vec<f32> = (0..cfg.vocab * cfg.vocab)
+        .map(|_| rng.random_range(-0.05f32..0.05))
+        .collect();
+    let mut model = Bigram {
+        table: Param::from_tensor(Tensor::<A<B>, 2>::from_data(
+            TensorData::new(init, [cfg.vocab, cfg.vocab]),
+            device,
+        )),
+    };
+    let mut optim = AdamWConfig::new()
+        .with_weight_decay(0.0)
+        .init::<A<B>, Bigram<A<B>>>();
     let mut losses = Vec::with_capacity(cfg.steps);
     for _ in 0..cfg.steps {
         let (x, y) = chain.sample(cfg.batch, &mut rng);
         let x = Tensor::<A<B>, 1, Int>::from_data(TensorData::new(x, [cfg.batch]), device);
         let y = Tensor::<A<B>, 2, Int>::from_data(TensorData::new(y, [1, cfg.batch]), device);
-        let logits = model.table.val().select(0, x).reshape([1, cfg.batch, cfg.vocab]);
+        let logits = model
+            .table
+            .val()
+            .select(0, x)
+            .reshape([1, cfg.batch, cfg.vocab]);
         let loss = token_logprobs(logits, y)?.mean().neg();
         losses.push(loss.clone().into_scalar().elem::<f64>());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -319,7 +496,11 @@ pub fn train<B: TokenLogprobBackend>(device: &B::Device, cfg: TrainConfig, seed:
 }
 
 /// The training unit: loss per step, final loss, the entropy floor and the excess over it.
-pub fn train_unit<B: TokenLogprobBackend>(device: &B::Device, cfg: TrainConfig, seed: u64) -> Outcome {
+pub fn train_unit<B: TokenLogprobBackend>(
+    device: &B::Device,
+    cfg: TrainConfig,
+    seed: u64,
+) -> Outcome {
     match train::<B>(device, cfg, seed) {
         Err(e) => Outcome::error(e.to_string()),
         Ok((losses, floor)) => {
@@ -327,14 +508,34 @@ pub fn train_unit<B: TokenLogprobBackend>(device: &B::Device, cfg: TrainConfig, 
                 return Outcome::error(format!("training diverged: loss {l} at step {i}"));
             }
             let shape = shape_str(&[cfg.batch, cfg.vocab]);
-            let mut m: Vec<MetricRow> =
-                losses.iter().enumerate().map(|(i, &l)| metric("f32", &shape, Some(i as i64), "train_loss", l, "nats")).collect();
+            let mut m: Vec<MetricRow> = losses
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| metric("f32", &shape, Some(i as i64), "train_loss", l, "nats"))
+                .collect();
             let last = *losses.last().unwrap_or(&f64::NAN);
             m.push(metric("f32", &shape, None, "final_loss", last, "nats"));
-            m.push(metric("f32", &shape, None, "initial_loss", losses[0], "nats"));
+            m.push(metric(
+                "f32",
+                &shape,
+                None,
+                "initial_loss",
+                losses[0],
+                "nats",
+            ));
             m.push(metric("f32", &shape, None, "entropy_floor", floor, "nats"));
-            m.push(metric("f32", &shape, None, "excess_loss", last - floor, "nats"));
-            Outcome::passed(format!("loss {:.4} → {last:.4} nats (floor {floor:.4})", losses[0]), m)
+            m.push(metric(
+                "f32",
+                &shape,
+                None,
+                "excess_loss",
+                last - floor,
+                "nats",
+            ));
+            Outcome::passed(
+                format!("loss {:.4} → {last:.4} nats (floor {floor:.4})", losses[0]),
+                m,
+            )
         }
     }
 }

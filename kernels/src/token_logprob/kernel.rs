@@ -83,7 +83,12 @@ pub fn token_logprob_forward_kernel<I: Int, N: Size>(
     let mut stride = (CUBE_DIM_X / 2) as usize;
     while stride > 0 {
         if unit < stride {
-            let (mm, ss) = merge_lse(smem_m[unit], smem_s[unit], smem_m[unit + stride], smem_s[unit + stride]);
+            let (mm, ss) = merge_lse(
+                smem_m[unit],
+                smem_s[unit],
+                smem_m[unit + stride],
+                smem_s[unit + stride],
+            );
             smem_m[unit] = mm;
             smem_s[unit] = ss;
         }

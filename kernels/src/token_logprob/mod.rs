@@ -45,10 +45,14 @@ impl Problem {
     /// A problem of `rows` tokens and `vocab` logits each; both must be at least 1.
     pub fn new(rows: usize, vocab: usize) -> Result<Self, KernelError> {
         if rows == 0 {
-            return Err(KernelError::EmptyDimension { what: "number of tokens (B·T)" });
+            return Err(KernelError::EmptyDimension {
+                what: "number of tokens (B·T)",
+            });
         }
         if vocab == 0 {
-            return Err(KernelError::EmptyDimension { what: "vocabulary size" });
+            return Err(KernelError::EmptyDimension {
+                what: "vocabulary size",
+            });
         }
         if vocab > i32::MAX as usize {
             return Err(KernelError::TooLarge {
@@ -89,7 +93,10 @@ impl Problem {
 
 /// Fails with [`KernelError::TooLarge`] when the logits exceed what `client` binds in one buffer
 /// (wgpu: `max_storage_buffer_binding_size`, 128 MiB by default). CUDA takes any size.
-pub fn check_fits<R: Runtime>(client: &ComputeClient<R>, problem: Problem) -> Result<(), KernelError> {
+pub fn check_fits<R: Runtime>(
+    client: &ComputeClient<R>,
+    problem: Problem,
+) -> Result<(), KernelError> {
     let limit = max_buffer_bytes(client);
     if problem.logits_bytes() > limit {
         return Err(KernelError::TooLarge {
@@ -104,8 +111,15 @@ pub fn check_fits<R: Runtime>(client: &ComputeClient<R>, problem: Problem) -> Re
 
 /// Fails with [`KernelError::TargetOutOfRange`] naming the first id outside `[0, vocab)`.
 pub fn check_targets(targets: &[i64], vocab: usize) -> Result<(), KernelError> {
-    match targets.iter().position(|&t| t < 0 || t as u64 >= vocab as u64) {
-        Some(position) => Err(KernelError::TargetOutOfRange { position, id: targets[position], vocab }),
+    match targets
+        .iter()
+        .position(|&t| t < 0 || t as u64 >= vocab as u64)
+    {
+        Some(position) => Err(KernelError::TargetOutOfRange {
+            position,
+            id: targets[position],
+            vocab,
+        }),
         None => Ok(()),
     }
 }
@@ -134,7 +148,15 @@ pub fn forward<R: Runtime>(
     let rows = problem.rows;
     let logprobs = client.empty(rows * 4);
     let lse = client.empty(rows * 4);
-    launch_forward(client, problem, logits, targets, ids, logprobs.clone(), lse.clone());
+    launch_forward(
+        client,
+        problem,
+        logits,
+        targets,
+        ids,
+        logprobs.clone(),
+        lse.clone(),
+    );
     Ok(ForwardOutput { logprobs, lse })
 }
 
@@ -151,7 +173,16 @@ pub fn backward<R: Runtime>(
 ) -> Result<Handle, KernelError> {
     check_fits(client, problem)?;
     let grad = client.empty(problem.logits_bytes() as usize);
-    launch_backward(client, problem, logits, targets, ids, lse, grad_out, grad.clone());
+    launch_backward(
+        client,
+        problem,
+        logits,
+        targets,
+        ids,
+        lse,
+        grad_out,
+        grad.clone(),
+    );
     Ok(grad)
 }
 
@@ -180,13 +211,43 @@ pub(crate) fn launch_forward<R: Runtime>(
         let targets = ArrayArg::from_raw_parts(targets, rows);
         match ids {
             IdType::I32 => kernel::token_logprob_forward_kernel::launch_unchecked::<i32, R>(
-                client, count, dim, width, logits, targets, out, lse, rows as u32, vocab as u32, cube,
+                client,
+                count,
+                dim,
+                width,
+                logits,
+                targets,
+                out,
+                lse,
+                rows as u32,
+                vocab as u32,
+                cube,
             ),
             IdType::I64 => kernel::token_logprob_forward_kernel::launch_unchecked::<i64, R>(
-                client, count, dim, width, logits, targets, out, lse, rows as u32, vocab as u32, cube,
+                client,
+                count,
+                dim,
+                width,
+                logits,
+                targets,
+                out,
+                lse,
+                rows as u32,
+                vocab as u32,
+                cube,
             ),
             IdType::U32 => kernel::token_logprob_forward_kernel::launch_unchecked::<u32, R>(
-                client, count, dim, width, logits, targets, out, lse, rows as u32, vocab as u32, cube,
+                client,
+                count,
+                dim,
+                width,
+                logits,
+                targets,
+                out,
+                lse,
+                rows as u32,
+                vocab as u32,
+                cube,
             ),
         }
     }
@@ -234,15 +295,42 @@ pub(crate) fn launch_backward<R: Runtime>(
         let grad_out = ArrayArg::from_raw_parts(grad_out, rows);
         let grad = ArrayArg::from_raw_parts(grad, rows * vocab);
         match ids {
-            IdType::I32 => kernel::token_logprob_backward_target_kernel::launch_unchecked::<i32, R>(
-                client, count, dim, targets, grad_out, grad, rows as u32, vocab as u32,
-            ),
-            IdType::I64 => kernel::token_logprob_backward_target_kernel::launch_unchecked::<i64, R>(
-                client, count, dim, targets, grad_out, grad, rows as u32, vocab as u32,
-            ),
-            IdType::U32 => kernel::token_logprob_backward_target_kernel::launch_unchecked::<u32, R>(
-                client, count, dim, targets, grad_out, grad, rows as u32, vocab as u32,
-            ),
+            IdType::I32 => {
+                kernel::token_logprob_backward_target_kernel::launch_unchecked::<i32, R>(
+                    client,
+                    count,
+                    dim,
+                    targets,
+                    grad_out,
+                    grad,
+                    rows as u32,
+                    vocab as u32,
+                )
+            }
+            IdType::I64 => {
+                kernel::token_logprob_backward_target_kernel::launch_unchecked::<i64, R>(
+                    client,
+                    count,
+                    dim,
+                    targets,
+                    grad_out,
+                    grad,
+                    rows as u32,
+                    vocab as u32,
+                )
+            }
+            IdType::U32 => {
+                kernel::token_logprob_backward_target_kernel::launch_unchecked::<u32, R>(
+                    client,
+                    count,
+                    dim,
+                    targets,
+                    grad_out,
+                    grad,
+                    rows as u32,
+                    vocab as u32,
+                )
+            }
         }
     }
 }
@@ -255,7 +343,11 @@ pub(crate) fn launch_backward<R: Runtime>(
 /// # Panics
 /// If the lengths disagree or a target is out of range (a programmer error in a test).
 pub fn forward_reference(logits: &[f32], targets: &[i64], vocab: usize) -> (Vec<f32>, Vec<f32>) {
-    assert_eq!(logits.len(), targets.len() * vocab, "logits must be [rows, vocab]");
+    assert_eq!(
+        logits.len(),
+        targets.len() * vocab,
+        "logits must be [rows, vocab]"
+    );
     let mut logprobs = Vec::with_capacity(targets.len());
     let mut lses = Vec::with_capacity(targets.len());
     for (row, &t) in logits.chunks_exact(vocab).zip(targets) {
@@ -272,7 +364,12 @@ pub fn forward_reference(logits: &[f32], targets: &[i64], vocab: usize) -> (Vec<
 /// Plain-Rust reference of the backward pass:
 /// `grad[r, v] = g[r] · (1{v = t_r} − exp(logits[r, v] − lse[r]))`, in f64, with `lse` recomputed
 /// in f64 (not taken from a kernel).
-pub fn backward_reference(logits: &[f32], targets: &[i64], grad_out: &[f32], vocab: usize) -> Vec<f32> {
+pub fn backward_reference(
+    logits: &[f32],
+    targets: &[i64],
+    grad_out: &[f32],
+    vocab: usize,
+) -> Vec<f32> {
     assert_eq!(grad_out.len(), targets.len(), "grad_out must be [rows]");
     let mut grad = Vec::with_capacity(logits.len());
     for ((row, &t), &g) in logits.chunks_exact(vocab).zip(targets).zip(grad_out) {
