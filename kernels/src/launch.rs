@@ -11,7 +11,7 @@ pub fn vector_size_dividing<R: Runtime>(
 ) -> usize {
     client
         .io_optimized_vector_sizes(elem_bytes)
-        .find(|&n| n > 0 && len % n == 0)
+        .find(|&n| n > 0 && len.is_multiple_of(n))
         .unwrap_or(1)
 }
 

@@ -89,7 +89,9 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let tol = atol + rtol * w.abs();
         let d = (g - w).abs();
-        if !(d <= tol) && worst.is_none_or(|(_, wd, _)| d > wd || d.is_nan()) {
+        // NaN fails too: `d <= tol` is false for it.
+        let within = d <= tol;
+        if !within && worst.is_none_or(|(_, wd, _)| d > wd || d.is_nan()) {
             worst = Some((i, d, tol));
         }
     }
