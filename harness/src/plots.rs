@@ -89,7 +89,13 @@ fn draw(
     chart
         .configure_mesh()
         .x_desc(x_label)
-        .x_label_formatter(&|x| if x.fract().abs() < 1e-9 { format!("{x:.0}") } else { format!("{x:.1}") })
+        .x_label_formatter(&|x| {
+            if x.fract().abs() < 1e-9 {
+                format!("{x:.0}")
+            } else {
+                format!("{x:.1}")
+            }
+        })
         .y_desc(y_label)
         .light_line_style(WHITE.mix(0.0))
         .draw()

@@ -242,7 +242,8 @@ pub mod token_logprob {
 
 /// Emits the token-logprob kernel suite for the runtime named `TestRuntime` in the calling module.
 /// Shapes: V = 1, 7 (odd, no vector width divides it), 50257 (GPT-2's vocabulary, odd); T = 1;
-/// rows not a multiple of the cube size; logits at ±1e4; the benchmark shape 1024 × 32000.
+/// rows not a multiple of the cube size; more rows than one grid dimension holds; logits at ±1e4;
+/// the benchmark shape 1024 × 32000.
 #[macro_export]
 macro_rules! testgen_token_logprob {
     () => {
@@ -267,6 +268,11 @@ macro_rules! testgen_token_logprob {
         #[test]
         fn extreme_logits_do_not_overflow() {
             suite::check_against_reference::<TestRuntime>(17, 1003, 1.0e4, 5, false);
+        }
+        #[test]
+        fn rows_beyond_one_grid_dimension() {
+            // 70 000 rows > 65 535 cubes along x: the grid spills into y.
+            suite::check_against_reference::<TestRuntime>(70_000, 3, 4.0, 7, false);
         }
         #[test]
         fn benchmark_shape_1024x32000() {
