@@ -167,7 +167,7 @@ pub struct Plan {
 pub const DEVICE_HINT: &str = "install a Vulkan driver (Debian: `apt-get install mesa-vulkan-drivers` gives the lavapipe CPU device) or a GPU driver";
 
 /// Resolves `--backend` against the devices found. Errors (exit 4) when an explicit backend has no
-/// device, or when `require_device` and no kernel device exists.
+/// device, or when `require_device` and `auto` finds no kernel device.
 pub fn plan(choice: BackendChoice, require_device: bool) -> anyhow::Result<Plan> {
     let wgpu = || wgpu_adapters().into_iter().next();
     let cuda = || cuda_devices().into_iter().next();
@@ -223,7 +223,8 @@ pub fn plan(choice: BackendChoice, require_device: bool) -> anyhow::Result<Plan>
             plan.kernel_device = Some(d);
         }
     }
-    if require_device && plan.kernels.is_none() {
+    // An explicit `--backend flex` is a choice, not a missing device.
+    if require_device && plan.kernels.is_none() && choice == BackendChoice::Auto {
         return Err(input_error(format!(
             "CLAIMBENCH_REQUIRE_DEVICE=1 but kernel checks would be skipped: {}",
             plan.skip_reason.clone().unwrap_or_default()

@@ -56,18 +56,3 @@ pub fn input_error(msg: impl Into<String>) -> anyhow::Error {
 pub fn exit_for(_err: &anyhow::Error) -> Exit {
     Exit::Input
 }
-
-#[cfg(test)]
-mod tests {
-    use super::Exit::*;
-
-    #[test]
-    fn highest_wins_but_inconclusive_never_hides() {
-        assert_eq!(Ok.combine(Input), Input);
-        assert_eq!(Regression.combine(Correctness), Correctness);
-        assert_eq!(Inconclusive.combine(Regression), Regression);
-        assert_eq!(Correctness.combine(Inconclusive), Correctness);
-        assert_eq!(Ok.combine(Inconclusive), Inconclusive);
-        assert_eq!(Input.combine(Inconclusive), Input);
-    }
-}

@@ -186,6 +186,17 @@ pub fn backward<R: Runtime>(
     Ok(grad)
 }
 
+/// Launches `kernel::$name` with the target-id element type of `$ids` as its first generic.
+macro_rules! launch_by_id {
+    ($ids:expr, $r:ty, $name:ident, $($arg:expr),+ $(,)?) => {
+        match $ids {
+            IdType::I32 => kernel::$name::launch_unchecked::<i32, $r>($($arg),+),
+            IdType::I64 => kernel::$name::launch_unchecked::<i64, $r>($($arg),+),
+            IdType::U32 => kernel::$name::launch_unchecked::<u32, $r>($($arg),+),
+        }
+    };
+}
+
 /// Launches the forward kernel. Assumes validated input (see [`forward`]).
 pub(crate) fn launch_forward<R: Runtime>(
     client: &ComputeClient<R>,
@@ -209,47 +220,22 @@ pub(crate) fn launch_forward<R: Runtime>(
         let out = ArrayArg::from_raw_parts(logprobs, rows);
         let lse = ArrayArg::from_raw_parts(lse, rows);
         let targets = ArrayArg::from_raw_parts(targets, rows);
-        match ids {
-            IdType::I32 => kernel::token_logprob_forward_kernel::launch_unchecked::<i32, R>(
-                client,
-                count,
-                dim,
-                width,
-                logits,
-                targets,
-                out,
-                lse,
-                rows as u32,
-                vocab as u32,
-                cube,
-            ),
-            IdType::I64 => kernel::token_logprob_forward_kernel::launch_unchecked::<i64, R>(
-                client,
-                count,
-                dim,
-                width,
-                logits,
-                targets,
-                out,
-                lse,
-                rows as u32,
-                vocab as u32,
-                cube,
-            ),
-            IdType::U32 => kernel::token_logprob_forward_kernel::launch_unchecked::<u32, R>(
-                client,
-                count,
-                dim,
-                width,
-                logits,
-                targets,
-                out,
-                lse,
-                rows as u32,
-                vocab as u32,
-                cube,
-            ),
-        }
+        launch_by_id!(
+            ids,
+            R,
+            token_logprob_forward_kernel,
+            client,
+            count,
+            dim,
+            width,
+            logits,
+            targets,
+            out,
+            lse,
+            rows as u32,
+            vocab as u32,
+            cube,
+        );
     }
 }
 
@@ -294,44 +280,19 @@ pub(crate) fn launch_backward<R: Runtime>(
         let targets = ArrayArg::from_raw_parts(targets, rows);
         let grad_out = ArrayArg::from_raw_parts(grad_out, rows);
         let grad = ArrayArg::from_raw_parts(grad, rows * vocab);
-        match ids {
-            IdType::I32 => {
-                kernel::token_logprob_backward_target_kernel::launch_unchecked::<i32, R>(
-                    client,
-                    count,
-                    dim,
-                    targets,
-                    grad_out,
-                    grad,
-                    rows as u32,
-                    vocab as u32,
-                )
-            }
-            IdType::I64 => {
-                kernel::token_logprob_backward_target_kernel::launch_unchecked::<i64, R>(
-                    client,
-                    count,
-                    dim,
-                    targets,
-                    grad_out,
-                    grad,
-                    rows as u32,
-                    vocab as u32,
-                )
-            }
-            IdType::U32 => {
-                kernel::token_logprob_backward_target_kernel::launch_unchecked::<u32, R>(
-                    client,
-                    count,
-                    dim,
-                    targets,
-                    grad_out,
-                    grad,
-                    rows as u32,
-                    vocab as u32,
-                )
-            }
-        }
+        launch_by_id!(
+            ids,
+            R,
+            token_logprob_backward_target_kernel,
+            client,
+            count,
+            dim,
+            targets,
+            grad_out,
+            grad,
+            rows as u32,
+            vocab as u32,
+        );
     }
 }
 

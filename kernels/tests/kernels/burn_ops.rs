@@ -11,84 +11,72 @@ use claimbench_kernels::burn_ops::{
     TokenLogprobBackend, token_logprobs, token_logprobs_composition,
 };
 use claimbench_kernels::testing::token_logprob::{backward_tolerance, forward_tolerance};
-use claimbench_kernels::testing::{assert_close, logits_and_targets, require_device, uniform};
+use claimbench_kernels::testing::{assert_close, client_or_skip, logits_and_targets, uniform};
 use claimbench_kernels::token_logprob::{backward_reference, forward_reference};
 
 type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
 
 fn has_wgpu() -> bool {
-    let ok = std::panic::catch_unwind(|| {
-        let _ = Tensor::<Wgpu, 1>::zeros([1], &Default::default()).into_data();
-    })
-    .is_ok();
-    assert!(
-        ok || !require_device(),
-        "no wgpu device and CLAIMBENCH_REQUIRE_DEVICE=1 (install mesa-vulkan-drivers)"
-    );
-    if !ok {
-        eprintln!("SKIPPED: no wgpu device (install mesa-vulkan-drivers)");
-    }
-    ok
+    client_or_skip::<cubecl::wgpu::WgpuRuntime>("burn_ops wgpu tests").is_some()
 }
 
-/// Fused op under autodiff on `B`: `(logprobs, d(Σ g·logprob)/d logits)`.
+type Ids<B> = Tensor<Autodiff<B>, 2, Int>;
+
+/// `op` under autodiff on `B`: `(logprobs, d(Σ g·logprob)/d logits)` for `logits [b, t, v]`.
+#[allow(clippy::too_many_arguments)]
+fn with_grad<B: Backend>(
+    op: impl Fn(Tensor<Autodiff<B>, 3>, Ids<B>) -> Tensor<Autodiff<B>, 2>,
+    logits: &[f32],
+    targets: &[i64],
+    g: &[f32],
+    b: usize,
+    t: usize,
+    v: usize,
+) -> (Vec<f32>, Vec<f32>) {
+    let device = Default::default();
+    let x =
+        Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), &device)
+            .require_grad();
+    let ids: Vec<i32> = targets.iter().map(|&i| i as i32).collect();
+    let ids = Ids::<B>::from_data(TensorData::new(ids, [b, t]), &device);
+    let gt = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(g.to_vec(), [b, t]), &device);
+    let lp = op(x.clone(), ids);
+    let lp_host = lp.clone().into_data().to_vec::<f32>().unwrap();
+    let grads = (lp * gt).sum().backward();
+    let grad = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    (lp_host, grad)
+}
+
+/// The fused op (validated entry point) under autodiff.
 fn fused<B: TokenLogprobBackend>(
-    logits: &[f32],
-    targets: &[i64],
+    l: &[f32],
+    t: &[i64],
     g: &[f32],
     b: usize,
-    t: usize,
+    tt: usize,
     v: usize,
 ) -> (Vec<f32>, Vec<f32>) {
-    let device = Default::default();
-    let x =
-        Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), &device)
-            .require_grad();
-    let ids = Tensor::<Autodiff<B>, 2, Int>::from_data(
-        TensorData::new(
-            targets.iter().map(|&i| i as i32).collect::<Vec<_>>(),
-            [b, t],
-        ),
-        &device,
-    );
-    let gt = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(g.to_vec(), [b, t]), &device);
-    let lp = token_logprobs(x.clone(), ids).expect("valid input");
-    let lp_host = lp.clone().into_data().to_vec::<f32>().unwrap();
-    let grads = (lp * gt).sum().backward();
-    (
-        lp_host,
-        x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap(),
+    with_grad::<B>(
+        |x, ids| token_logprobs(x, ids).expect("valid input"),
+        l,
+        t,
+        g,
+        b,
+        tt,
+        v,
     )
 }
 
-/// burn's autodiff of `log_softmax + gather` on `B`.
+/// burn's autodiff of `log_softmax + gather`.
 fn composed<B: Backend>(
-    logits: &[f32],
-    targets: &[i64],
+    l: &[f32],
+    t: &[i64],
     g: &[f32],
     b: usize,
-    t: usize,
+    tt: usize,
     v: usize,
 ) -> (Vec<f32>, Vec<f32>) {
-    let device = Default::default();
-    let x =
-        Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), &device)
-            .require_grad();
-    let ids = Tensor::<Autodiff<B>, 2, Int>::from_data(
-        TensorData::new(
-            targets.iter().map(|&i| i as i32).collect::<Vec<_>>(),
-            [b, t],
-        ),
-        &device,
-    );
-    let gt = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(g.to_vec(), [b, t]), &device);
-    let lp = token_logprobs_composition(x.clone(), ids);
-    let lp_host = lp.clone().into_data().to_vec::<f32>().unwrap();
-    let grads = (lp * gt).sum().backward();
-    (
-        lp_host,
-        x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap(),
-    )
+    with_grad::<B>(token_logprobs_composition, l, t, g, b, tt, v)
 }
 
 /// Shapes `(B, T, V, scale)`: V = 1, odd V, T = 1, B·T not a multiple of the cube size, ±1e4.
