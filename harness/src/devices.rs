@@ -45,7 +45,9 @@ pub fn flex_device() -> DeviceInfo {
 pub fn wgpu_adapters() -> Vec<DeviceInfo> {
     let found = std::panic::catch_unwind(|| {
         let instance = wgpu::Instance::default();
-        cubecl::future::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        // cubecl's wgpu runtime asks for the primary APIs (Vulkan, Metal, DX12), not GL: list
+        // only adapters it can use.
+        cubecl::future::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
             .into_iter()
             .map(|a| a.get_info())
             .collect::<Vec<_>>()

@@ -300,3 +300,81 @@ fn main_job_smoke_renders_a_kernel_page_with_the_benchmark() {
         );
     }
 }
+
+/// Without a device (the Vulkan loader pointed at no driver), `run` does the flex parts, says once
+/// that kernel checks were skipped and what provides a device; CLAIMBENCH_REQUIRE_DEVICE=1 makes
+/// that exit 4.
+#[test]
+fn no_device_runs_flex_parts_or_fails_when_required() {
+    let no_vulkan = |c: &mut Command| {
+        c.env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+            .env("VK_DRIVER_FILES", "/nonexistent/icd.json");
+    };
+    let d = tmp();
+    let r = d.path().join("run");
+    let mut c = bin();
+    no_vulkan(&mut c);
+    let o = c
+        .env_remove("CLAIMBENCH_REQUIRE_DEVICE")
+        .args([
+            "run",
+            "--scale",
+            "smoke",
+            "--seeds",
+            "1",
+            "--only",
+            "kernels/token-logprob",
+            "--out",
+            &r.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let e = stderr(&o);
+    assert_eq!(
+        e.matches("kernel checks and benchmarks were skipped")
+            .count(),
+        1,
+        "{e}"
+    );
+    assert!(e.contains("mesa-vulkan-drivers"), "{e}");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(r.join("manifest.json")).unwrap()).unwrap();
+    let skipped: Vec<&str> = m["skipped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s[0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "kernels/token-logprob/check/device",
+            "kernels/token-logprob/bench"
+        ]
+    );
+    assert!(
+        r.join("units/kernels__token-logprob__check__flex.json")
+            .exists()
+    );
+
+    let mut c = bin();
+    no_vulkan(&mut c);
+    let o = c
+        .env("CLAIMBENCH_REQUIRE_DEVICE", "1")
+        .args([
+            "run",
+            "--scale",
+            "smoke",
+            "--out",
+            &d.path().join("run2").display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("CLAIMBENCH_REQUIRE_DEVICE=1"),
+        "{}",
+        stderr(&o)
+    );
+}
