@@ -49,10 +49,3 @@ pub struct InputError(pub String);
 pub fn input_error(msg: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(InputError(msg.into()))
 }
-
-/// The exit code an error maps to: [`Exit::Input`] for input/config/environment problems
-/// (including I/O and parse errors on user-given paths), else [`Exit::Input`] too, since an
-/// error that stops a command before its verdicts is never a pass.
-pub fn exit_for(_err: &anyhow::Error) -> Exit {
-    Exit::Input
-}

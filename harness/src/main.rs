@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 use claimbench::devices::{self, BackendChoice};
-use claimbench::error::{Exit, exit_for};
+use claimbench::error::Exit;
 use claimbench::run::{RunOptions, run};
 use claimbench::suites::{self, Scale};
 
@@ -93,8 +93,10 @@ fn main() -> ExitCode {
     match dispatch(cli.command) {
         Ok(exit) => exit.code(),
         Err(err) => {
+            // Every error that stops a command before its verdicts is an environment, input or
+            // config problem (contracts.md: exit 4); unit failures are outcomes, not errors.
             eprintln!("error: {err:#}");
-            exit_for(&err).code()
+            Exit::Input.code()
         }
     }
 }

@@ -17,6 +17,7 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::Flex;
+use burn::tensor::TensorData;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::ops::{FloatTensor, IntTensor};
@@ -149,6 +150,22 @@ fn check_f32(what: &'static str, dtype: DType) -> Result<(), KernelError> {
     }
 }
 
+/// Makes `logits [rows, vocab]` and `targets [rows]` contiguous and reads their problem and id
+/// type. Panics on what [`token_logprobs`] validates (dtype, shape), a caller's contract.
+#[allow(clippy::type_complexity)]
+fn contiguous_problem<R: CubeRuntime>(
+    logits: CubeTensor<R>,
+    targets: CubeTensor<R>,
+) -> (CubeTensor<R>, CubeTensor<R>, Problem, IdType) {
+    let logits = burn_cubecl::kernel::into_contiguous(logits);
+    let targets = burn_cubecl::kernel::into_contiguous(targets);
+    let [rows, vocab] = logits.shape().dims::<2>();
+    check_f32("logits", logits.dtype).expect("token_logprobs validates the dtype");
+    let ids = id_type(targets.dtype).expect("token_logprobs validates the id dtype");
+    let problem = Problem::new(rows, vocab).expect("token_logprobs validates the shape");
+    (logits, targets, problem, ids)
+}
+
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogprobBackend
     for CubeBackend<R, F, I, BT>
 {
@@ -156,12 +173,8 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogpr
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let logits = burn_cubecl::kernel::into_contiguous(logits);
-        let targets = burn_cubecl::kernel::into_contiguous(targets);
-        let [rows, vocab] = logits.shape().dims::<2>();
-        check_f32("logits", logits.dtype).expect("token_logprobs validates the dtype");
-        let ids = id_type(targets.dtype).expect("token_logprobs validates the id dtype");
-        let problem = Problem::new(rows, vocab).expect("token_logprobs validates the shape");
+        let (logits, targets, problem, ids) = contiguous_problem(logits, targets);
+        let rows = problem.rows();
         let out = token_logprob::forward(
             &logits.client,
             problem,
@@ -188,14 +201,11 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogpr
         lse: FloatTensor<Self>,
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        let logits = burn_cubecl::kernel::into_contiguous(logits);
-        let targets = burn_cubecl::kernel::into_contiguous(targets);
+        let (logits, targets, problem, ids) = contiguous_problem(logits, targets);
         let lse = burn_cubecl::kernel::into_contiguous(lse);
         let grad = burn_cubecl::kernel::into_contiguous(grad);
-        let [rows, vocab] = logits.shape().dims::<2>();
         check_f32("upstream gradient", grad.dtype).expect("the forward produced f32");
-        let ids = id_type(targets.dtype).expect("validated in the forward");
-        let problem = Problem::new(rows, vocab).expect("validated in the forward");
+        let (rows, vocab) = (problem.rows(), problem.vocab());
         let out = token_logprob::backward(
             &logits.client,
             problem,
@@ -477,4 +487,41 @@ pub fn token_logprobs_composition<B: Backend>(
     log_softmax(logits, 2)
         .gather(2, targets.reshape([b, t, 1]))
         .reshape([b, t])
+}
+
+/// Runs `op` (e.g. [`token_logprobs`], or the composition wrapped in `Ok`) under autodiff on `B`
+/// for host `logits [b, t, v]`, `targets [b, t]` and upstream gradient `g [b, t]`, and returns
+/// `(logprobs [b·t], d(Σ g·logprob)/d logits [b·t·v])` read back to the host. Shared by the kernel
+/// tests and the harness's reference checks, which compare both against the plain-Rust references.
+pub fn logprobs_and_grad<B: Backend>(
+    op: impl Fn(
+        Tensor<Autodiff<B>, 3>,
+        Tensor<Autodiff<B>, 2, Int>,
+    ) -> Result<Tensor<Autodiff<B>, 2>, KernelError>,
+    device: &B::Device,
+    logits: &[f32],
+    targets: &[i64],
+    g: &[f32],
+    [b, t, v]: [usize; 3],
+) -> Result<(Vec<f32>, Vec<f32>), KernelError> {
+    let x =
+        Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), device)
+            .require_grad();
+    let ids: Vec<i32> = targets.iter().map(|&i| i as i32).collect();
+    let ids = Tensor::<Autodiff<B>, 2, Int>::from_data(TensorData::new(ids, [b, t]), device);
+    let gt = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(g.to_vec(), [b, t]), device);
+    let lp = op(x.clone(), ids)?;
+    let lp_host = lp
+        .clone()
+        .into_data()
+        .to_vec::<f32>()
+        .expect("logprobs are f32");
+    let grads = (lp * gt).sum().backward();
+    let grad = x
+        .grad(&grads)
+        .expect("logits require grad")
+        .into_data()
+        .to_vec::<f32>()
+        .expect("gradients are f32");
+    Ok((lp_host, grad))
 }

@@ -81,6 +81,15 @@ pub fn max_abs_diff(got: &[f32], want: &[f32]) -> (f32, usize) {
         )
 }
 
+/// True when `|got[i] − want[i]| <= atol + rtol·|want[i]|` for every i (NaN never is).
+pub fn within(got: &[f32], want: &[f32], atol: f32, rtol: f32) -> bool {
+    got.len() == want.len()
+        && got
+            .iter()
+            .zip(want)
+            .all(|(g, w)| (g - w).abs() <= atol + rtol * w.abs())
+}
+
 /// Asserts `|got[i] − want[i]| <= atol + rtol·|want[i]|` for every i, with a message that says
 /// how far apart the two are and where ("max |Δ| = … at …").
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {

@@ -9,10 +9,11 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use claimbench_kernels::burn_ops::{
-    TokenLogprobBackend, token_logprobs, token_logprobs_composition, token_logprobs_unchecked,
+    TokenLogprobBackend, logprobs_and_grad, token_logprobs, token_logprobs_composition,
+    token_logprobs_unchecked,
 };
 use claimbench_kernels::testing::token_logprob::{backward_tolerance, forward_tolerance};
-use claimbench_kernels::testing::{logits_and_targets, max_abs_diff, uniform};
+use claimbench_kernels::testing::{logits_and_targets, max_abs_diff, uniform, within};
 use claimbench_kernels::token_logprob::{Problem, backward_reference, forward_reference};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -74,10 +75,7 @@ pub fn check<B: TokenLogprobBackend>(device: &B::Device, seed: u64) -> Outcome {
                 .iter()
                 .map(|w| atol + rtol * w.abs())
                 .fold(f32::INFINITY, f32::min);
-            let ok = got
-                .iter()
-                .zip(want.iter())
-                .all(|(g, w)| (g - w).abs() <= atol + rtol * w.abs());
+            let ok = within(got, want, atol, rtol);
             metrics.push(metric(
                 "f32",
                 &shape,
@@ -125,28 +123,7 @@ fn fused_with_grad<B: TokenLogprobBackend>(
     rows: usize,
     vocab: usize,
 ) -> Result<(Vec<f32>, Vec<f32>), claimbench_kernels::KernelError> {
-    type A<B> = Autodiff<B>;
-    let x =
-        Tensor::<A<B>, 3>::from_data(TensorData::new(logits.to_vec(), [1, rows, vocab]), device)
-            .require_grad();
-    let t = Tensor::<A<B>, 2, Int>::from_data(
-        TensorData::new(
-            targets.iter().map(|&t| t as i32).collect::<Vec<_>>(),
-            [1, rows],
-        ),
-        device,
-    );
-    let gt = Tensor::<A<B>, 2>::from_data(TensorData::new(g.to_vec(), [1, rows]), device);
-    let lp = token_logprobs(x.clone(), t)?;
-    let lp_host = lp.clone().into_data().to_vec::<f32>().expect("f32 output");
-    let grads = (lp * gt).sum().backward();
-    let grad = x
-        .grad(&grads)
-        .expect("logits require grad")
-        .into_data()
-        .to_vec::<f32>()
-        .expect("f32 grad");
-    Ok((lp_host, grad))
+    logprobs_and_grad::<B>(token_logprobs, device, logits, targets, g, [1, rows, vocab])
 }
 
 /// Reads a tensor back to the host and touches its bytes, then syncs the device: the timed
@@ -198,12 +175,7 @@ pub fn bench<B: TokenLogprobBackend>(
     let (fa, fr) = forward_tolerance(&logits);
     let (d_fused, _) = max_abs_diff(&fused, &want_lp);
     let (d_comp, _) = max_abs_diff(&composed, &want_lp);
-    let within = |got: &[f32]| {
-        got.iter()
-            .zip(&want_lp)
-            .all(|(g, w)| (g - w).abs() <= fa + fr * w.abs())
-    };
-    if !within(&fused) {
+    if !within(&fused, &want_lp, fa, fr) {
         return Outcome::correctness(format!(
             "fused forward differs from the reference at {rows}x{vocab}: max |Δ| = {d_fused:e} (atol {fa:e}); not timed"
         ));
@@ -215,11 +187,7 @@ pub fn bench<B: TokenLogprobBackend>(
     };
     let (ga, gr) = backward_tolerance(&logits);
     let (d_grad, _) = max_abs_diff(&got_grad, &want_grad);
-    if !got_grad
-        .iter()
-        .zip(&want_grad)
-        .all(|(g, w)| (g - w).abs() <= ga + gr * w.abs())
-    {
+    if !within(&got_grad, &want_grad, ga, gr) {
         return Outcome::correctness(format!(
             "fused backward differs from the reference at {rows}x{vocab}: max |Δ| = {d_grad:e} (atol {ga:e}); not timed"
         ));
@@ -278,7 +246,7 @@ pub fn bench<B: TokenLogprobBackend>(
         let est = match claimbench_claims::stats::paired_speedup(
             &s.ours_ms,
             &s.baseline_ms,
-            10_000,
+            cfg.resamples,
             seed,
         ) {
             Ok(e) => e,

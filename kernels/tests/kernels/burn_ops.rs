@@ -3,12 +3,12 @@
 //! validation errors. Backends: Flex (composition), CubeBackend<wgpu> (kernel), burn's fused Wgpu
 //! (the Fusion registration), Autodiff of each; CUDA with the `cuda` feature.
 
-use burn::backend::{Autodiff, Flex, Wgpu};
+use burn::backend::{Flex, Wgpu};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use claimbench_kernels::KernelError;
 use claimbench_kernels::burn_ops::{
-    TokenLogprobBackend, token_logprobs, token_logprobs_composition,
+    TokenLogprobBackend, logprobs_and_grad, token_logprobs, token_logprobs_composition,
 };
 use claimbench_kernels::testing::token_logprob::{backward_tolerance, forward_tolerance};
 use claimbench_kernels::testing::{assert_close, client_or_skip, logits_and_targets, uniform};
@@ -20,63 +20,20 @@ fn has_wgpu() -> bool {
     client_or_skip::<cubecl::wgpu::WgpuRuntime>("burn_ops wgpu tests").is_some()
 }
 
-type Ids<B> = Tensor<Autodiff<B>, 2, Int>;
-
-/// `op` under autodiff on `B`: `(logprobs, d(Σ g·logprob)/d logits)` for `logits [b, t, v]`.
-#[allow(clippy::too_many_arguments)]
-fn with_grad<B: Backend>(
-    op: impl Fn(Tensor<Autodiff<B>, 3>, Ids<B>) -> Tensor<Autodiff<B>, 2>,
-    logits: &[f32],
-    targets: &[i64],
-    g: &[f32],
-    b: usize,
-    t: usize,
-    v: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    let device = Default::default();
-    let x =
-        Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(logits.to_vec(), [b, t, v]), &device)
-            .require_grad();
-    let ids: Vec<i32> = targets.iter().map(|&i| i as i32).collect();
-    let ids = Ids::<B>::from_data(TensorData::new(ids, [b, t]), &device);
-    let gt = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(g.to_vec(), [b, t]), &device);
-    let lp = op(x.clone(), ids);
-    let lp_host = lp.clone().into_data().to_vec::<f32>().unwrap();
-    let grads = (lp * gt).sum().backward();
-    let grad = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
-    (lp_host, grad)
-}
-
-/// The fused op (validated entry point) under autodiff.
+/// The fused op (validated entry point) under autodiff: `(logprobs, grad)`.
 fn fused<B: TokenLogprobBackend>(
     l: &[f32],
     t: &[i64],
     g: &[f32],
-    b: usize,
-    tt: usize,
-    v: usize,
+    dims: [usize; 3],
 ) -> (Vec<f32>, Vec<f32>) {
-    with_grad::<B>(
-        |x, ids| token_logprobs(x, ids).expect("valid input"),
-        l,
-        t,
-        g,
-        b,
-        tt,
-        v,
-    )
+    logprobs_and_grad::<B>(token_logprobs, &Default::default(), l, t, g, dims).expect("valid input")
 }
 
-/// burn's autodiff of `log_softmax + gather`.
-fn composed<B: Backend>(
-    l: &[f32],
-    t: &[i64],
-    g: &[f32],
-    b: usize,
-    tt: usize,
-    v: usize,
-) -> (Vec<f32>, Vec<f32>) {
-    with_grad::<B>(token_logprobs_composition, l, t, g, b, tt, v)
+/// burn's autodiff of `log_softmax + gather`: `(logprobs, grad)`.
+fn composed<B: Backend>(l: &[f32], t: &[i64], g: &[f32], dims: [usize; 3]) -> (Vec<f32>, Vec<f32>) {
+    let op = |x, ids| Ok(token_logprobs_composition(x, ids));
+    logprobs_and_grad::<B>(op, &Default::default(), l, t, g, dims).expect("composition cannot fail")
 }
 
 /// Shapes `(B, T, V, scale)`: V = 1, odd V, T = 1, B·T not a multiple of the cube size, ±1e4.
@@ -94,8 +51,8 @@ fn check_backend<B: TokenLogprobBackend>(name: &str) {
         let g = uniform(b * t, 200 + i as u64);
         let (want_lp, _) = forward_reference(&logits, &targets, v);
         let want_grad = backward_reference(&logits, &targets, &g, v);
-        let (lp, grad) = fused::<B>(&logits, &targets, &g, b, t, v);
-        let (c_lp, c_grad) = composed::<B>(&logits, &targets, &g, b, t, v);
+        let (lp, grad) = fused::<B>(&logits, &targets, &g, [b, t, v]);
+        let (c_lp, c_grad) = composed::<B>(&logits, &targets, &g, [b, t, v]);
         let (fa, fr) = forward_tolerance(&logits);
         let (ga, gr) = backward_tolerance(&logits);
         let what = format!("{name} [{b},{t},{v}] scale {scale}");
@@ -164,8 +121,8 @@ fn flex_and_wgpu_paths_agree() {
     let (b, t, v) = (4, 33, 257);
     let (logits, targets) = logits_and_targets(b * t, v, 6.0, 9);
     let g = uniform(b * t, 10);
-    let (f_lp, f_grad) = fused::<Flex>(&logits, &targets, &g, b, t, v);
-    let (w_lp, w_grad) = fused::<Wgpu>(&logits, &targets, &g, b, t, v);
+    let (f_lp, f_grad) = fused::<Flex>(&logits, &targets, &g, [b, t, v]);
+    let (w_lp, w_grad) = fused::<Wgpu>(&logits, &targets, &g, [b, t, v]);
     let (fa, fr) = forward_tolerance(&logits);
     let (ga, gr) = backward_tolerance(&logits);
     assert_close("flex vs wgpu logprobs", &w_lp, &f_lp, 2.0 * fa, 2.0 * fr);
