@@ -9,10 +9,14 @@
 //! - [`stats`]: confidence intervals (t for `n < 10`, bootstrap for `n >= 10`), the five verdict
 //!   tests (ordering, magnitude, TOST equivalence, Spearman trend, exact), percentiles, and
 //!   [`paired_speedup`] for benchmarks.
+//! - [`regression`]: benchmark comparisons across two independent runs (Mann–Whitney U,
+//!   bootstrap ratio of medians, Benjamini–Hochberg, a four-way [`regression::Change`] verdict)
+//!   and PELT change points over run history.
 //! - [`ClaimError`]: bad input; nothing here panics on user input.
 
 pub mod claim;
 pub mod error;
+pub mod regression;
 pub mod stats;
 
 pub use claim::{

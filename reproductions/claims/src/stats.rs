@@ -180,7 +180,7 @@ pub(crate) fn bootstrap_ci_unchecked(
     ]
 }
 
-fn check_resamples(resamples: usize) -> Result<(), ClaimError> {
+pub(crate) fn check_resamples(resamples: usize) -> Result<(), ClaimError> {
     if resamples == 0 {
         return Err(ClaimError::InvalidParameter {
             name: "resamples",
@@ -325,7 +325,7 @@ pub fn median(xs: &[f64]) -> Result<f64, ClaimError> {
     percentile(xs, 50.0)
 }
 
-fn average_ranks_unchecked(xs: &[f64]) -> Vec<f64> {
+pub(crate) fn average_ranks_unchecked(xs: &[f64]) -> Vec<f64> {
     let mut order: Vec<usize> = (0..xs.len()).collect();
     order.sort_by(|&i, &j| xs[i].total_cmp(&xs[j]));
     let mut ranks = vec![0.0; xs.len()];
@@ -432,7 +432,7 @@ pub struct SpeedupEstimate {
     pub rounds: usize,
 }
 
-fn check_positive_times(what: &str, xs: &[f64]) -> Result<(), ClaimError> {
+pub(crate) fn check_positive_times(what: &str, xs: &[f64]) -> Result<(), ClaimError> {
     check_finite(what, xs)?;
     for (index, &value) in xs.iter().enumerate() {
         if value <= 0.0 {
