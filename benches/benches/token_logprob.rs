@@ -2,7 +2,10 @@
 //! burn's default fused wgpu backend (fusion and autotune on; warm-up outside the timing), at
 //! B·T = 1024, V = 32000, f32, plus one `sum_dim` read pass of the logits (the memory floor).
 //! Each timed iteration reads its result back from the device. Correctness is checked first.
-//! For paired ratios with bootstrap CIs in the run store, use `claimbench bench`.
+//! For paired ratios with bootstrap CIs in the run store, use `claimbench bench`; or feed these
+//! results to the same pipeline with `claimbench import-criterion target/criterion`, which reads
+//! the naming used here: the group id gives kernel/shape/dtype/backend, a function id containing
+//! `baseline` is the baseline, one starting with `floor` the floor pass.
 
 use std::time::{Duration, Instant};
 
@@ -73,10 +76,10 @@ fn token_logprob(c: &mut Criterion) {
     timed("fused", &|| {
         read(token_logprobs_unchecked(x.clone(), t.clone()))
     });
-    timed("log_softmax+gather", &|| {
+    timed("baseline: log_softmax+gather", &|| {
         read(token_logprobs_composition(x.clone(), t.clone()))
     });
-    timed("read-floor(sum_dim)", &|| read(x.clone().sum_dim(2)));
+    timed("floor: sum_dim read pass", &|| read(x.clone().sum_dim(2)));
     group.finish();
 }
 

@@ -6,12 +6,17 @@
 
 pub mod bench;
 pub mod claims;
+pub mod compare;
+pub mod criterion_import;
 pub mod devices;
 pub mod env;
 pub mod error;
+pub mod history;
+pub mod peaks;
 pub mod plots;
 pub mod report;
 pub mod run;
+pub mod sitecheck;
 pub mod store;
 pub mod suites;
 

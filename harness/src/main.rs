@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+use claimbench::compare::{self, Measure};
 use claimbench::devices::{self, BackendChoice};
 use claimbench::error::Exit;
 use claimbench::run::{RunOptions, run};
@@ -71,6 +72,36 @@ impl RunArgs {
     }
 }
 
+#[derive(clap::Args)]
+struct CompareArgs {
+    /// The base: a run directory or a baseline file.
+    base: PathBuf,
+    /// The head: a run directory.
+    head: PathBuf,
+    /// Default smallest relative change that counts (a baseline file may set it per series).
+    #[arg(long, default_value_t = 0.05)]
+    min_effect: f64,
+    /// False-discovery rate across all series (Benjamini–Hochberg).
+    #[arg(long, default_value_t = 0.05)]
+    fdr: f64,
+    /// Measures to compare: time (absolute, same machine only), relative (ours / baseline per round).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Measure::Time, Measure::Relative])]
+    measure: Vec<Measure>,
+    /// Compare even when the runs used another device or backend.
+    #[arg(long)]
+    force: bool,
+    /// List base series missing from the head instead of failing.
+    #[arg(long)]
+    allow_missing: bool,
+    /// Exit 3 when a series is inconclusive (and nothing worse happened).
+    #[arg(long)]
+    fail_on_inconclusive: bool,
+    /// Where to write compare.md (for a PR comment), compare.xml (JUnit) and compare.json
+    /// (default: HEAD/compare).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run everything registered (or --only some ids), store the results, render the report.
@@ -81,6 +112,38 @@ enum Command {
     Report {
         /// The run directory.
         dir: PathBuf,
+        /// Then open every page in headless Chromium: broken links, missing plots, console errors.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Compare the benchmarks and claims of two runs (a run directory, or a baseline file as BASE).
+    /// Exit 1 on a regression, 2 on a correctness failure or a claim no longer reproduced, 3 on
+    /// an inconclusive series with --fail-on-inconclusive, 4 when the runs cannot be compared.
+    Compare(CompareArgs),
+    /// Keep a compact baseline of a run's benchmarks (e.g. benches/baselines/lavapipe-smoke.json).
+    Baseline {
+        /// The run directory.
+        run: PathBuf,
+        /// Where to write it.
+        #[arg(long, default_value = "benches/baselines/lavapipe-smoke.json")]
+        out: PathBuf,
+        /// Smallest relative change that counts, stored per series (0.05 = 5%).
+        #[arg(long, default_value_t = 0.05)]
+        min_effect: f64,
+    },
+    /// Benchmark series over the runs stored in RUNS_DIR, in commit order, with change points;
+    /// writes RUNS_DIR/history/index.html and history.json.
+    History {
+        /// Directory holding run directories (e.g. runs/).
+        runs_dir: PathBuf,
+    },
+    /// Turn criterion results (target/criterion after `cargo bench`) into a run directory.
+    ImportCriterion {
+        /// criterion's output directory.
+        dir: PathBuf,
+        /// Run directory to create (default runs/criterion-<date>-<time>).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// List the backends and devices found.
     Devices,
@@ -132,9 +195,80 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             opts.only = Some(selected);
             finish_run(opts)
         }
-        Command::Report { dir } => {
+        Command::Report { dir, check } => {
             let index = claimbench::report::render(&dir)?;
             println!("{}", index.display());
+            if check {
+                return check_site(&dir.join("report"));
+            }
+            Ok(Exit::Ok)
+        }
+        Command::Compare(a) => {
+            if !(a.min_effect > 0.0 && a.min_effect < 1.0) || !(a.fdr > 0.0 && a.fdr < 1.0) {
+                return Err(claimbench::error::input_error(format!(
+                    "--min-effect {} and --fdr {} must lie in (0, 1)",
+                    a.min_effect, a.fdr
+                )));
+            }
+            let base = compare::load(&a.base)?;
+            let head = compare::load(&a.head)?;
+            let opts = compare::CompareOptions {
+                stats: claimbench_claims::regression::CompareConfig {
+                    min_effect: a.min_effect,
+                    alpha: a.fdr,
+                    ..Default::default()
+                },
+                measures: a.measure,
+                force: a.force,
+                allow_missing: a.allow_missing,
+                fail_on_inconclusive: a.fail_on_inconclusive,
+            };
+            let c = compare::compare(&base, &head, &opts)?;
+            print!("{}", compare::text(&c));
+            let out = a.out.unwrap_or_else(|| a.head.join("compare"));
+            for p in compare::write_outputs(&c, &out)? {
+                println!("wrote {}", p.display());
+            }
+            Ok(c.exit)
+        }
+        Command::Baseline {
+            run,
+            out,
+            min_effect,
+        } => {
+            let b = compare::write_baseline(
+                &run,
+                &out,
+                min_effect,
+                "claimbench run --scale smoke --out runs/smoke && claimbench baseline runs/smoke --min-effect <m>",
+            )?;
+            println!(
+                "wrote {} ({} series, {} claims, min effect {:.0}%) from run {}",
+                out.display(),
+                b.series.len(),
+                b.claims.len(),
+                min_effect * 100.0,
+                b.run_id
+            );
+            Ok(Exit::Ok)
+        }
+        Command::History { runs_dir } => {
+            let h = claimbench::history::collect(&runs_dir, None)?;
+            print!("{}", claimbench::history::text(&h));
+            let index = claimbench::report::render_history(&runs_dir, &h)?;
+            println!("{}", index.display());
+            Ok(Exit::Ok)
+        }
+        Command::ImportCriterion { dir, out } => {
+            let out = out.unwrap_or_else(claimbench::criterion_import::default_out);
+            let n = claimbench::criterion_import::import(&dir, &out, 10_000)?;
+            let index = claimbench::report::render(&out)?;
+            println!(
+                "imported {} comparison(s) into {}\nreport: {}",
+                n,
+                out.display(),
+                index.display()
+            );
             Ok(Exit::Ok)
         }
         Command::Devices => {
@@ -170,6 +304,33 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             Ok(Exit::Ok)
         }
     }
+}
+
+/// Checks a rendered site; a broken site is a failure of the report (exit 2), no browser an
+/// environment error (exit 4).
+fn check_site(site: &std::path::Path) -> Result<Exit> {
+    let browser = claimbench::sitecheck::find_browser().ok_or_else(|| {
+        claimbench::error::input_error(
+            "--check needs headless Chromium: apt-get install chromium (or set CLAIMBENCH_BROWSER)",
+        )
+    })?;
+    let r = claimbench::sitecheck::check(site, Some(&browser))?;
+    for p in &r.problems {
+        eprintln!("site: {p}");
+    }
+    println!(
+        "site check: {} pages, {} links, {} plots, {} problem(s) (opened in {})",
+        r.pages,
+        r.links,
+        r.plots,
+        r.problems.len(),
+        browser.display()
+    );
+    Ok(if r.problems.is_empty() {
+        Exit::Ok
+    } else {
+        Exit::Correctness
+    })
 }
 
 fn finish_run(opts: RunOptions) -> Result<Exit> {

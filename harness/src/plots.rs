@@ -129,3 +129,98 @@ fn draw(
         .map_err(|x| e(&x))?;
     Ok(())
 }
+
+/// A point on a roofline plot.
+pub struct RooflinePoint {
+    /// Legend label.
+    pub label: String,
+    /// Arithmetic intensity, FLOP per byte.
+    pub intensity: f64,
+    /// Achieved rate, GFLOP/s.
+    pub gflops: f64,
+}
+
+/// A log-log roofline: attainable GFLOP/s = min(peak GFLOP/s, intensity × peak GB/s), with the
+/// measured points. Points with non-positive coordinates are left out.
+pub fn roofline(title: &str, peak_gbps: f64, peak_gflops: f64, points: &[RooflinePoint]) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 360)).into_drawing_area();
+        let _ = draw_roofline(&root, title, peak_gbps, peak_gflops, points);
+        let _ = root.present();
+    }
+    svg
+}
+
+fn draw_roofline(
+    root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    title: &str,
+    peak_gbps: f64,
+    peak_gflops: f64,
+    points: &[RooflinePoint],
+) -> Result<(), String> {
+    let e = |err: &dyn std::fmt::Display| err.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let pts: Vec<&RooflinePoint> = points
+        .iter()
+        .filter(|p| p.intensity > 0.0 && p.gflops > 0.0 && p.intensity.is_finite())
+        .collect();
+    let ridge = peak_gflops / peak_gbps;
+    let x0 = pts
+        .iter()
+        .map(|p| p.intensity)
+        .fold(ridge / 100.0, f64::min)
+        / 2.0;
+    let x1 = pts.iter().map(|p| p.intensity).fold(ridge * 10.0, f64::max) * 2.0;
+    let y0 = pts.iter().map(|p| p.gflops).fold(x0 * peak_gbps, f64::min) / 2.0;
+    let y1 = peak_gflops.max(pts.iter().map(|p| p.gflops).fold(0.0, f64::max)) * 2.0;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d((x0..x1).log_scale(), (y0..y1).log_scale())
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .x_desc("arithmetic intensity (FLOP/byte)")
+        .y_desc("GFLOP/s")
+        .x_label_formatter(&|x| format!("{x:.2e}"))
+        .y_label_formatter(&|y| format!("{y:.2e}"))
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|x| e(&x))?;
+    let roof: Vec<(f64, f64)> = (0..=64)
+        .map(|i| {
+            let x = x0 * (x1 / x0).powf(i as f64 / 64.0);
+            (x, (x * peak_gbps).min(peak_gflops))
+        })
+        .collect();
+    chart
+        .draw_series(LineSeries::new(roof, BLACK.stroke_width(2)))
+        .map_err(|x| e(&x))?
+        .label(format!(
+            "measured roof: {peak_gbps:.1} GB/s, {peak_gflops:.1} GFLOP/s"
+        ))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.stroke_width(2)));
+    for (i, p) in pts.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        chart
+            .draw_series(std::iter::once(Circle::new(
+                (p.intensity, p.gflops),
+                4,
+                colour.filled(),
+            )))
+            .map_err(|x| e(&x))?
+            .label(p.label.as_str())
+            .legend(move |(x, y)| Circle::new((x + 8, y), 4, colour.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(|x| e(&x))?;
+    Ok(())
+}

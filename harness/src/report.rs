@@ -11,12 +11,15 @@ use minijinja::{AutoEscape, Environment, context};
 use serde::Serialize;
 
 use crate::bench::{BenchEntry, BenchFile};
-use crate::plots::{Series, xy_plot};
+use crate::plots::{RooflinePoint, Series, roofline, xy_plot};
 use crate::store::{RunDir, UnitRecord, read_json, write_atomic};
 
 const BASE: &str = include_str!("../../reports/templates/base.html");
 const INDEX: &str = include_str!("../../reports/templates/index.html");
 const KERNEL: &str = include_str!("../../reports/templates/kernel.html");
+const PAPER: &str = include_str!("../../reports/templates/paper.html");
+const ENVIRONMENT: &str = include_str!("../../reports/templates/environment.html");
+const HISTORY: &str = include_str!("../../reports/templates/history.html");
 const STYLE: &str = include_str!("../../reports/static/style.css");
 
 /// A benchmark row prepared for the templates.
@@ -28,9 +31,36 @@ struct BenchView {
     floor_ms: Option<f64>,
     floor_ratio: Option<f64>,
     target_met: Option<bool>,
+    /// `met` (CI above the target), `not met` (CI below), `inconclusive` (CI spans it), or
+    /// `measured` (no target).
+    verdict: &'static str,
     gbps: f64,
+    gflops: f64,
+    /// Percent of the measured peak bandwidth / FLOP rate, when the device was probed.
+    pct_bandwidth: Option<f64>,
+    pct_flops: Option<f64>,
+    /// Why the throughput is suspect (above the measured peak).
+    suspect: Option<String>,
     page: String,
     plot: String,
+}
+
+/// The verdict of a benchmark against its target, from the CI (not the point estimate).
+fn bench_verdict(e: &BenchEntry) -> &'static str {
+    match e.target {
+        None => "measured",
+        Some(t) if e.speedup_ci[0] >= t => "met",
+        Some(t) if e.speedup_ci[1] < t => "not met",
+        Some(_) => "inconclusive",
+    }
+}
+
+/// A paper page.
+#[derive(Serialize)]
+struct PaperView {
+    id: String,
+    page: String,
+    claims: Vec<claimbench_claims::Claim>,
 }
 
 /// A kernel page.
@@ -42,6 +72,7 @@ struct KernelView {
     checks: Vec<CheckRow>,
     units: Vec<UnitRecord>,
     train_plot: Option<String>,
+    roofline: Option<String>,
 }
 
 /// One correctness measurement: shape, what, max |Δ|, tolerance.
@@ -65,6 +96,12 @@ fn env() -> Environment<'static> {
         .expect("index template parses");
     env.add_template("kernel.html", KERNEL)
         .expect("kernel template parses");
+    env.add_template("paper.html", PAPER)
+        .expect("paper template parses");
+    env.add_template("environment.html", ENVIRONMENT)
+        .expect("environment template parses");
+    env.add_template("history.html", HISTORY)
+        .expect("history template parses");
     env.add_filter("fmt", |v: f64, digits: usize| -> String {
         if v.is_finite() {
             format!("{v:.digits$}")
@@ -113,6 +150,24 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
     std::fs::create_dir_all(out.join("static"))
         .with_context(|| format!("creating {}", out.display()))?;
     write_atomic(&out.join("static/style.css"), STYLE.as_bytes())?;
+    // Raw data travels with the site, so `report/` alone can be published or archived.
+    let mut downloads = Vec::new();
+    for f in [
+        "metrics.parquet",
+        "metrics.csv",
+        "benchmarks.json",
+        "claims.json",
+        "manifest.json",
+    ] {
+        let src = dir.join(f);
+        if src.is_file() {
+            let bytes =
+                std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
+            write_atomic(&out.join("data").join(f), &bytes)?;
+            downloads.push(f);
+        }
+    }
+    let peaks = manifest.peaks.clone();
 
     // Group benchmarks and unit records by kernel.
     let mut kernels: BTreeMap<String, KernelView> = BTreeMap::new();
@@ -163,6 +218,7 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
             &series,
             false,
         );
+        let gflops = b.flops as f64 / (ours * 1e-3) / 1e9;
         k.benches.push(BenchView {
             entry: b.clone(),
             ours_ms: ours,
@@ -170,7 +226,16 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
             floor_ms: floor,
             floor_ratio: floor.map(|f| ours / f),
             target_met: b.target_met(),
+            verdict: bench_verdict(b),
             gbps: b.ours_gbps(),
+            gflops,
+            pct_bandwidth: peaks
+                .as_ref()
+                .map(|p| 100.0 * b.ours_gbps() / p.bandwidth_gbps),
+            pct_flops: peaks.as_ref().map(|p| 100.0 * gflops / p.gflops),
+            suspect: peaks
+                .as_ref()
+                .and_then(|p| p.suspect(b.bytes, b.flops, ours)),
             page: kernel_page(&b.kernel),
             plot,
         });
@@ -231,7 +296,57 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
                 true,
             ));
         }
+        if let Some(p) = &peaks {
+            let points: Vec<RooflinePoint> = k
+                .benches
+                .iter()
+                .flat_map(|b| {
+                    let e = &b.entry;
+                    let ai = e.flops as f64 / e.bytes.max(1) as f64;
+                    let rate = |ms: f64| e.flops as f64 / (ms * 1e-3) / 1e9;
+                    [
+                        RooflinePoint {
+                            label: format!("{} (ours)", e.implementation),
+                            intensity: ai,
+                            gflops: rate(b.ours_ms),
+                        },
+                        RooflinePoint {
+                            label: format!("{} (baseline)", e.baseline),
+                            intensity: ai,
+                            gflops: rate(b.baseline_ms),
+                        },
+                    ]
+                })
+                .collect();
+            if !points.is_empty() {
+                k.roofline = Some(roofline(
+                    &format!("roofline on {}", p.device),
+                    p.bandwidth_gbps,
+                    p.gflops,
+                    &points,
+                ));
+            }
+        }
     }
+
+    // Papers with claims get a page each.
+    let mut papers: BTreeMap<String, PaperView> = BTreeMap::new();
+    for c in &claims.claims {
+        papers
+            .entry(c.paper.clone())
+            .or_insert_with(|| PaperView {
+                id: c.paper.clone(),
+                page: format!("papers/{}.html", c.paper),
+                claims: Vec::new(),
+            })
+            .claims
+            .push(c.clone());
+    }
+    let history = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .and_then(|p| crate::history::collect(p, Some(&manifest.run_id)).ok());
+    let history_plots = history.as_ref().map(history_plots).unwrap_or_default();
 
     let env = env();
     let kernel_list: Vec<&KernelView> = kernels.values().collect();
@@ -244,10 +359,36 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
             claims => &claims.claims,
             benches => &all_benches,
             kernels => &kernel_list,
+            papers => papers.values().collect::<Vec<_>>(),
             units => &units,
+            downloads => &downloads,
+            has_history => history.is_some(),
         })
         .context("rendering index.html")?;
     write_atomic(&out.join("index.html"), index.as_bytes())?;
+    for p in papers.values() {
+        let html = env
+            .get_template("paper.html")?
+            .render(context! { root => "../", manifest => &manifest, paper => p })
+            .with_context(|| format!("rendering {}", p.page))?;
+        write_atomic(&out.join(&p.page), html.as_bytes())?;
+    }
+    let html = env
+        .get_template("environment.html")?
+        .render(context! { root => "", manifest => &manifest, peaks => &peaks, downloads => &downloads })
+        .context("rendering environment.html")?;
+    write_atomic(&out.join("environment.html"), html.as_bytes())?;
+    let html = env
+        .get_template("history.html")?
+        .render(context! {
+            root => "",
+            manifest => &manifest,
+            history => &history,
+            plots => &history_plots,
+            standalone => false,
+        })
+        .context("rendering history.html")?;
+    write_atomic(&out.join("history.html"), html.as_bytes())?;
     for k in &kernel_list {
         let depth = k.page.matches('/').count();
         let root = "../".repeat(depth);
@@ -268,5 +409,62 @@ fn new_kernel(id: &str) -> KernelView {
         checks: Vec::new(),
         units: Vec::new(),
         train_plot: None,
+        roofline: None,
     }
+}
+
+/// One SVG per history series: per-run medians in history order, change points marked.
+fn history_plots(h: &crate::history::History) -> Vec<String> {
+    h.series
+        .iter()
+        .map(|s| {
+            let mut series = vec![Series {
+                label: "median of the run".into(),
+                points: s.points.iter().map(|&(i, v)| (i as f64, v)).collect(),
+            }];
+            if !s.changes.is_empty() {
+                series.push(Series {
+                    label: "first run after a change point".into(),
+                    points: s.changes.iter().map(|c| (c.run as f64, c.after)).collect(),
+                });
+            }
+            xy_plot(
+                &s.key.label(),
+                "run (history order)",
+                if s.key.measure == crate::compare::Measure::Time {
+                    "time (ms)"
+                } else {
+                    "ours / baseline"
+                },
+                &series,
+                false,
+            )
+        })
+        .collect()
+}
+
+/// Writes the history of the runs in `runs_dir` as a small site in `runs_dir/history/`
+/// (`index.html`, `history.json`); returns the index path.
+pub fn render_history(runs_dir: &Path, h: &crate::history::History) -> Result<PathBuf> {
+    let out = runs_dir.join("history");
+    let latest = h
+        .runs
+        .last()
+        .map(|r| r.dir.clone())
+        .ok_or_else(|| crate::error::input_error("no runs in the history"))?;
+    let (_, manifest) = RunDir::open(&latest)?;
+    write_atomic(&out.join("static/style.css"), STYLE.as_bytes())?;
+    crate::store::write_json(&out.join("history.json"), h)?;
+    let html = env()
+        .get_template("history.html")?
+        .render(context! {
+            root => "",
+            manifest => &manifest,
+            history => h,
+            plots => history_plots(h),
+            standalone => true,
+        })
+        .context("rendering the history page")?;
+    write_atomic(&out.join("index.html"), html.as_bytes())?;
+    Ok(out.join("index.html"))
 }

@@ -183,14 +183,18 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
                 skipped: Vec::new(),
                 started: started.to_rfc3339(),
                 finished: None,
+                peaks: None,
             };
             (dir, m)
         }
     };
-    dir.write_manifest(&manifest)?;
     if let Some(reason) = &plan.skip_reason {
         eprintln!("note: {reason}");
     }
+    if manifest.peaks.is_none() && units.iter().any(|u| u.needs_device) {
+        manifest.peaks = crate::peaks::probe_plan(&plan, scale, opts.quiet);
+    }
+    dir.write_manifest(&manifest)?;
 
     let bar = if opts.quiet {
         ProgressBar::hidden()

@@ -61,6 +61,9 @@ pub struct Manifest {
     pub started: String,
     /// RFC 3339 end time, once the run completed.
     pub finished: Option<String>,
+    /// Measured peaks of the kernel device (absent without one, or in runs made before the probe).
+    #[serde(default)]
+    pub peaks: Option<crate::peaks::Peaks>,
 }
 
 /// Outcome of one unit.

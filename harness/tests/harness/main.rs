@@ -4,7 +4,13 @@
 //!   SIGKILL + `--resume`, the main job's report.
 //! - `train_paths`: the training demonstration agrees on flex and on the wgpu kernel.
 //! - `exit_codes`: how outcomes combine into one exit code.
+//! - `compare`: `compare`, `baseline`, `history`, `import-criterion` on fixture runs.
+//! - `site`: the report site opened in headless Chromium; determinism; the checker's own control.
+//! - `fixtures`: schema-following fixture runs with seeded synthetic samples.
 
 mod cli;
+mod compare;
 mod exit_codes;
+mod fixtures;
+mod site;
 mod train_paths;
