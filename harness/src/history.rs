@@ -1,5 +1,7 @@
 //! `claimbench history RUNS_DIR`: every benchmark series over the stored runs in commit order,
-//! with change points (PELT on the per-run medians, `claimbench_claims::regression::change_points`)
+//! with change points (PELT on the log per-run medians,
+//! `claimbench_claims::regression::change_points_with_noise`, whose noise estimate is floored by
+//! the variance of one run's median computed from that run's own samples)
 //! and the run and commit where each change starts. Changes below [`MIN_CHANGE`] are merged away.
 //!
 //! Runs are ordered by their commit's position in `git rev-list --topo-order` of the current
@@ -13,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Result;
-use claimbench_claims::regression::change_points;
+use claimbench_claims::regression::change_points_with_noise;
 use serde::Serialize;
 
 use crate::compare::{self, SeriesKey};
@@ -96,6 +98,28 @@ fn commit_order() -> Vec<String> {
 fn median(v: &[f64]) -> f64 {
     claimbench_claims::stats::median(v).unwrap_or(f64::NAN)
 }
+
+/// Variance of the log of a sample's median: the sample's robust log-scale spread
+/// (MAD / 0.6745), times the median's asymptotic efficiency factor √(π/2), squared, over n.
+fn log_median_variance(samples: &[f64]) -> f64 {
+    let logs: Vec<f64> = samples
+        .iter()
+        .filter(|v| **v > 0.0)
+        .map(|v| v.ln())
+        .collect();
+    if logs.len() < 2 {
+        return 0.0;
+    }
+    let m = median(&logs);
+    let mad = median(&logs.iter().map(|v| (v - m).abs()).collect::<Vec<_>>());
+    let sd = mad / 0.6745;
+    std::f64::consts::FRAC_PI_2 * sd * sd / logs.len() as f64
+}
+
+/// Fewer runs than this in a series give no change points: run-to-run variation (machine state,
+/// other load) is larger than one run's own sampling error and can only be estimated from the
+/// spread of several runs.
+pub const MIN_RUNS: usize = 4;
 
 /// Changes smaller than this (relative, between the medians of adjacent segments) are not
 /// reported: PELT with one-run segments would otherwise flag a single noisy run of a short
@@ -220,21 +244,30 @@ pub fn collect(runs_dir: &Path, upto: Option<&str>) -> Result<History> {
             dir: d.clone(),
         })
         .collect();
-    let mut by_key: BTreeMap<SeriesKey, Vec<(usize, f64)>> = BTreeMap::new();
+    // Per series: (run index, median) and the variance of each log-median.
+    type Points = (Vec<(usize, f64)>, Vec<f64>);
+    let mut by_key: BTreeMap<SeriesKey, Points> = BTreeMap::new();
     for (i, (_, view, _)) in loaded.iter().enumerate() {
         for (k, samples) in &view.series {
             let m = median(samples);
             if m.is_finite() && m > 0.0 {
-                by_key.entry(k.clone()).or_default().push((i, m));
+                let e = by_key.entry(k.clone()).or_default();
+                e.0.push((i, m));
+                e.1.push(log_median_variance(samples));
             }
         }
     }
     let series = by_key
         .into_iter()
-        .map(|(key, points)| {
-            // change_points works on the log of positive values: changes are relative.
+        .map(|(key, (points, variances))| {
+            // change_points works on the log of positive values: changes are relative. Its noise
+            // estimate is floored by the typical uncertainty of one run's median.
             let values: Vec<f64> = points.iter().map(|(_, v)| *v).collect();
-            let cps = change_points(&values, None);
+            let cps = if values.len() < MIN_RUNS {
+                Vec::new()
+            } else {
+                change_points_with_noise(&values, median(&variances))
+            };
             let changes = changes_of(&points, cps, &runs, MIN_CHANGE);
             SeriesHistory {
                 key,

@@ -60,6 +60,28 @@ fn html_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+/// Decodes the character references an attribute value may hold (minijinja's autoescape writes
+/// `&#x2f;` for `/`, `&amp;` for `&`, ...), as a browser does before resolving the URL.
+fn decode_attr(v: &str) -> String {
+    let re = Regex::new(r"&(#x[0-9a-fA-F]+|#[0-9]+|amp|lt|gt|quot|apos);").expect("valid regex");
+    re.replace_all(v, |c: &regex::Captures| {
+        let e = &c[1];
+        let ch = match e {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ if e.starts_with("#x") => u32::from_str_radix(&e[2..], 16)
+                .ok()
+                .and_then(char::from_u32),
+            _ => e[1..].parse().ok().and_then(char::from_u32),
+        };
+        ch.map(String::from).unwrap_or_else(|| c[0].to_string())
+    })
+    .into_owned()
+}
+
 /// Number of `<figure>` elements of `html` without an `<svg>` inside, and the number with one.
 fn figures(html: &str) -> (usize, usize) {
     let re = Regex::new(r"(?s)<figure\b.*?</figure>").expect("valid regex");
@@ -105,7 +127,8 @@ pub fn check(dir: &Path, browser: Option<&Path>) -> Result<SiteReport> {
             ));
         }
         for cap in attr.captures_iter(&html) {
-            let target = &cap[1];
+            let decoded = decode_attr(&cap[1]);
+            let target = decoded.as_str();
             if target.starts_with("http://")
                 || target.starts_with("https://")
                 || target.starts_with("mailto:")

@@ -551,6 +551,19 @@ const SIGMA2_FLOOR: f64 = 1e-8;
 /// 1000 seeds), `3 sigma2 ln n` about 10% (1.3% at n = 100), and it still finds a 5% step in 3%
 /// noise as often.
 pub fn change_points(values: &[f64], penalty: Option<f64>) -> Vec<usize> {
+    change_points_impl(values, penalty, 0.0)
+}
+
+/// [`change_points`] with the default penalty, its noise variance floored at `noise_var` (in
+/// squared units of the log values, for positive data): use it when each value is itself an
+/// estimate whose variance is known, e.g. a run's median time, whose variance follows from the
+/// run's own samples. Short or quiet histories then cannot split on differences the values'
+/// own uncertainty explains.
+pub fn change_points_with_noise(values: &[f64], noise_var: f64) -> Vec<usize> {
+    change_points_impl(values, None, noise_var.max(0.0))
+}
+
+fn change_points_impl(values: &[f64], penalty: Option<f64>, noise_floor: f64) -> Vec<usize> {
     let n = values.len();
     if n < 2 || values.iter().any(|v| !v.is_finite()) {
         return Vec::new();
@@ -570,7 +583,7 @@ pub fn change_points(values: &[f64], penalty: Option<f64>) -> Vec<usize> {
     let beta = match penalty {
         Some(p) if p == f64::INFINITY => return Vec::new(),
         Some(p) if p >= 0.0 => p,
-        _ => default_penalty(&y, var),
+        _ => default_penalty(&y, var, noise_floor),
     };
 
     let mut s1 = vec![0.0; n + 1];
@@ -616,13 +629,15 @@ pub fn change_points(values: &[f64], penalty: Option<f64>) -> Vec<usize> {
     points
 }
 
-fn default_penalty(y: &[f64], var: f64) -> f64 {
+fn default_penalty(y: &[f64], var: f64, noise_floor: f64) -> f64 {
     let mut d: Vec<f64> = y.windows(2).map(|w| w[1] - w[0]).collect();
     let med = sorted_median(&mut d);
     let mut dev: Vec<f64> = d.iter().map(|x| (x - med).abs()).collect();
     let mad = sorted_median(&mut dev);
     let sigma = mad / 0.6745;
-    let sigma2 = (sigma * sigma / 2.0).max(SIGMA2_FLOOR * var);
+    let sigma2 = (sigma * sigma / 2.0)
+        .max(SIGMA2_FLOOR * var)
+        .max(noise_floor);
     3.0 * sigma2 * (y.len() as f64).ln()
 }
 
@@ -951,6 +966,17 @@ mod tests {
         assert!(change_points(&[1.0], None).is_empty());
         assert!(change_points(&[], None).is_empty());
         assert_eq!(change_points(&[1.0, 2.0], Some(0.0)), vec![1]);
+    }
+
+    #[test]
+    fn a_known_noise_floor_keeps_small_histories_from_splitting() {
+        // Two runs 10% apart: without a floor the single difference is the whole noise estimate
+        // (MAD 0) and splits; with each value's own variance (sd 8% on the log scale) it does not.
+        assert_eq!(change_points(&[1.0, 1.1], None), vec![1]);
+        assert!(change_points_with_noise(&[1.0, 1.1], 0.08 * 0.08).is_empty());
+        // A clear 50% step over ten runs still splits with that floor.
+        let v: Vec<f64> = (0..10).map(|i| if i < 5 { 1.0 } else { 1.5 }).collect();
+        assert_eq!(change_points_with_noise(&v, 0.03 * 0.03), vec![5]);
     }
 
     #[test]
