@@ -390,7 +390,7 @@ pub fn load(path: &Path) -> Result<RunView> {
 /// Writes the compact baseline of the run in `run` to `out`: its series (4 significant digits),
 /// claims, environment and peaks, each series with `min_effect`.
 pub fn write_baseline(run: &Path, out: &Path, min_effect: f64, refresh: &str) -> Result<Baseline> {
-    if !(min_effect > 0.0 && min_effect < 1.0) {
+    if !(0.0..1.0).contains(&min_effect) || min_effect == 0.0 {
         return Err(input_error(format!(
             "--min-effect {min_effect}: must lie in (0, 1), e.g. 0.05 for 5%"
         )));

@@ -204,7 +204,8 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::Compare(a) => {
-            if !(a.min_effect > 0.0 && a.min_effect < 1.0) || !(a.fdr > 0.0 && a.fdr < 1.0) {
+            let open_unit = |x: f64| x > 0.0 && x < 1.0;
+            if !open_unit(a.min_effect) || !open_unit(a.fdr) {
                 return Err(claimbench::error::input_error(format!(
                     "--min-effect {} and --fdr {} must lie in (0, 1)",
                     a.min_effect, a.fdr

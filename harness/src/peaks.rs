@@ -36,7 +36,7 @@ pub struct Peaks {
 impl Peaks {
     /// Why a throughput is suspect, if it is: `bytes`/`flops` moved/computed in `ms`.
     pub fn suspect(&self, bytes: u64, flops: u64, ms: f64) -> Option<String> {
-        if !(ms > 0.0) {
+        if ms.is_nan() || ms <= 0.0 {
             return Some(format!("non-positive time {ms} ms"));
         }
         let gbps = bytes as f64 / (ms * 1e-3) / 1e9;
