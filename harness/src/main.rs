@@ -121,14 +121,16 @@ enum Command {
     /// an inconclusive series with --fail-on-inconclusive, 4 when the runs cannot be compared.
     Compare(CompareArgs),
     /// Keep a compact baseline of a run's benchmarks (e.g. benches/baselines/lavapipe-smoke.json).
+    /// Without RUN: makes a fresh smoke run (what CI runs) first, so one command refreshes it.
     Baseline {
-        /// The run directory.
-        run: PathBuf,
+        /// The run directory (default: a new smoke run in runs/baseline-<date>-<time>).
+        run: Option<PathBuf>,
         /// Where to write it.
         #[arg(long, default_value = "benches/baselines/lavapipe-smoke.json")]
         out: PathBuf,
-        /// Smallest relative change that counts, stored per series (0.05 = 5%).
-        #[arg(long, default_value_t = 0.05)]
+        /// Smallest relative change that counts, stored per series. The default 25% suits smoke
+        /// runs (6 rounds on a shared 2-core machine: their 95% CIs span about ±10%).
+        #[arg(long, default_value_t = 0.25)]
         min_effect: f64,
     },
     /// Benchmark series over the runs stored in RUNS_DIR, in commit order, with change points;
@@ -237,11 +239,39 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             out,
             min_effect,
         } => {
+            let run = match run {
+                Some(r) => r,
+                None => {
+                    let dir = PathBuf::from("runs").join(format!(
+                        "baseline-{}",
+                        chrono::Utc::now().format("%Y%m%d-%H%M%S")
+                    ));
+                    let result = claimbench::run::run(RunOptions {
+                        scale: Some(Scale::Smoke),
+                        only: None,
+                        backend: None,
+                        seeds: None,
+                        out: Some(dir),
+                        resume: None,
+                        force: false,
+                        no_report: true,
+                        quiet: false,
+                    })?;
+                    if result.exit != Exit::Ok {
+                        return Err(claimbench::error::input_error(format!(
+                            "the smoke run in {} did not pass (exit {}); no baseline written",
+                            result.dir.display(),
+                            result.exit as u8
+                        )));
+                    }
+                    result.dir
+                }
+            };
             let b = compare::write_baseline(
                 &run,
                 &out,
                 min_effect,
-                "claimbench run --scale smoke --out runs/smoke && claimbench baseline runs/smoke --min-effect <m>",
+                "claimbench baseline   (a fresh smoke run, then this file; --min-effect to change the 25% default)",
             )?;
             println!(
                 "wrote {} ({} series, {} claims, min effect {:.0}%) from run {}",

@@ -29,6 +29,15 @@ fn text(o: &Output) -> String {
     )
 }
 
+/// Runs the binary and checks its exit code and that its output mentions `needle`.
+fn expect(args: &[&str], code: i32, needle: &str) -> String {
+    let o = bin(args);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {out}");
+    assert!(out.contains(needle), "{args:?}: {needle:?} not in {out}");
+    out
+}
+
 #[test]
 fn a_run_against_itself_is_no_change_and_exits_0() {
     let tmp = tempfile::tempdir().unwrap();
@@ -110,9 +119,7 @@ fn a_claim_no_longer_reproduced_or_a_correctness_failure_exits_2() {
             ..Spec::default()
         },
     );
-    let o = bin(&["compare", p(&base), p(&broken)]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(text(&o).contains("CORRECTNESS FAILURE"), "{}", text(&o));
+    expect(&["compare", p(&base), p(&broken)], 2, "CORRECTNESS FAILURE");
 }
 
 #[test]
@@ -151,20 +158,20 @@ fn runs_that_cannot_be_compared_exit_4_with_a_clear_message() {
             ..Spec::default()
         },
     );
-    let o = bin(&["compare", p(&base), p(&other)]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    assert!(
-        text(&o).contains("not comparable: kernel device"),
-        "{}",
-        text(&o)
+    expect(
+        &["compare", p(&base), p(&other)],
+        4,
+        "not comparable: kernel device",
     );
     let o = bin(&["compare", p(&base), p(&other), "--force"]);
     assert!(text(&o).contains("NOT COMPARABLE"), "{}", text(&o));
 
     // Not a run directory; missing manifest; truncated benchmarks.json; garbage baseline file.
-    let o = bin(&["compare", p(&base), p(&tmp.path().join("nope"))]);
-    assert_eq!(o.status.code(), Some(4));
-    assert!(text(&o).contains("no such directory"), "{}", text(&o));
+    expect(
+        &["compare", p(&base), p(&tmp.path().join("nope"))],
+        4,
+        "no such directory",
+    );
     let trunc = write_run(
         tmp.path(),
         &Spec {
@@ -175,26 +182,20 @@ fn runs_that_cannot_be_compared_exit_4_with_a_clear_message() {
     let bj = trunc.join("benchmarks.json");
     let full = std::fs::read_to_string(&bj).unwrap();
     std::fs::write(&bj, &full[..full.len() / 2]).unwrap();
-    let o = bin(&["compare", p(&base), p(&trunc)]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    assert!(
-        text(&o).contains("benchmarks.json is corrupt"),
-        "{}",
-        text(&o)
+    expect(
+        &["compare", p(&base), p(&trunc)],
+        4,
+        "benchmarks.json is corrupt",
     );
     std::fs::remove_file(trunc.join("manifest.json")).unwrap();
-    let o = bin(&["compare", p(&base), p(&trunc)]);
-    assert_eq!(o.status.code(), Some(4));
-    assert!(
-        text(&o).contains("manifest.json is missing"),
-        "{}",
-        text(&o)
+    expect(
+        &["compare", p(&base), p(&trunc)],
+        4,
+        "manifest.json is missing",
     );
     let junk = tmp.path().join("junk.json");
     std::fs::write(&junk, "{\"kind\": 3").unwrap();
-    let o = bin(&["compare", p(&junk), p(&base)]);
-    assert_eq!(o.status.code(), Some(4));
-    assert!(text(&o).contains("junk.json is corrupt"), "{}", text(&o));
+    expect(&["compare", p(&junk), p(&base)], 4, "junk.json is corrupt");
 
     // A series of the base missing from the head.
     let few = write_run(
@@ -209,12 +210,12 @@ fn runs_that_cannot_be_compared_exit_4_with_a_clear_message() {
         serde_json::from_str(&std::fs::read_to_string(&bj).unwrap()).unwrap();
     v["benchmarks"].as_array_mut().unwrap().pop();
     std::fs::write(&bj, v.to_string()).unwrap();
-    let o = bin(&["compare", p(&base), p(&few)]);
-    assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    assert!(text(&o).contains("lacks 2 series"), "{}", text(&o));
-    let o = bin(&["compare", p(&base), p(&few), "--allow-missing"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("missing in head"), "{}", text(&o));
+    expect(&["compare", p(&base), p(&few)], 4, "lacks 2 series");
+    expect(
+        &["compare", p(&base), p(&few), "--allow-missing"],
+        0,
+        "missing in head",
+    );
 }
 
 #[test]
@@ -236,9 +237,7 @@ fn too_few_samples_are_inconclusive_and_fail_only_when_asked() {
             ..Spec::default()
         },
     );
-    let o = bin(&["compare", p(&base), p(&head)]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("4 inconclusive"), "{}", text(&o));
+    expect(&["compare", p(&base), p(&head)], 0, "4 inconclusive");
     let o = bin(&["compare", p(&base), p(&head), "--fail-on-inconclusive"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
 }
@@ -272,9 +271,11 @@ fn a_baseline_file_round_trips_and_gates_on_the_relative_measure() {
             ..Spec::default()
         },
     );
-    let o = bin(&["compare", p(&file), p(&slow), "--measure", "relative"]);
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("2 regression"), "{}", text(&o));
+    expect(
+        &["compare", p(&file), p(&slow), "--measure", "relative"],
+        1,
+        "2 regression",
+    );
     let c = compare::compare(
         &b,
         &compare::load(&slow).unwrap(),
@@ -326,9 +327,7 @@ fn history_orders_runs_and_finds_the_change() {
         assert_eq!(c.commit, format!("{:040}", 6));
         assert!((c.relative - 0.3).abs() < 0.08, "{}", c.relative);
     }
-    let o = bin(&["history", p(tmp.path())]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("at run run-06"), "{}", text(&o));
+    expect(&["history", p(tmp.path())], 0, "at run run-06");
     assert!(tmp.path().join("history/index.html").is_file());
     assert!(tmp.path().join("history/history.json").is_file());
     let o = bin(&["history", p(&tmp.path().join("not-a-run"))]);
