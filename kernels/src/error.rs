@@ -54,4 +54,24 @@ pub enum KernelError {
         /// The dtypes accepted.
         expected: &'static str,
     },
+    /// A setting outside its range.
+    #[error("{what} {value} is invalid: expected {expected}")]
+    InvalidSetting {
+        /// The setting's name.
+        what: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// Every row is ignored, so a mean over the counted rows is undefined.
+    #[error(
+        "all {rows} targets equal the ignore index {ignore_index}: no token counts, so the mean loss is undefined"
+    )]
+    NothingToAverage {
+        /// Number of rows.
+        rows: usize,
+        /// The ignore index.
+        ignore_index: i64,
+    },
 }

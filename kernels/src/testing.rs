@@ -249,6 +249,173 @@ pub mod token_logprob {
     }
 }
 
+/// The generic kernel-vs-reference suite of the fused cross-entropy, instantiated per runtime by
+/// [`testgen_cross_entropy!`](crate::testgen_cross_entropy).
+pub mod cross_entropy {
+    use super::token_logprob::{backward_tolerance, forward_tolerance};
+    use super::*;
+    use crate::cross_entropy::{
+        Settings, backward, backward_reference, check_targets, forward, forward_reference,
+    };
+    use crate::token_logprob::{IdType, Problem};
+
+    /// Seeded problem: every `ignore_every`-th row (if any) gets the ignore index as its target.
+    pub fn inputs(
+        rows: usize,
+        vocab: usize,
+        scale: f32,
+        seed: u64,
+        ignore_every: usize,
+        s: Settings,
+    ) -> (Vec<f32>, Vec<i64>) {
+        let (logits, mut targets) = logits_and_targets(rows, vocab, scale, seed);
+        if ignore_every > 0 {
+            for t in targets.iter_mut().step_by(ignore_every) {
+                *t = s.ignore_index;
+            }
+        }
+        (logits, targets)
+    }
+
+    /// Forward (per-row losses and their mean) and backward on the device against the references.
+    /// Tolerances: those of the token-logprob family, doubled for the smoothing term's row sum.
+    pub fn check_against_reference<R: Runtime>(
+        rows: usize,
+        vocab: usize,
+        scale: f32,
+        seed: u64,
+        ignore_every: usize,
+        s: Settings,
+    ) where
+        R::Device: Default,
+    {
+        let test = format!(
+            "cross_entropy rows={rows} vocab={vocab} scale={scale} ignore_every={ignore_every} {s:?}"
+        );
+        let Some(client) = client_or_skip::<R>(&test) else {
+            return;
+        };
+        let (logits, targets) = inputs(rows, vocab, scale, seed, ignore_every, s);
+        let n = check_targets(&targets, vocab, s).expect("valid targets");
+        let (want_rows, want_mean) = forward_reference(&logits, &targets, vocab, s);
+        let g = 0.75f32;
+        let want_grad = backward_reference(&logits, &targets, g, vocab, s);
+        let problem = Problem::new(rows, vocab).expect("valid problem");
+        let logits_h = client.create_from_slice(f32::as_bytes(&logits));
+        let targets_h = client.create_from_slice(i32::as_bytes(
+            &targets.iter().map(|&t| t as i32).collect::<Vec<_>>(),
+        ));
+        let out = forward(
+            &client,
+            problem,
+            logits_h.clone(),
+            targets_h.clone(),
+            IdType::I32,
+            s,
+        )
+        .expect("forward launches");
+        let lse = out.lse.clone();
+        let got_rows = read_f32(&client, out.logprobs);
+        let (atol, rtol) = forward_tolerance(&logits);
+        assert_close(
+            &format!("{test} row losses"),
+            &got_rows,
+            &want_rows,
+            2.0 * atol,
+            2.0 * rtol,
+        );
+        let got_mean = got_rows.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
+        assert!(
+            (got_mean - want_mean).abs() <= 2.0 * atol as f64 + 1e-6 * want_mean.abs(),
+            "{test}: mean {got_mean} vs reference {want_mean}"
+        );
+
+        let row_grad: Vec<f32> = targets
+            .iter()
+            .map(|&t| {
+                if t == s.ignore_index {
+                    0.0
+                } else {
+                    g / n as f32
+                }
+            })
+            .collect();
+        let row_grad_h = client.create_from_slice(f32::as_bytes(&row_grad));
+        let grad = backward(
+            &client,
+            problem,
+            logits_h,
+            targets_h,
+            IdType::I32,
+            lse,
+            row_grad_h,
+            s,
+        )
+        .expect("backward launches");
+        let got_grad = read_f32(&client, grad);
+        let (atol, rtol) = backward_tolerance(&logits);
+        assert_close(&format!("{test} grad"), &got_grad, &want_grad, atol, rtol);
+    }
+}
+
+/// Emits the cross-entropy kernel suite for the runtime named `TestRuntime` in the calling module.
+/// Shapes: V = 1, 7 (odd), 50257 (odd, large); one row; rows not a multiple of the cube size;
+/// logits at ±1e4; the benchmark shape 1024 × 32000. Settings: plain, ignore index −100 on every
+/// 3rd row, ignore index 0 inside the vocabulary, label smoothing 0.1 and 1.
+#[macro_export]
+macro_rules! testgen_cross_entropy {
+    () => {
+        use $crate::cross_entropy::Settings as CeSettings;
+        use $crate::testing::cross_entropy as ce_suite;
+
+        fn ce(ignore_index: i64, smoothing: f32) -> CeSettings {
+            CeSettings {
+                ignore_index,
+                smoothing,
+            }
+        }
+        #[test]
+        fn ce_vocab_1() {
+            ce_suite::check_against_reference::<TestRuntime>(5, 1, 3.0, 11, 0, ce(-100, 0.1));
+        }
+        #[test]
+        fn ce_single_row_odd_vocab() {
+            ce_suite::check_against_reference::<TestRuntime>(1, 7, 3.0, 12, 0, ce(-100, 0.0));
+        }
+        #[test]
+        fn ce_ignored_rows_not_multiple_of_cube() {
+            ce_suite::check_against_reference::<TestRuntime>(257, 100, 5.0, 13, 3, ce(-100, 0.0));
+        }
+        #[test]
+        fn ce_ignore_index_inside_vocab_with_smoothing() {
+            ce_suite::check_against_reference::<TestRuntime>(64, 33, 5.0, 14, 4, ce(0, 0.1));
+        }
+        #[test]
+        fn ce_full_smoothing() {
+            ce_suite::check_against_reference::<TestRuntime>(31, 257, 5.0, 15, 5, ce(-100, 1.0));
+        }
+        #[test]
+        fn ce_gpt2_vocab_odd() {
+            ce_suite::check_against_reference::<TestRuntime>(9, 50257, 8.0, 16, 4, ce(-100, 0.1));
+        }
+        #[test]
+        fn ce_extreme_logits() {
+            ce_suite::check_against_reference::<TestRuntime>(17, 1003, 1.0e4, 17, 0, ce(-100, 0.1));
+        }
+        #[test]
+        fn ce_benchmark_shape_1024x32000() {
+            ce_suite::check_against_reference::<TestRuntime>(
+                1024,
+                32000,
+                10.0,
+                18,
+                7,
+                ce(-100, 0.1),
+            );
+        }
+    };
+}
+
 /// Emits the token-logprob kernel suite for the runtime named `TestRuntime` in the calling module.
 /// Shapes: V = 1, 7 (odd, no vector width divides it), 50257 (GPT-2's vocabulary, odd); T = 1;
 /// rows not a multiple of the cube size; more rows than one grid dimension holds; logits at ±1e4;

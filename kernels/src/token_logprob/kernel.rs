@@ -11,41 +11,33 @@ fn merge_lse(m_a: f32, s_a: f32, m_b: f32, s_b: f32) -> (f32, f32) {
     (m, s_a * (m_a - m).exp() + s_b * (m_b - m).exp())
 }
 
-/// Forward: one cube per row of `logits [rows, vocab]` (read as vectors of `N` f32).
+/// The per-row reduction both the token-logprob and the cross-entropy forward kernels run: the
+/// cube of `cube_size` units (a power of two) owns one row of `vecs_per_row` vectors starting at
+/// vector `base`.
 ///
 /// Each unit runs an online max / sum-exp over a strided set of the row's vectors (one pass over
-/// the logits, f32 accumulation), the cube merges the unit states through shared memory (a tree
-/// over `cube_size`, a power of two), and then
-/// `lse[row] = m + ln(s)` and `out[row] = logits[row, targets[row]] − lse[row]`.
-/// The unit whose slice holds the target writes `out[row]`.
-///
-/// Grid: rows may spill from x into y (see `crate::launch::grid_1d`).
-#[cube(launch_unchecked)]
-pub fn token_logprob_forward_kernel<I: Int, N: Size>(
+/// the logits, f32 accumulation) and, when `with_sum`, the plain sum of the logits; the cube merges
+/// the unit states through shared memory (a tree over `cube_size`). Returns, for every unit,
+/// `(lse, target_logit, holds_target, row_sum)`: `lse = m + ln(s) = log Σ_v exp(logits[v])` and the
+/// row sum (0 unless `with_sum`) are the cube's; `target_logit` is valid only where
+/// `holds_target` (the one unit whose slice holds column `target`; none if `target` is outside
+/// `[0, vocab)`).
+#[cube]
+pub fn row_stats<N: Size>(
     logits: &Array<Vector<f32, N>>,
-    targets: &Array<I>,
-    out: &mut Array<f32>,
-    lse_out: &mut Array<f32>,
-    rows: u32,
-    vocab: u32,
+    base: usize,
+    vecs_per_row: usize,
+    target: i32,
     #[comptime] cube_size: usize,
-) {
-    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
-    // Uniform across the cube: every unit of a cube shares its row, so no unit skips a barrier.
-    // (Counts come as arguments: `Array::len` is not reliable on every runtime.)
-    if row >= rows as usize {
-        terminate!();
-    }
+    #[comptime] with_sum: bool,
+) -> (f32, f32, bool, f32) {
     let width = N::value();
-    let vecs_per_row = vocab as usize / width;
+    let unit = UNIT_POS_X as usize;
     // The running max starts at the most negative finite f32 (WGSL rejects `-inf` literals);
     // `exp(min - m) == 0` for any real `m`, so it acts as `-inf`.
-    let base = row * vecs_per_row;
-    let target = i32::cast_from(targets[row]);
-    let unit = UNIT_POS_X as usize;
-
     let mut m = f32::min_value();
     let mut s = 0.0f32;
+    let mut sum = 0.0f32;
     let mut target_logit = 0.0f32;
     let mut holds_target = false;
 
@@ -65,6 +57,9 @@ pub fn token_logprob_forward_kernel<I: Int, N: Size>(
         #[unroll]
         for k in 0..width {
             s += (v[k] - m).exp();
+            if with_sum {
+                sum += v[k];
+            }
             if col0 + k as i32 == target {
                 target_logit = v[k];
                 holds_target = true;
@@ -75,8 +70,12 @@ pub fn token_logprob_forward_kernel<I: Int, N: Size>(
 
     let mut smem_m = SharedMemory::<f32>::new(cube_size);
     let mut smem_s = SharedMemory::<f32>::new(cube_size);
+    let mut smem_sum = SharedMemory::<f32>::new(if with_sum { cube_size } else { 1usize });
     smem_m[unit] = m;
     smem_s[unit] = s;
+    if with_sum {
+        smem_sum[unit] = sum;
+    }
     sync_cube();
 
     // A runtime copy of the (comptime) cube size: the loop variable must be mutable.
@@ -91,23 +90,69 @@ pub fn token_logprob_forward_kernel<I: Int, N: Size>(
             );
             smem_m[unit] = mm;
             smem_s[unit] = ss;
+            if with_sum {
+                smem_sum[unit] += smem_sum[unit + stride];
+            }
         }
         sync_cube();
         stride /= 2;
     }
 
-    let lse = smem_m[0] + smem_s[0].ln();
+    let mut row_sum = 0.0f32;
+    if with_sum {
+        row_sum = smem_sum[0];
+    }
+    (
+        smem_m[0] + smem_s[0].ln(),
+        target_logit,
+        holds_target,
+        row_sum,
+    )
+}
+
+/// Forward: one cube per row of `logits [rows, vocab]` (read as vectors of `N` f32), reduced by
+/// [`row_stats`]; then `lse[row]` and `out[row] = logits[row, targets[row]] − lse[row]`.
+/// The unit whose slice holds the target writes `out[row]`.
+///
+/// Grid: rows may spill from x into y (see `crate::launch::grid_1d`).
+#[cube(launch_unchecked)]
+pub fn token_logprob_forward_kernel<I: Int, N: Size>(
+    logits: &Array<Vector<f32, N>>,
+    targets: &Array<I>,
+    out: &mut Array<f32>,
+    lse_out: &mut Array<f32>,
+    rows: u32,
+    vocab: u32,
+    #[comptime] cube_size: usize,
+) {
+    let row = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    // Uniform across the cube: every unit of a cube shares its row, so no unit skips a barrier.
+    // (Counts come as arguments: `Array::len` is not reliable on every runtime.)
+    if row >= rows as usize {
+        terminate!();
+    }
+    let vecs_per_row = vocab as usize / N::value();
+    let target = i32::cast_from(targets[row]);
+    let (lse, target_logit, holds_target, _sum) = row_stats::<N>(
+        logits,
+        row * vecs_per_row,
+        vecs_per_row,
+        target,
+        cube_size,
+        false,
+    );
     if holds_target {
         out[row] = target_logit - lse;
     }
-    if unit == 0 {
+    if UNIT_POS_X == 0 {
         lse_out[row] = lse;
     }
 }
 
 /// Backward, first pass: one unit per vector of `grad_logits [rows, vocab]`:
-/// `grad[r, v] = −g[r] · exp(logits[r, v] − lse[r])`, i.e. `−softmax · g`. The `+g[r]` at each
-/// row's target is added by [`token_logprob_backward_target_kernel`].
+/// `grad[r, v] = g[r] · (softmax_weight · exp(logits[r, v] − lse[r]) + uniform)`.
+/// Token log-probs use `(−1, 0)`; cross-entropy with label smoothing ε uses `(1, −ε / vocab)`.
+/// The target term `g[r]·target_weight` is added by [`token_logprob_backward_target_kernel`].
 ///
 /// Grid: cubes of `CUBE_DIM_X` units, spilling from x into y; surplus units exit.
 #[cube(launch_unchecked)]
@@ -118,6 +163,8 @@ pub fn token_logprob_backward_kernel<N: Size>(
     grad_logits: &mut Array<Vector<f32, N>>,
     rows: u32,
     vocab: u32,
+    softmax_weight: f32,
+    uniform: f32,
 ) {
     let cube = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
     let idx = cube * CUBE_DIM_X as usize + UNIT_POS_X as usize;
@@ -128,11 +175,14 @@ pub fn token_logprob_backward_kernel<N: Size>(
     let row = idx / vecs_per_row;
     let g = Vector::<f32, N>::new(grad_out[row]);
     let l = Vector::<f32, N>::new(lse[row]);
-    grad_logits[idx] = Vector::<f32, N>::new(0.0) - g * (logits[idx] - l).exp();
+    let w = Vector::<f32, N>::new(softmax_weight);
+    let u = Vector::<f32, N>::new(uniform);
+    grad_logits[idx] = g * (w * (logits[idx] - l).exp() + u);
 }
 
-/// Backward, second pass: one unit per row adds `g[r]` at `grad[r, t_r]` (the one-hot term of
-/// `(one_hot − softmax) · g`), reading the gradient as scalars.
+/// Backward, second pass: one unit per row adds `g[r] · target_weight` at `grad[r, t_r]` (the
+/// one-hot term; `1` for token log-probs, `−(1 − ε)` for cross-entropy with label smoothing ε), reading the gradient as scalars. Rows whose target lies
+/// outside `[0, vocab)` (an ignored row of cross-entropy) are skipped.
 #[cube(launch_unchecked)]
 pub fn token_logprob_backward_target_kernel<I: Int>(
     targets: &Array<I>,
@@ -140,12 +190,16 @@ pub fn token_logprob_backward_target_kernel<I: Int>(
     grad_logits: &mut Array<f32>,
     rows: u32,
     vocab: u32,
+    target_weight: f32,
 ) {
     let cube = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
     let row = cube * CUBE_DIM_X as usize + UNIT_POS_X as usize;
     if row >= rows as usize {
         terminate!();
     }
-    let at = row * vocab as usize + u32::cast_from(targets[row]) as usize;
-    grad_logits[at] += grad_out[row];
+    let t = i32::cast_from(targets[row]);
+    if t >= 0 && t < vocab as i32 {
+        let at = row * vocab as usize + t as usize;
+        grad_logits[at] += grad_out[row] * target_weight;
+    }
 }

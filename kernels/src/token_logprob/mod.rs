@@ -171,6 +171,62 @@ pub fn backward<R: Runtime>(
     lse: Handle,
     grad_out: Handle,
 ) -> Result<Handle, KernelError> {
+    backward_weighted(
+        client,
+        problem,
+        logits,
+        targets,
+        ids,
+        lse,
+        grad_out,
+        BackwardWeights::LOGPROB,
+    )
+}
+
+/// The weights of the generalised backward
+/// `grad[r, v] = g[r] · (target_weight · 1{v = t_r} + softmax_weight · softmax(logits[r])_v + uniform)`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BackwardWeights {
+    /// Weight of the one-hot target term.
+    pub target_weight: f32,
+    /// Weight of the softmax term.
+    pub softmax_weight: f32,
+    /// The constant every column receives.
+    pub uniform: f32,
+}
+
+impl BackwardWeights {
+    /// The gradient of `log_softmax(logits)[t]`: `one_hot − softmax`.
+    pub const LOGPROB: Self = Self {
+        target_weight: 1.0,
+        softmax_weight: -1.0,
+        uniform: 0.0,
+    };
+
+    /// The gradient of the cross-entropy against `(1 − ε)·one_hot + ε/vocab`:
+    /// `softmax − (1 − ε)·one_hot − ε/vocab`.
+    pub fn cross_entropy(smoothing: f32, vocab: usize) -> Self {
+        Self {
+            target_weight: -(1.0 - smoothing),
+            softmax_weight: 1.0,
+            uniform: -smoothing / vocab as f32,
+        }
+    }
+}
+
+/// [`backward`] with general [`BackwardWeights`]; rows whose target lies outside `[0, vocab)` get
+/// no target term (cross-entropy's ignored rows, whose `grad_out` is 0).
+#[allow(clippy::too_many_arguments)]
+pub fn backward_weighted<R: Runtime>(
+    client: &ComputeClient<R>,
+    problem: Problem,
+    logits: Handle,
+    targets: Handle,
+    ids: IdType,
+    lse: Handle,
+    grad_out: Handle,
+    weights: BackwardWeights,
+) -> Result<Handle, KernelError> {
     check_fits(client, problem)?;
     let grad = client.empty(problem.logits_bytes() as usize);
     launch_backward(
@@ -182,11 +238,14 @@ pub fn backward<R: Runtime>(
         lse,
         grad_out,
         grad.clone(),
+        weights,
     );
     Ok(grad)
 }
 
 /// Launches `kernel::$name` with the target-id element type of `$ids` as its first generic.
+#[macro_export]
+#[doc(hidden)]
 macro_rules! launch_by_id {
     ($ids:expr, $r:ty, $name:ident, $($arg:expr),+ $(,)?) => {
         match $ids {
@@ -250,6 +309,7 @@ pub(crate) fn launch_backward<R: Runtime>(
     lse: Handle,
     grad_out: Handle,
     grad: Handle,
+    weights: BackwardWeights,
 ) {
     let Problem { rows, vocab } = problem;
     let width = vector_size_dividing(client, 4, vocab);
@@ -270,6 +330,8 @@ pub(crate) fn launch_backward<R: Runtime>(
             ArrayArg::from_raw_parts(grad.clone(), vecs),
             rows as u32,
             vocab as u32,
+            weights.softmax_weight,
+            weights.uniform,
         );
     }
     let row_cube = cube_size_pow2(client, BACKWARD_CUBE.min(rows.next_power_of_two()));
@@ -292,6 +354,7 @@ pub(crate) fn launch_backward<R: Runtime>(
             grad,
             rows as u32,
             vocab as u32,
+            weights.target_weight,
         );
     }
 }

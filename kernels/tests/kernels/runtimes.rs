@@ -4,12 +4,53 @@
 mod wgpu {
     type TestRuntime = cubecl::wgpu::WgpuRuntime;
     claimbench_kernels::testgen_token_logprob!();
+    claimbench_kernels::testgen_cross_entropy!();
 }
 
 #[cfg(feature = "cuda")]
 mod cuda {
     type TestRuntime = cubecl::cuda::CudaRuntime;
     claimbench_kernels::testgen_token_logprob!();
+    claimbench_kernels::testgen_cross_entropy!();
+}
+
+mod cross_entropy_validation {
+    use claimbench_kernels::KernelError;
+    use claimbench_kernels::cross_entropy::{Settings, check_targets};
+
+    #[test]
+    fn bad_settings_and_targets_are_named() {
+        let s = Settings::default();
+        assert_eq!(check_targets(&[0, -100, 3], 4, s), Ok(2));
+        assert!(matches!(
+            check_targets(&[0, 4], 4, s),
+            Err(KernelError::TargetOutOfRange {
+                position: 1,
+                id: 4,
+                vocab: 4
+            })
+        ));
+        let err = check_targets(&[-100, -100], 4, s).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("all 2 targets equal the ignore index -100"),
+            "{err}"
+        );
+        let bad = Settings {
+            smoothing: 1.5,
+            ..s
+        };
+        let err = check_targets(&[0], 4, bad).unwrap_err();
+        assert!(
+            err.to_string().contains("label smoothing 1.5 is invalid"),
+            "{err}"
+        );
+        let nan = Settings {
+            smoothing: f32::NAN,
+            ..s
+        };
+        assert!(check_targets(&[0], 4, nan).is_err());
+    }
 }
 
 mod validation {
