@@ -9,7 +9,8 @@
 //!
 //! Use [`token_logprobs`] (validated) or [`token_logprobs_unchecked`] (hot paths with ids known to
 //! be in range); [`token_logprobs_composition`] is what a burn user writes without the kernel and
-//! serves as baseline and test oracle.
+//! serves as baseline and test oracle. [`cross_entropy`] is the fused mean cross-entropy (ignore
+//! index, label smoothing) on the same trait, with [`cross_entropy_composition`] as its oracle.
 
 use burn::backend::Autodiff;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
@@ -26,7 +27,8 @@ use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
 use crate::KernelError;
-use crate::token_logprob::{self, IdType, Problem};
+use crate::cross_entropy::{self, Settings};
+use crate::token_logprob::{self, BackwardWeights, IdType, Problem};
 
 /// A backend that computes fused per-token log-probabilities.
 ///
@@ -51,7 +53,27 @@ pub trait TokenLogprobBackend: Backend {
         targets: IntTensor<Self>,
         lse: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::token_logprob_backward_weighted(logits, targets, lse, grad, BackwardWeights::LOGPROB)
+    }
+
+    /// The generalised backward `grad [rows] · (w_t·one_hot + w_s·softmax + u)` (see
+    /// [`BackwardWeights`]); rows whose target lies outside `[0, vocab)` get no one-hot term.
+    fn token_logprob_backward_weighted(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        weights: BackwardWeights,
     ) -> FloatTensor<Self>;
+
+    /// Fused cross-entropy rows: `(ℓ [rows], lse [rows])` with `ℓ_r` of
+    /// [`crate::cross_entropy`] (0 on ignored rows). Targets are in `[0, vocab)` or the ignore index.
+    fn cross_entropy_rows_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        settings: Settings,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
     /// The largest buffer, in bytes, this backend binds on `device` (`None`: no limit).
     fn token_logprob_max_bytes(device: &Self::Device) -> Option<u64>;
@@ -78,23 +100,55 @@ pub fn composition_forward<B: Backend>(
     ((picked - lse.clone()).reshape([rows]), lse.reshape([rows]))
 }
 
-/// The composition of tensor ops for the backward: `g[:, None] · (one_hot(t) − exp(x − lse))`.
+/// The composition of tensor ops for the backward:
+/// `g[:, None] · (w_t·one_hot(t) + w_s·exp(x − lse) + u)` ([`BackwardWeights`]); a target outside
+/// `[0, vocab)` (an ignored row) contributes no one-hot term.
 pub fn composition_backward<B: Backend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     lse: Tensor<B, 1>,
     grad: Tensor<B, 1>,
+    w: BackwardWeights,
 ) -> Tensor<B, 2> {
     let [rows, vocab] = logits.dims();
     let device = logits.device();
     let probs = (logits - lse.reshape([rows, 1])).exp();
+    // Out-of-range targets: scatter at column 0 with weight 0.
+    let in_range = targets
+        .clone()
+        .greater_equal_elem(0)
+        .bool_and(targets.clone().lower_elem(vocab as i64));
+    let safe = targets.mask_fill(in_range.clone().bool_not(), 0);
     let one_hot = Tensor::<B, 2>::zeros([rows, vocab], &device).scatter(
         1,
-        targets.reshape([rows, 1]),
-        Tensor::ones([rows, 1], &device),
+        safe.reshape([rows, 1]),
+        in_range.float().reshape([rows, 1]),
         IndexingUpdateOp::Add,
     );
-    (one_hot - probs) * grad.reshape([rows, 1])
+    (one_hot.mul_scalar(w.target_weight) + probs.mul_scalar(w.softmax_weight)).add_scalar(w.uniform)
+        * grad.reshape([rows, 1])
+}
+
+/// The composition of tensor ops for the cross-entropy rows of [`crate::cross_entropy`]:
+/// `ℓ_r = (1 − ε)(lse_r − x_{r,t_r}) + ε(lse_r − mean_v x_rv)`, 0 where `t_r` is the ignore index.
+/// Returns `(ℓ [rows], lse [rows])`.
+pub fn composition_cross_entropy_rows<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    s: Settings,
+) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let [rows, vocab] = logits.dims();
+    let ignored = targets.clone().equal_elem(s.ignore_index);
+    let safe = targets
+        .mask_fill(ignored.clone(), 0)
+        .clamp(0, vocab as i64 - 1);
+    let mean = logits.clone().mean_dim(1).reshape([rows]);
+    let (lp, lse) = composition_forward(logits, safe);
+    let eps = s.smoothing;
+    let nll = lp.neg();
+    let smooth = (lse.clone() - mean).mul_scalar(eps);
+    let rows_loss = (nll.mul_scalar(1.0 - eps) + smooth).mask_fill(ignored, 0.0);
+    (rows_loss, lse)
 }
 
 impl TokenLogprobBackend for Flex {
@@ -106,18 +160,33 @@ impl TokenLogprobBackend for Flex {
         (prim(lp), prim(lse))
     }
 
-    fn token_logprob_backward(
+    fn token_logprob_backward_weighted(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
         lse: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        weights: BackwardWeights,
     ) -> FloatTensor<Self> {
         prim(composition_backward::<Self>(
             float(logits),
             Tensor::from_primitive(targets),
             float(lse),
             float(grad),
+            weights,
         ))
+    }
+
+    fn cross_entropy_rows_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        settings: Settings,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (l, lse) = composition_cross_entropy_rows::<Self>(
+            float(logits),
+            Tensor::from_primitive(targets),
+            settings,
+        );
+        (prim(l), prim(lse))
     }
 
     fn token_logprob_max_bytes(_device: &Self::Device) -> Option<u64> {
@@ -166,6 +235,24 @@ fn contiguous_problem<R: CubeRuntime>(
     (logits, targets, problem, ids)
 }
 
+/// The two `[rows]` f32 outputs of a forward kernel as tensors on `like`'s device.
+fn row_pair<R: CubeRuntime>(
+    like: &CubeTensor<R>,
+    rows: usize,
+    out: token_logprob::ForwardOutput,
+) -> (CubeTensor<R>, CubeTensor<R>) {
+    let make = |handle| {
+        CubeTensor::new_contiguous(
+            like.client.clone(),
+            like.device.clone(),
+            Shape::new([rows]),
+            handle,
+            DType::F32,
+        )
+    };
+    (make(out.logprobs), make(out.lse))
+}
+
 impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogprobBackend
     for CubeBackend<R, F, I, BT>
 {
@@ -183,30 +270,41 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogpr
             ids,
         )
         .expect("token_logprobs validates the size");
-        let make = |handle| {
-            CubeTensor::new_contiguous(
-                logits.client.clone(),
-                logits.device.clone(),
-                Shape::new([rows]),
-                handle,
-                DType::F32,
-            )
-        };
-        (make(out.logprobs), make(out.lse))
+        row_pair(&logits, rows, out)
     }
 
-    fn token_logprob_backward(
+    fn cross_entropy_rows_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        settings: Settings,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (logits, targets, problem, ids) = contiguous_problem(logits, targets);
+        let rows = problem.rows();
+        let out = cross_entropy::forward(
+            &logits.client,
+            problem,
+            logits.handle.clone(),
+            targets.handle.clone(),
+            ids,
+            settings,
+        )
+        .expect("cross_entropy validates the size and settings");
+        row_pair(&logits, rows, out)
+    }
+
+    fn token_logprob_backward_weighted(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
         lse: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        weights: BackwardWeights,
     ) -> FloatTensor<Self> {
         let (logits, targets, problem, ids) = contiguous_problem(logits, targets);
         let lse = burn_cubecl::kernel::into_contiguous(lse);
         let grad = burn_cubecl::kernel::into_contiguous(grad);
         check_f32("upstream gradient", grad.dtype).expect("the forward produced f32");
         let (rows, vocab) = (problem.rows(), problem.vocab());
-        let out = token_logprob::backward(
+        let out = token_logprob::backward_weighted(
             &logits.client,
             problem,
             logits.handle.clone(),
@@ -214,6 +312,7 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogpr
             ids,
             lse.handle.clone(),
             grad.handle.clone(),
+            weights,
         )
         .expect("validated in the forward");
         CubeTensor::new_contiguous(
@@ -255,6 +354,43 @@ impl<B: TokenLogprobBackend> Backward<B, 1> for TokenLogprobGrad {
     }
 }
 
+#[derive(Debug)]
+struct CrossEntropyRowsGrad;
+
+impl<B: TokenLogprobBackend> Backward<B, 1> for CrossEntropyRowsGrad {
+    /// The forward's logits, ids, lse and settings.
+    type State = (FloatTensor<B>, IntTensor<B>, FloatTensor<B>, Settings);
+
+    /// `∂ℓ_r/∂x_rv = softmax − (1 − ε)one_hot − ε/vocab` on counted rows, times the upstream
+    /// `g_r`, which is zeroed on ignored rows (their `ℓ_r` is the constant 0).
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        _checkpointer: &mut Checkpointer,
+    ) {
+        let [parent] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(parent) = parent {
+            let (logits, targets, lse, s) = ops.state;
+            let vocab = logits.shape()[1];
+            let ids = Tensor::<B, 1, Int>::from_primitive(targets.clone());
+            let counted = ids.not_equal_elem(s.ignore_index).float();
+            let g = prim(float::<B, 1>(grad) * counted);
+            grads.register::<B>(
+                parent.id,
+                B::token_logprob_backward_weighted(
+                    logits,
+                    targets,
+                    lse,
+                    g,
+                    BackwardWeights::cross_entropy(s.smoothing, vocab),
+                ),
+            );
+        }
+    }
+}
+
 impl<B: TokenLogprobBackend, C: CheckpointStrategy> TokenLogprobBackend for Autodiff<B, C> {
     fn token_logprob_forward(
         logits: FloatTensor<Self>,
@@ -273,20 +409,41 @@ impl<B: TokenLogprobBackend, C: CheckpointStrategy> TokenLogprobBackend for Auto
         (lp, lse_out)
     }
 
-    fn token_logprob_backward(
+    fn token_logprob_backward_weighted(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
         lse: FloatTensor<Self>,
         grad: FloatTensor<Self>,
+        weights: BackwardWeights,
     ) -> FloatTensor<Self> {
         // Second-order gradients are not supported: the result is a constant of the graph.
-        let out = B::token_logprob_backward(
+        let out = B::token_logprob_backward_weighted(
             <Self as AutodiffBackend>::inner(logits),
             targets,
             <Self as AutodiffBackend>::inner(lse),
             <Self as AutodiffBackend>::inner(grad),
+            weights,
         );
         <Self as AutodiffBackend>::from_inner(out)
+    }
+
+    fn cross_entropy_rows_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        settings: Settings,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (rows, lse) =
+            B::cross_entropy_rows_forward(logits.primitive.clone(), targets.clone(), settings);
+        let lse_out = <Self as AutodiffBackend>::from_inner(lse.clone());
+        let rows = match CrossEntropyRowsGrad
+            .prepare::<C>([logits.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((logits.primitive, targets, lse, settings), rows),
+            OpsKind::UnTracked(prep) => prep.finish(rows),
+        };
+        (rows, lse_out)
     }
 
     fn token_logprob_max_bytes(device: &Self::Device) -> Option<u64> {
@@ -295,7 +452,7 @@ impl<B: TokenLogprobBackend, C: CheckpointStrategy> TokenLogprobBackend for Auto
 }
 
 mod fusion {
-    use super::TokenLogprobBackend;
+    use super::{BackwardWeights, Settings, TokenLogprobBackend};
     use burn::tensor::ops::{FloatTensor, IntTensor};
     use burn::tensor::{DType, Shape};
     use burn_fusion::stream::{Operation, OperationStreams};
@@ -327,6 +484,7 @@ mod fusion {
     #[derive(Clone, Debug)]
     struct BackwardOp<B> {
         desc: CustomOpIr,
+        weights: BackwardWeights,
         _b: PhantomData<B>,
     }
 
@@ -336,13 +494,47 @@ mod fusion {
             handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
         ) {
             let ([logits, targets, lse, grad], [out]) = self.desc.as_fixed();
-            let result = B::token_logprob_backward(
+            let result = B::token_logprob_backward_weighted(
                 handles.get_float_tensor::<B>(logits),
                 handles.get_int_tensor::<B>(targets),
                 handles.get_float_tensor::<B>(lse),
                 handles.get_float_tensor::<B>(grad),
+                self.weights,
             );
             handles.register_float_tensor::<B>(&out.id, result);
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    struct CrossEntropyOp<B> {
+        desc: CustomOpIr,
+        settings: Settings,
+        _b: PhantomData<B>,
+    }
+
+    impl<B: FusionBackend + TokenLogprobBackend> Operation<B::FusionRuntime> for CrossEntropyOp<B> {
+        fn execute(
+            &self,
+            handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
+        ) {
+            let ([logits, targets], [loss, lse]) = self.desc.as_fixed();
+            let (out_loss, out_lse) = B::cross_entropy_rows_forward(
+                handles.get_float_tensor::<B>(logits),
+                handles.get_int_tensor::<B>(targets),
+                self.settings,
+            );
+            handles.register_float_tensor::<B>(&loss.id, out_loss);
+            handles.register_float_tensor::<B>(&lse.id, out_lse);
+        }
+    }
+
+    /// A custom op whose id also names its scalar parameters, so two ops that differ only in
+    /// them are never taken for one another by the fusion stream.
+    fn custom(id: String, inputs: &[TensorIr], outputs: &[TensorIr]) -> CustomOpIr {
+        CustomOpIr {
+            id,
+            inputs: inputs.to_vec(),
+            outputs: outputs.to_vec(),
         }
     }
 
@@ -376,18 +568,22 @@ mod fusion {
             (lp, lse)
         }
 
-        fn token_logprob_backward(
+        fn token_logprob_backward_weighted(
             logits: FloatTensor<Self>,
             targets: IntTensor<Self>,
             lse: FloatTensor<Self>,
             grad: FloatTensor<Self>,
+            weights: BackwardWeights,
         ) -> FloatTensor<Self> {
             let client = logits.client.clone();
             let shape = logits.shape.clone();
             let streams = OperationStreams::with_inputs([&logits, &targets, &lse, &grad]);
             let out = TensorIr::uninit(client.create_empty_handle(), shape, DType::F32);
-            let desc = CustomOpIr::new(
-                "token_logprob_backward",
+            let desc = custom(
+                format!(
+                    "token_logprob_backward[{},{},{}]",
+                    weights.target_weight, weights.softmax_weight, weights.uniform
+                ),
                 &[
                     logits.into_ir(),
                     targets.into_ir(),
@@ -402,10 +598,46 @@ mod fusion {
                     OperationIr::Custom(desc.clone()),
                     BackwardOp::<B> {
                         desc,
+                        weights,
                         _b: PhantomData,
                     },
                 )
                 .output()
+        }
+
+        fn cross_entropy_rows_forward(
+            logits: FloatTensor<Self>,
+            targets: IntTensor<Self>,
+            settings: Settings,
+        ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+            let client = logits.client.clone();
+            let rows = logits.shape[0];
+            let streams = OperationStreams::with_inputs([&logits, &targets]);
+            let loss =
+                TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
+            let lse =
+                TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
+            let desc = custom(
+                format!(
+                    "cross_entropy_forward[{},{}]",
+                    settings.ignore_index, settings.smoothing
+                ),
+                &[logits.into_ir(), targets.into_ir()],
+                &[loss, lse],
+            );
+            let [loss, lse] = client
+                .register(
+                    streams,
+                    OperationIr::Custom(desc.clone()),
+                    CrossEntropyOp::<B> {
+                        desc,
+                        settings,
+                        _b: PhantomData,
+                    },
+                )
+                .try_into()
+                .expect("two outputs were registered");
+            (loss, lse)
         }
 
         fn token_logprob_max_bytes(device: &Self::Device) -> Option<u64> {
@@ -487,6 +719,60 @@ pub fn token_logprobs_composition<B: Backend>(
     log_softmax(logits, 2)
         .gather(2, targets.reshape([b, t, 1]))
         .reshape([b, t])
+}
+
+/// Fused mean cross-entropy of `logits [N, V]` against `targets [N]` (see
+/// [`crate::cross_entropy`]: ignore index, label smoothing ε, mean over the rows that count) →
+/// a one-element tensor. Validates shapes, dtypes, settings, the device's buffer limit and (by
+/// reading the `N` ids back) that each id is in `[0, V)` or the ignore index and that some row
+/// counts.
+pub fn cross_entropy<B: TokenLogprobBackend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    settings: Settings,
+) -> Result<Tensor<B, 1>, KernelError> {
+    let [n, v] = logits.dims();
+    let [nt] = targets.dims();
+    let problem = validate_shapes(
+        &logits.clone().reshape([1, n, v]),
+        &targets.clone().reshape([1, nt]),
+    )?;
+    let ids: Vec<i64> = targets
+        .to_data()
+        .convert::<i64>()
+        .to_vec()
+        .expect("converted to i64");
+    let counted = cross_entropy::check_targets(&ids, problem.vocab(), settings)?;
+    let (rows, _lse) =
+        B::cross_entropy_rows_forward(prim(logits), targets.into_primitive(), settings);
+    Ok(float::<B, 1>(rows).sum().div_scalar(counted as f32))
+}
+
+/// The same loss composed of burn tensor ops (the Flex path and the test oracle):
+/// [`composition_cross_entropy_rows`] summed over the rows and divided by the number that count.
+/// Errors as [`cross_entropy`] does.
+pub fn cross_entropy_composition<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    settings: Settings,
+) -> Result<Tensor<B, 1>, KernelError> {
+    let [n, v] = logits.dims();
+    let [nt] = targets.dims();
+    if n != nt {
+        return Err(KernelError::ShapeMismatch {
+            what: "targets [N] vs logits [N, V]",
+            expected: vec![n],
+            got: vec![nt],
+        });
+    }
+    let ids: Vec<i64> = targets
+        .to_data()
+        .convert::<i64>()
+        .to_vec()
+        .expect("converted to i64");
+    let counted = cross_entropy::check_targets(&ids, v, settings)?;
+    let (rows, _) = composition_cross_entropy_rows(logits, targets, settings);
+    Ok(rows.sum().div_scalar(counted as f32))
 }
 
 /// Runs `op` (e.g. [`token_logprobs`], or the composition wrapped in `Ok`) under autodiff on `B`

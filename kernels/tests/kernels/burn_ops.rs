@@ -182,3 +182,216 @@ fn inputs_beyond_the_wgpu_binding_limit_are_refused() {
     assert!(matches!(err, KernelError::TooLarge { .. }), "{err}");
     assert!(err.to_string().contains("binds at most"), "{err}");
 }
+
+mod cross_entropy {
+    use super::*;
+    use burn::backend::Autodiff;
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use claimbench_kernels::burn_ops::{cross_entropy, cross_entropy_composition};
+    use claimbench_kernels::cross_entropy::{Settings, backward_reference, forward_reference};
+    use claimbench_kernels::testing::cross_entropy::inputs;
+
+    /// `(loss, d(g·loss)/d logits)` of `op` under autodiff on `B`.
+    fn loss_and_grad<B: Backend>(
+        op: impl Fn(
+            Tensor<Autodiff<B>, 2>,
+            Tensor<Autodiff<B>, 1, Int>,
+        ) -> Result<Tensor<Autodiff<B>, 1>, KernelError>,
+        logits: &[f32],
+        targets: &[i64],
+        g: f32,
+        [n, v]: [usize; 2],
+    ) -> Result<(f32, Vec<f32>), KernelError> {
+        let device = Default::default();
+        let x =
+            Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(logits.to_vec(), [n, v]), &device)
+                .require_grad();
+        let ids: Vec<i32> = targets.iter().map(|&i| i as i32).collect();
+        let ids = Tensor::<Autodiff<B>, 1, Int>::from_data(TensorData::new(ids, [n]), &device);
+        let loss = op(x.clone(), ids)?;
+        let value = loss.clone().into_data().to_vec::<f32>().unwrap()[0];
+        let grads = loss.mul_scalar(g).sum().backward();
+        let grad = x
+            .grad(&grads)
+            .expect("logits require grad")
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
+        Ok((value, grad))
+    }
+
+    /// `(N, V, scale, ignore every k-th row, settings)`.
+    fn cases() -> Vec<(usize, usize, f32, usize, Settings)> {
+        let s = |ignore_index, smoothing| Settings {
+            ignore_index,
+            smoothing,
+        };
+        vec![
+            (3, 1, 2.0, 0, s(-100, 0.1)),
+            (1, 7, 3.0, 0, s(-100, 0.0)),
+            (129, 100, 5.0, 3, s(-100, 0.0)),
+            (40, 33, 5.0, 4, s(0, 0.2)),
+            (10, 1003, 1.0e4, 5, s(-100, 0.1)),
+            (9, 50257, 8.0, 4, s(-100, 0.1)),
+        ]
+    }
+
+    fn check<B: TokenLogprobBackend>(name: &str) {
+        for (i, (n, v, scale, every, s)) in cases().into_iter().enumerate() {
+            let (logits, targets) = inputs(n, v, scale, 300 + i as u64, every, s);
+            let g = 0.5;
+            let (_, want) = forward_reference(&logits, &targets, v, s);
+            let want_grad = backward_reference(&logits, &targets, g, v, s);
+            let (loss, grad) =
+                loss_and_grad::<B>(|x, t| cross_entropy(x, t, s), &logits, &targets, g, [n, v])
+                    .unwrap();
+            let (c_loss, c_grad) = loss_and_grad::<B>(
+                |x, t| cross_entropy_composition(x, t, s),
+                &logits,
+                &targets,
+                g,
+                [n, v],
+            )
+            .unwrap();
+            let (fa, fr) = forward_tolerance(&logits);
+            let (ga, gr) = backward_tolerance(&logits);
+            let what = format!("{name} [{n},{v}] scale {scale} {s:?}");
+            assert_close(
+                &format!("{what}: loss vs reference"),
+                &[loss],
+                &[want as f32],
+                2.0 * fa,
+                2.0 * fr,
+            );
+            assert_close(
+                &format!("{what}: grad vs reference"),
+                &grad,
+                &want_grad,
+                ga,
+                gr,
+            );
+            assert_close(
+                &format!("{what}: loss vs burn composition"),
+                &[loss],
+                &[c_loss],
+                4.0 * fa,
+                4.0 * fr,
+            );
+            assert_close(
+                &format!("{what}: grad vs burn autodiff"),
+                &grad,
+                &c_grad,
+                2.0 * ga,
+                2.0 * gr,
+            );
+        }
+    }
+
+    #[test]
+    fn flex_composition_matches_reference() {
+        check::<Flex>("flex");
+    }
+
+    #[test]
+    fn cube_wgpu_kernel_matches_reference() {
+        if has_wgpu() {
+            check::<CubeWgpu>("cube-wgpu");
+        }
+    }
+
+    #[test]
+    fn fused_wgpu_kernel_matches_reference() {
+        if has_wgpu() {
+            check::<Wgpu>("fusion-wgpu");
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_kernel_matches_reference() {
+        check::<burn::backend::Cuda>("cuda");
+    }
+
+    /// Without ignored rows our definition is burn's `CrossEntropyLoss` (the baseline a burn user
+    /// picks), with and without label smoothing; on the device too.
+    #[test]
+    fn agrees_with_burns_cross_entropy_loss() {
+        fn run<B: TokenLogprobBackend>(name: &str) {
+            let (n, v) = (37, 301);
+            for smoothing in [0.0f32, 0.1] {
+                let s = Settings {
+                    ignore_index: -100,
+                    smoothing,
+                };
+                let (logits, targets) = inputs(n, v, 6.0, 77, 0, s);
+                let device = Default::default();
+                let x = Tensor::<B, 2>::from_data(TensorData::new(logits.clone(), [n, v]), &device);
+                let ids: Vec<i32> = targets.iter().map(|&i| i as i32).collect();
+                let t = Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [n]), &device);
+                let ours = cross_entropy(x.clone(), t.clone(), s)
+                    .unwrap()
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap()[0];
+                let mut cfg = CrossEntropyLossConfig::new();
+                if smoothing > 0.0 {
+                    cfg = cfg.with_smoothing(Some(smoothing));
+                }
+                let burns = cfg
+                    .init::<B>(&device)
+                    .forward(x, t)
+                    .into_data()
+                    .to_vec::<f32>()
+                    .unwrap()[0];
+                let (fa, fr) = forward_tolerance(&logits);
+                assert_close(
+                    &format!("{name} ε={smoothing}: ours vs burn's CrossEntropyLoss"),
+                    &[ours],
+                    &[burns],
+                    4.0 * fa,
+                    4.0 * fr,
+                );
+            }
+        }
+        run::<Flex>("flex");
+        if has_wgpu() {
+            run::<Wgpu>("fusion-wgpu");
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_clear_errors() {
+        let device = Default::default();
+        let x = Tensor::<Flex, 2>::zeros([2, 5], &device);
+        let all_ignored =
+            Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![-100i32, -100], [2]), &device);
+        let err = cross_entropy(x.clone(), all_ignored, Settings::default()).unwrap_err();
+        assert!(err.to_string().contains("mean loss is undefined"), "{err}");
+        let ids = Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![0i32, 7], [2]), &device);
+        let err = cross_entropy(x.clone(), ids.clone(), Settings::default()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KernelError::TargetOutOfRange {
+                    position: 1,
+                    id: 7,
+                    vocab: 5
+                }
+            ),
+            "{err}"
+        );
+        let ok = Tensor::<Flex, 1, Int>::from_data(TensorData::new(vec![0i32, 1], [2]), &device);
+        let bad = Settings {
+            smoothing: -0.1,
+            ..Settings::default()
+        };
+        let err = cross_entropy(x.clone(), ok, bad).unwrap_err();
+        assert!(
+            err.to_string().contains("label smoothing -0.1 is invalid"),
+            "{err}"
+        );
+        let three = Tensor::<Flex, 1, Int>::zeros([3], &device);
+        let err = cross_entropy(x, three, Settings::default()).unwrap_err();
+        assert!(matches!(err, KernelError::ShapeMismatch { .. }), "{err}");
+    }
+}
