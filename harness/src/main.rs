@@ -173,7 +173,7 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             let mut opts = args.options();
             let bench_ids: Vec<String> = suites::all_units(&[0])
                 .into_iter()
-                .filter(|u| u.job == suites::Job::TokenLogprobBench)
+                .filter(|u| u.job.is_bench())
                 .map(|u| u.id)
                 .collect();
             let selected = match opts.only.take() {

@@ -743,9 +743,54 @@ pub fn cross_entropy<B: TokenLogprobBackend>(
         .to_vec()
         .expect("converted to i64");
     let counted = cross_entropy::check_targets(&ids, problem.vocab(), settings)?;
+    Ok(cross_entropy_unchecked(logits, targets, settings, counted))
+}
+
+/// As [`cross_entropy`] without validation, for hot paths whose shapes, ids and settings are
+/// known good and whose number of counted rows (`counted ≥ 1`) the caller knows.
+pub fn cross_entropy_unchecked<B: TokenLogprobBackend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    settings: Settings,
+    counted: usize,
+) -> Tensor<B, 1> {
     let (rows, _lse) =
         B::cross_entropy_rows_forward(prim(logits), targets.into_primitive(), settings);
-    Ok(float::<B, 1>(rows).sum().div_scalar(counted as f32))
+    float::<B, 1>(rows).sum().div_scalar(counted as f32)
+}
+
+/// Runs a cross-entropy `op` (e.g. [`cross_entropy`]) under autodiff on `B` for host
+/// `logits [n, v]` and `targets [n]`, and returns `(loss, d(g·loss)/d logits [n·v])` read back
+/// to the host. Shared by the kernel tests and the harness's reference checks.
+pub fn cross_entropy_and_grad<B: Backend>(
+    op: impl Fn(
+        Tensor<Autodiff<B>, 2>,
+        Tensor<Autodiff<B>, 1, Int>,
+    ) -> Result<Tensor<Autodiff<B>, 1>, KernelError>,
+    device: &B::Device,
+    logits: &[f32],
+    targets: &[i64],
+    g: f32,
+    [n, v]: [usize; 2],
+) -> Result<(f32, Vec<f32>), KernelError> {
+    let x = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(logits.to_vec(), [n, v]), device)
+        .require_grad();
+    let ids: Vec<i32> = targets.iter().map(|&i| i as i32).collect();
+    let ids = Tensor::<Autodiff<B>, 1, Int>::from_data(TensorData::new(ids, [n]), device);
+    let loss = op(x.clone(), ids)?;
+    let value = loss
+        .clone()
+        .into_data()
+        .to_vec::<f32>()
+        .expect("the loss is f32")[0];
+    let grads = loss.mul_scalar(g).sum().backward();
+    let grad = x
+        .grad(&grads)
+        .expect("logits require grad")
+        .into_data()
+        .to_vec::<f32>()
+        .expect("gradients are f32");
+    Ok((value, grad))
 }
 
 /// The same loss composed of burn tensor ops (the Flex path and the test oracle):

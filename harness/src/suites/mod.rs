@@ -1,6 +1,7 @@
 //! The registry of units: what `claimbench run` can execute, their ids, and how each one runs on
 //! the backend the plan picked. Reproductions register here (through their crates) as they land.
 
+pub mod cross_entropy;
 pub mod token_logprob;
 
 use burn::backend::{Flex, Wgpu};
@@ -15,7 +16,7 @@ use token_logprob::TrainConfig;
 pub const PAPERS: &[(&str, &[&str])] = &[
     ("mixtral", &[]),
     ("dora", &[]),
-    ("continual", &[token_logprob::KERNEL]),
+    ("continual", &[token_logprob::KERNEL, cross_entropy::KERNEL]),
     ("dpo-ppo", &[token_logprob::KERNEL]),
 ];
 
@@ -98,6 +99,19 @@ pub enum Job {
     TokenLogprobBench,
     /// Token-logprob training demonstration on the training backend.
     TokenLogprobTrain,
+    /// Cross-entropy on flex (the composition) vs the reference.
+    CrossEntropyCheckFlex,
+    /// Cross-entropy kernels on the kernel device vs the reference.
+    CrossEntropyCheckDevice,
+    /// Cross-entropy benchmarks on the kernel device.
+    CrossEntropyBench,
+}
+
+impl Job {
+    /// A benchmark job (what `claimbench bench` runs).
+    pub fn is_bench(self) -> bool {
+        matches!(self, Job::TokenLogprobBench | Job::CrossEntropyBench)
+    }
 }
 
 /// One registered unit.
@@ -167,6 +181,33 @@ pub fn all_units(seeds: &[u64]) -> Vec<UnitSpec> {
         Job::TokenLogprobBench,
         true,
     ));
+    let c = cross_entropy::KERNEL;
+    units.extend([
+        unit(
+            format!("{c}/check/flex"),
+            "cross-entropy-check",
+            "flex-composition",
+            Some(0),
+            Job::CrossEntropyCheckFlex,
+            false,
+        ),
+        unit(
+            format!("{c}/check/device"),
+            "cross-entropy-check",
+            "fused-kernel",
+            Some(0),
+            Job::CrossEntropyCheckDevice,
+            true,
+        ),
+        unit(
+            format!("{c}/bench"),
+            "cross-entropy-bench",
+            "fused-vs-burn-cross-entropy",
+            Some(0),
+            Job::CrossEntropyBench,
+            true,
+        ),
+    ]);
     units
 }
 
@@ -175,6 +216,7 @@ pub fn known_ids(units: &[UnitSpec]) -> Vec<String> {
     let mut ids: Vec<String> = PAPERS.iter().map(|(p, _)| p.to_string()).collect();
     ids.extend(units.iter().map(|u| u.id.clone()));
     ids.push(token_logprob::KERNEL.to_string());
+    ids.push(cross_entropy::KERNEL.to_string());
     ids.sort();
     ids.dedup();
     ids
@@ -293,6 +335,48 @@ pub fn execute(
             plan_flex_name(),
             token_logprob::check::<Flex>(&Default::default(), seed),
         ),
+        Job::CrossEntropyCheckFlex => (
+            Exec::Flex,
+            plan_flex_name(),
+            cross_entropy::check::<Flex>(&Default::default(), seed),
+        ),
+        Job::CrossEntropyCheckDevice | Job::CrossEntropyBench => {
+            let exec = plan
+                .kernels
+                .expect("device units are skipped without a kernel device");
+            let name = plan
+                .kernel_device
+                .as_ref()
+                .map(|d| d.name.clone())
+                .unwrap_or_default();
+            let check = unit.job == Job::CrossEntropyCheckDevice;
+            let out = match exec {
+                Exec::Wgpu if check => cross_entropy::check::<Wgpu>(&Default::default(), seed),
+                Exec::Wgpu => cross_entropy::bench::<Wgpu>(
+                    &Default::default(),
+                    "wgpu",
+                    &name,
+                    scale.bench(),
+                    seed,
+                    tick,
+                ),
+                #[cfg(feature = "cuda")]
+                Exec::Cuda if check => {
+                    cross_entropy::check::<burn::backend::Cuda>(&Default::default(), seed)
+                }
+                #[cfg(feature = "cuda")]
+                Exec::Cuda => cross_entropy::bench::<burn::backend::Cuda>(
+                    &Default::default(),
+                    "cuda",
+                    &name,
+                    scale.bench(),
+                    seed,
+                    tick,
+                ),
+                _ => Outcome::error(format!("no kernel backend {exec:?} in this build")),
+            };
+            (exec, name, out)
+        }
         Job::TokenLogprobCheckDevice | Job::TokenLogprobBench => {
             let exec = plan
                 .kernels

@@ -291,7 +291,13 @@ fn main_job_smoke_renders_a_kernel_page_with_the_benchmark() {
     let b: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(r.join("benchmarks.json")).unwrap()).unwrap();
     let entries = b["benchmarks"].as_array().unwrap();
-    assert_eq!(entries.len(), 2);
+    // token-logprob: forward, forward+backward; cross-entropy: forward+backward, forward.
+    assert_eq!(entries.len(), 4);
+    let ce = std::fs::read_to_string(r.join("report/kernels/cross-entropy.html")).unwrap();
+    assert!(
+        ce.contains("burn autodiff of CrossEntropyLoss"),
+        "cross-entropy page lacks its benchmark"
+    );
     for e in entries {
         assert!(e["speedup"].as_f64().unwrap() > 0.0);
         assert_eq!(

@@ -187,11 +187,12 @@ mod cross_entropy {
     use super::*;
     use burn::backend::Autodiff;
     use burn::nn::loss::CrossEntropyLossConfig;
-    use claimbench_kernels::burn_ops::{cross_entropy, cross_entropy_composition};
+    use claimbench_kernels::burn_ops::{
+        cross_entropy, cross_entropy_and_grad, cross_entropy_composition,
+    };
     use claimbench_kernels::cross_entropy::{Settings, backward_reference, forward_reference};
     use claimbench_kernels::testing::cross_entropy::inputs;
 
-    /// `(loss, d(g·loss)/d logits)` of `op` under autodiff on `B`.
     fn loss_and_grad<B: Backend>(
         op: impl Fn(
             Tensor<Autodiff<B>, 2>,
@@ -200,24 +201,9 @@ mod cross_entropy {
         logits: &[f32],
         targets: &[i64],
         g: f32,
-        [n, v]: [usize; 2],
+        dims: [usize; 2],
     ) -> Result<(f32, Vec<f32>), KernelError> {
-        let device = Default::default();
-        let x =
-            Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(logits.to_vec(), [n, v]), &device)
-                .require_grad();
-        let ids: Vec<i32> = targets.iter().map(|&i| i as i32).collect();
-        let ids = Tensor::<Autodiff<B>, 1, Int>::from_data(TensorData::new(ids, [n]), &device);
-        let loss = op(x.clone(), ids)?;
-        let value = loss.clone().into_data().to_vec::<f32>().unwrap()[0];
-        let grads = loss.mul_scalar(g).sum().backward();
-        let grad = x
-            .grad(&grads)
-            .expect("logits require grad")
-            .into_data()
-            .to_vec::<f32>()
-            .unwrap();
-        Ok((value, grad))
+        cross_entropy_and_grad::<B>(op, &Default::default(), logits, targets, g, dims)
     }
 
     /// `(N, V, scale, ignore every k-th row, settings)`.
