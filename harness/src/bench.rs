@@ -145,3 +145,105 @@ pub struct BenchFile {
     /// One entry per comparison.
     pub benchmarks: Vec<BenchEntry>,
 }
+
+/// The fixed facts of one comparison a benchmark unit makes, to turn its [`Samples`] into a
+/// [`BenchEntry`] and the unit's metric rows.
+pub struct Comparison<'a> {
+    /// Kernel id.
+    pub kernel: &'a str,
+    /// Our implementation's name.
+    pub name: &'a str,
+    /// The baseline's name.
+    pub baseline: &'a str,
+    /// Backend.
+    pub backend: &'a str,
+    /// Device.
+    pub device: &'a str,
+    /// Problem shape.
+    pub shape: &'a [usize],
+    /// The speedup the issue asks for.
+    pub target: Option<f64>,
+    /// Bytes the operation must move.
+    pub bytes: u64,
+    /// FLOPs it must perform.
+    pub flops: u64,
+    /// What the floor pass is, when measured.
+    pub floor: Option<&'a str>,
+    /// How the correctness check before timing went.
+    pub correctness: &'a str,
+}
+
+impl Comparison<'_> {
+    /// The entry (median paired speedup with its bootstrap CI over `resamples`, seeded) and the
+    /// metric rows `<name>_speedup`, `_ours_median`, `_baseline_median` (and `_floor_median`).
+    pub fn entry(
+        &self,
+        s: &Samples,
+        resamples: usize,
+        seed: u64,
+    ) -> Result<(BenchEntry, Vec<crate::store::MetricRow>), String> {
+        use crate::suites::metric;
+        let est =
+            claimbench_claims::stats::paired_speedup(&s.ours_ms, &s.baseline_ms, resamples, seed)
+                .map_err(|e| format!("{}: {e}", self.name))?;
+        let entry = BenchEntry {
+            kernel: self.kernel.into(),
+            implementation: self.name.into(),
+            baseline: self.baseline.into(),
+            backend: self.backend.into(),
+            device: self.device.into(),
+            dtype: "f32".into(),
+            shape: self.shape.to_vec(),
+            speedup: est.median,
+            speedup_ci: est.ci,
+            rounds: s.ours_ms.len(),
+            ours_ms: s.ours_ms.clone(),
+            baseline_ms: s.baseline_ms.clone(),
+            bytes: self.bytes,
+            flops: self.flops,
+            target: self.target,
+            floor: self.floor.map(String::from),
+            floor_ms: s.floor_ms.clone(),
+            correctness: self.correctness.into(),
+        };
+        let sh = format!("{:?}", self.shape);
+        let name = self.name;
+        let mut rows = vec![
+            metric(
+                "f32",
+                &sh,
+                None,
+                &format!("{name}_speedup"),
+                entry.speedup,
+                "x",
+            ),
+            metric(
+                "f32",
+                &sh,
+                None,
+                &format!("{name}_ours_median"),
+                entry.ours_median_ms(),
+                "ms",
+            ),
+            metric(
+                "f32",
+                &sh,
+                None,
+                &format!("{name}_baseline_median"),
+                entry.baseline_median_ms(),
+                "ms",
+            ),
+        ];
+        if !s.floor_ms.is_empty() {
+            rows.push(metric(
+                "f32",
+                &sh,
+                None,
+                &format!("{name}_floor_median"),
+                entry.floor_median_ms(),
+                "ms",
+            ));
+        }
+        Ok((entry, rows))
+    }
+}

@@ -16,7 +16,7 @@ use claimbench_kernels::testing::token_logprob::{backward_tolerance, forward_tol
 use claimbench_kernels::testing::{max_abs_diff, within};
 use claimbench_kernels::token_logprob::Problem;
 
-use crate::bench::{BenchConfig, BenchEntry, interleaved};
+use crate::bench::{BenchConfig, Comparison, interleaved};
 use crate::suites::{Outcome, metric};
 
 /// The kernel id of this family.
@@ -241,65 +241,30 @@ pub fn bench<B: TokenLogprobBackend>(
             problem.forward_flops(),
         ),
     ] {
-        let est = match claimbench_claims::stats::paired_speedup(
-            &samples.ours_ms,
-            &samples.baseline_ms,
-            cfg.resamples,
-            seed,
-        ) {
-            Ok(e) => e,
-            Err(e) => return Outcome::error(format!("{name}: {e}")),
-        };
-        let entry = BenchEntry {
-            kernel: KERNEL.into(),
-            implementation: name.into(),
+        let comparison = Comparison {
+            kernel: KERNEL,
+            name,
             baseline: if name == "fused-forward" {
-                "burn CrossEntropyLoss".into()
+                "burn CrossEntropyLoss"
             } else {
-                "burn autodiff of CrossEntropyLoss".into()
+                "burn autodiff of CrossEntropyLoss"
             },
-            backend: backend.into(),
-            device: device_name.into(),
-            dtype: "f32".into(),
-            shape: shape.clone(),
-            speedup: est.median,
-            speedup_ci: est.ci,
-            rounds: samples.ours_ms.len(),
-            ours_ms: samples.ours_ms.clone(),
-            baseline_ms: samples.baseline_ms.clone(),
+            backend,
+            device: device_name,
+            shape: &shape,
+            target,
             bytes,
             flops,
-            target,
             floor: None,
-            floor_ms: Vec::new(),
-            correctness: correctness.clone(),
+            correctness: &correctness,
         };
-        let sh = format!("{shape:?}");
-        metrics.push(metric(
-            "f32",
-            &sh,
-            None,
-            &format!("{name}_speedup"),
-            entry.speedup,
-            "x",
-        ));
-        metrics.push(metric(
-            "f32",
-            &sh,
-            None,
-            &format!("{name}_ours_median"),
-            entry.ours_median_ms(),
-            "ms",
-        ));
-        metrics.push(metric(
-            "f32",
-            &sh,
-            None,
-            &format!("{name}_baseline_median"),
-            entry.baseline_median_ms(),
-            "ms",
-        ));
-        entries.push(entry);
+        match comparison.entry(samples, cfg.resamples, seed) {
+            Ok((entry, rows)) => {
+                entries.push(entry);
+                metrics.extend(rows);
+            }
+            Err(e) => return Outcome::error(e),
+        }
     }
     let (fb, f) = (&entries[0], &entries[1]);
     let summary = format!(

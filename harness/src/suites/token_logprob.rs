@@ -18,7 +18,7 @@ use claimbench_kernels::token_logprob::{Problem, backward_reference, forward_ref
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::bench::{BenchConfig, BenchEntry, interleaved};
+use crate::bench::{BenchConfig, Comparison, interleaved};
 use crate::store::MetricRow;
 use crate::suites::{Outcome, metric};
 
@@ -243,76 +243,30 @@ pub fn bench<B: TokenLogprobBackend>(
             problem.forward_flops() * 2,
         ),
     ] {
-        let est = match claimbench_claims::stats::paired_speedup(
-            &s.ours_ms,
-            &s.baseline_ms,
-            cfg.resamples,
-            seed,
-        ) {
-            Ok(e) => e,
-            Err(e) => return Outcome::error(format!("{name}: {e}")),
-        };
-        let baseline = if name == "fused-forward" {
-            "burn log_softmax + gather"
-        } else {
-            "burn autodiff of log_softmax + gather"
-        };
-        let entry = BenchEntry {
-            kernel: KERNEL.into(),
-            implementation: name.into(),
-            baseline: baseline.into(),
-            backend: backend.into(),
-            device: device_name.into(),
-            dtype: "f32".into(),
-            shape: shape.clone(),
-            speedup: est.median,
-            speedup_ci: est.ci,
-            rounds: s.ours_ms.len(),
-            ours_ms: s.ours_ms.clone(),
-            baseline_ms: s.baseline_ms.clone(),
+        let comparison = Comparison {
+            kernel: KERNEL,
+            name,
+            baseline: if name == "fused-forward" {
+                "burn log_softmax + gather"
+            } else {
+                "burn autodiff of log_softmax + gather"
+            },
+            backend,
+            device: device_name,
+            shape: &shape,
+            target,
             bytes,
             flops,
-            target,
-            floor: floor_desc.map(String::from),
-            floor_ms: s.floor_ms.clone(),
-            correctness: correctness.clone(),
+            floor: floor_desc,
+            correctness: &correctness,
         };
-        let sh = shape_str(&shape);
-        metrics.push(metric(
-            "f32",
-            &sh,
-            None,
-            &format!("{name}_speedup"),
-            entry.speedup,
-            "x",
-        ));
-        metrics.push(metric(
-            "f32",
-            &sh,
-            None,
-            &format!("{name}_ours_median"),
-            entry.ours_median_ms(),
-            "ms",
-        ));
-        metrics.push(metric(
-            "f32",
-            &sh,
-            None,
-            &format!("{name}_baseline_median"),
-            entry.baseline_median_ms(),
-            "ms",
-        ));
-        if !s.floor_ms.is_empty() {
-            metrics.push(metric(
-                "f32",
-                &sh,
-                None,
-                &format!("{name}_floor_median"),
-                entry.floor_median_ms(),
-                "ms",
-            ));
+        match comparison.entry(s, cfg.resamples, seed) {
+            Ok((entry, rows)) => {
+                entries.push(entry);
+                metrics.extend(rows);
+            }
+            Err(e) => return Outcome::error(e),
         }
-        entries.push(entry);
     }
     let f = &entries[0];
     let summary = format!(

@@ -18,13 +18,9 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 
 use crate::KernelError;
-use crate::launch::{cube_size_pow2, grid_1d, vector_size_dividing};
 use crate::token_logprob::{
-    BackwardWeights, ForwardOutput, IdType, Problem, backward_weighted, check_fits,
+    BackwardWeights, ForwardOutput, IdType, Problem, RowGeometry, backward_weighted, check_fits,
 };
-
-/// Upper bound on units per cube for the forward (row-reduction) kernel.
-const FORWARD_CUBE_MAX: usize = 256;
 
 /// The options of a cross-entropy: which target id is ignored, and the label smoothing.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -107,11 +103,13 @@ pub fn forward<R: Runtime>(
     let (rows, vocab) = (problem.rows(), problem.vocab());
     let loss = client.empty(rows * 4);
     let lse = client.empty(rows * 4);
-    let width = vector_size_dividing(client, 4, vocab);
-    let vecs = vocab / width;
-    let cube = cube_size_pow2(client, FORWARD_CUBE_MAX.min(vecs.next_power_of_two()));
-    let count = grid_1d(client, rows);
-    let dim = CubeDim::new_1d(cube as u32);
+    let RowGeometry {
+        width,
+        vecs,
+        cube,
+        count,
+        dim,
+    } = RowGeometry::of(client, problem);
     let smooth = s.smoothing > 0.0;
     // SAFETY: lengths match the validated problem and the buffers allocated above: logits hold
     // rows·vocab f32 (rows·vocab/width vectors), targets and the outputs `rows` elements.

@@ -256,6 +256,36 @@ macro_rules! launch_by_id {
     };
 }
 
+/// Launch geometry of a row-reduction kernel on [`kernel::row_stats`]: one cube per row.
+pub(crate) struct RowGeometry {
+    /// Vector width (f32 elements per load), dividing `vocab`.
+    pub width: usize,
+    /// Vectors per row.
+    pub vecs: usize,
+    /// Units per cube (a power of two, at most the row's vector count rounded up).
+    pub cube: usize,
+    /// One cube per row, spilling from x into y.
+    pub count: CubeCount,
+    /// `cube` units along x.
+    pub dim: CubeDim,
+}
+
+impl RowGeometry {
+    /// The geometry of `problem` on `client`.
+    pub fn of<R: Runtime>(client: &ComputeClient<R>, problem: Problem) -> Self {
+        let width = vector_size_dividing(client, 4, problem.vocab);
+        let vecs = problem.vocab / width;
+        let cube = cube_size_pow2(client, FORWARD_CUBE_MAX.min(vecs.next_power_of_two()));
+        Self {
+            width,
+            vecs,
+            cube,
+            count: grid_1d(client, problem.rows),
+            dim: CubeDim::new_1d(cube as u32),
+        }
+    }
+}
+
 /// Launches the forward kernel. Assumes validated input (see [`forward`]).
 pub(crate) fn launch_forward<R: Runtime>(
     client: &ComputeClient<R>,
@@ -267,11 +297,13 @@ pub(crate) fn launch_forward<R: Runtime>(
     lse: Handle,
 ) {
     let Problem { rows, vocab } = problem;
-    let width = vector_size_dividing(client, 4, vocab);
-    let vecs = vocab / width;
-    let cube = cube_size_pow2(client, FORWARD_CUBE_MAX.min(vecs.next_power_of_two()));
-    let count = grid_1d(client, rows);
-    let dim = CubeDim::new_1d(cube as u32);
+    let RowGeometry {
+        width,
+        vecs,
+        cube,
+        count,
+        dim,
+    } = RowGeometry::of(client, problem);
     // SAFETY: lengths match the buffers `forward` allocated and the validated problem: logits hold
     // rows·vocab f32 (rows·vocab/width vectors), targets and the outputs `rows` elements.
     unsafe {
