@@ -1,13 +1,32 @@
 //! Claim evaluation over a run's unit records. Each reproduction contributes its claim specs and
 //! the evidence extracted from its units; the verdicts come from `claimbench_claims::evaluate`,
-//! never from hand-written values. No reproduction is registered yet, so the list is empty until
-//! the paper crates land (see the issues for mixtral, dora, continual and dpo-ppo).
+//! never from hand-written values. Registered: `continual`.
 
 use claimbench_claims::Claim;
 
+use crate::configs::PaperConfigs;
+use crate::run::parse_scale;
 use crate::store::{Manifest, UnitRecord};
+use crate::suites::{Scale, continual};
 
-/// Every claim of the papers whose units are in `records`.
-pub fn evaluate_all(_records: &[UnitRecord], _manifest: &Manifest) -> Vec<Claim> {
-    Vec::new()
+/// Every claim of the papers whose units are in `records`, with the settings the run used (the
+/// scale's defaults for a manifest without them). A claim whose evidence is malformed is left
+/// out with a warning naming it (never given a verdict by hand).
+pub fn evaluate_all(records: &[UnitRecord], manifest: &Manifest) -> Vec<Claim> {
+    let configs = manifest.configs.clone().unwrap_or_else(|| {
+        PaperConfigs::for_scale(parse_scale(&manifest.scale).unwrap_or(Scale::Small))
+    });
+    let mut out = Vec::new();
+    let summaries = continual::summaries(records);
+    if !summaries.is_empty() {
+        match claimbench_continual::claims::evaluate(
+            &configs.continual,
+            &summaries,
+            &manifest.scale,
+        ) {
+            Ok(claims) => out.extend(claims),
+            Err(e) => eprintln!("warning: continual claims not evaluated: {e}"),
+        }
+    }
+    out
 }

@@ -282,6 +282,7 @@ pub fn import(criterion_dir: &Path, out: &Path, resamples: usize) -> Result<usiz
         skipped: Vec::new(),
         started: now.clone(),
         finished: Some(now),
+        configs: None,
         peaks: None,
     };
     run.write_manifest(&manifest)?;

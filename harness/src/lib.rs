@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod claims;
 pub mod compare;
+pub mod configs;
 pub mod criterion_import;
 pub mod devices;
 pub mod env;

@@ -42,6 +42,10 @@ struct RunArgs {
     /// Run directory (default: runs/<date>-<time>-<commit>).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// JSON overrides of the reproductions' settings, keyed by paper id (e.g.
+    /// `{"continual": {"stage_steps": 400}}`); validated before anything runs.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Finish an interrupted run: only units not finished in DIR run again.
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
@@ -64,6 +68,7 @@ impl RunArgs {
             backend: self.backend,
             seeds: self.seeds,
             out: self.out,
+            config: self.config,
             resume: self.resume,
             force: self.force,
             no_report: self.no_report,
@@ -171,7 +176,8 @@ fn dispatch(cmd: Command) -> Result<Exit> {
         Command::Run(args) => finish_run(args.options()),
         Command::Bench(args) => {
             let mut opts = args.options();
-            let bench_ids: Vec<String> = suites::all_units(&[0])
+            let defaults = claimbench::configs::PaperConfigs::for_scale(Scale::Small);
+            let bench_ids: Vec<String> = suites::all_units(&[0], &defaults)
                 .into_iter()
                 .filter(|u| u.job.is_bench())
                 .map(|u| u.id)
@@ -179,7 +185,7 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             let selected = match opts.only.take() {
                 None => bench_ids,
                 Some(only) => {
-                    let chosen = suites::select(suites::all_units(&[0]), &only)?;
+                    let chosen = suites::select(suites::all_units(&[0], &defaults), &only)?;
                     let ids: Vec<String> = chosen
                         .into_iter()
                         .map(|u| u.id)
@@ -252,6 +258,7 @@ fn dispatch(cmd: Command) -> Result<Exit> {
                         backend: None,
                         seeds: None,
                         out: Some(dir),
+                        config: None,
                         resume: None,
                         force: false,
                         no_report: true,
@@ -307,7 +314,10 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::List => {
-            let units = suites::all_units(&(0..Scale::Small.default_seeds()).collect::<Vec<_>>());
+            let units = suites::all_units(
+                &(0..Scale::Small.default_seeds()).collect::<Vec<_>>(),
+                &claimbench::configs::PaperConfigs::for_scale(Scale::Small),
+            );
             println!("papers (a paper id also selects the kernels it uses):");
             for (p, kernels) in suites::PAPERS {
                 println!(

@@ -3,14 +3,19 @@
 
 use plotters::prelude::*;
 
-/// Colours of the series, in order.
-const COLOURS: [RGBColor; 6] = [
+/// Colours of the series, in order (ten, so that a replay sweep of seven arms plus the union
+/// never repeats one).
+const COLOURS: [RGBColor; 10] = [
     RGBColor(0x1f, 0x77, 0xb4),
     RGBColor(0xd6, 0x27, 0x28),
     RGBColor(0x7f, 0x7f, 0x7f),
     RGBColor(0x2c, 0xa0, 0x2c),
     RGBColor(0x94, 0x67, 0xbd),
     RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
+    RGBColor(0xbc, 0xbd, 0x22),
+    RGBColor(0x17, 0xbe, 0xcf),
 ];
 
 /// One named series of `(x, y)` points.

@@ -61,6 +61,32 @@ struct PaperView {
     id: String,
     page: String,
     claims: Vec<claimbench_claims::Claim>,
+    sections: Vec<Section>,
+}
+
+/// A paper-specific part of a paper page: a note, an optional table and figures (inline SVG),
+/// produced by the paper's suite from the run's units.
+#[derive(Serialize, Debug, Clone)]
+pub struct Section {
+    /// Heading.
+    pub title: String,
+    /// A paragraph above the table.
+    pub note: String,
+    /// A table, if any.
+    pub table: Option<TableView>,
+    /// SVG documents, one `<figure>` each.
+    pub figures: Vec<String>,
+    /// Caption under the figures.
+    pub caption: String,
+}
+
+/// A plain table: header cells and rows of text cells.
+#[derive(Serialize, Debug, Clone)]
+pub struct TableView {
+    /// Column names.
+    pub header: Vec<String>,
+    /// Rows, each as long as the header.
+    pub rows: Vec<Vec<String>>,
 }
 
 /// A kernel page.
@@ -338,9 +364,18 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
                 id: c.paper.clone(),
                 page: format!("papers/{}.html", c.paper),
                 claims: Vec::new(),
+                sections: Vec::new(),
             })
             .claims
             .push(c.clone());
+    }
+    let configs = manifest.configs.clone().unwrap_or_else(|| {
+        crate::configs::PaperConfigs::for_scale(
+            crate::run::parse_scale(&manifest.scale).unwrap_or(crate::suites::Scale::Small),
+        )
+    });
+    if let Some(p) = papers.get_mut(crate::suites::continual::PAPER) {
+        p.sections = crate::suites::continual::report_sections(&configs.continual, &units);
     }
     let history = dir
         .parent()

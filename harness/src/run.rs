@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::configs::PaperConfigs;
 use crate::devices::{self, BackendChoice};
 use crate::env;
 use crate::error::{Exit, input_error};
@@ -30,6 +31,8 @@ pub struct RunOptions {
     pub seeds: Option<u64>,
     /// `--out`.
     pub out: Option<PathBuf>,
+    /// `--config`: per-paper overrides of the scale's settings.
+    pub config: Option<PathBuf>,
     /// `--resume`.
     pub resume: Option<PathBuf>,
     /// `--force`.
@@ -47,16 +50,24 @@ struct ConfigKey<'a> {
     seeds: &'a [u64],
     only: &'a [String],
     backend: BackendChoice,
+    configs: &'a PaperConfigs,
 }
 
 /// sha256 of what decides a run's units and numbers (not where it is written).
-pub fn config_hash(scale: Scale, seeds: &[u64], only: &[String], backend: BackendChoice) -> String {
+pub fn config_hash(
+    scale: Scale,
+    seeds: &[u64],
+    only: &[String],
+    backend: BackendChoice,
+    configs: &PaperConfigs,
+) -> String {
     let key = ConfigKey {
         schema_version: SCHEMA_VERSION,
         scale: scale.name(),
         seeds,
         only,
         backend,
+        configs,
     };
     env::hex(&Sha256::digest(
         serde_json::to_vec(&key).expect("config serialises"),
@@ -102,8 +113,16 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
         return Err(input_error("--seeds must be at least 1"));
     }
     let seeds: Vec<u64> = (0..n_seeds).collect();
-    let units = suites::select(suites::all_units(&seeds), &only)?;
-    let hash = config_hash(scale, &seeds, &only, backend);
+    // Settings: --config over the scale's defaults; on --resume without --config, the run's own.
+    let configs = match (&opts.config, prior.and_then(|m| m.configs.clone())) {
+        (None, Some(c)) => {
+            c.validate()?;
+            c
+        }
+        (path, _) => PaperConfigs::load(path.as_deref(), scale)?,
+    };
+    let units = suites::select(suites::all_units(&seeds, &configs), &only)?;
+    let hash = config_hash(scale, &seeds, &only, backend, &configs);
     let plan = devices::plan(backend, crate::require_device())?;
 
     let (dir, mut manifest) = match resumed {
@@ -184,6 +203,7 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
                 started: started.to_rfc3339(),
                 finished: None,
                 peaks: None,
+                configs: Some(configs.clone()),
             };
             (dir, m)
         }
@@ -231,7 +251,7 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
         let tick_bar = bar.clone();
         let mut tick = move || tick_bar.tick();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            suites::execute(unit, &plan, scale, &mut tick)
+            suites::execute(unit, &plan, scale, &configs, &mut tick)
         }));
         let (exec, device, outcome) = match result {
             Ok(v) => v,
@@ -326,7 +346,8 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
     })
 }
 
-fn parse_scale(s: &str) -> Option<Scale> {
+/// The [`Scale`] named `s` (`smoke`, `small`, `full`).
+pub fn parse_scale(s: &str) -> Option<Scale> {
     match s {
         "smoke" => Some(Scale::Smoke),
         "small" => Some(Scale::Small),

@@ -64,6 +64,10 @@ pub struct Manifest {
     /// Measured peaks of the kernel device (absent without one, or in runs made before the probe).
     #[serde(default)]
     pub peaks: Option<crate::peaks::Peaks>,
+    /// The reproductions' settings the run used (`None` in runs that train nothing, e.g.
+    /// imported criterion results).
+    #[serde(default)]
+    pub configs: Option<crate::configs::PaperConfigs>,
 }
 
 /// Outcome of one unit.

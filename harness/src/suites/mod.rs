@@ -1,12 +1,14 @@
 //! The registry of units: what `claimbench run` can execute, their ids, and how each one runs on
 //! the backend the plan picked. Reproductions register here (through their crates) as they land.
 
+pub mod continual;
 pub mod cross_entropy;
 pub mod token_logprob;
 
-use burn::backend::{Flex, Wgpu};
+use burn::backend::{Autodiff, Flex, Wgpu};
 
 use crate::bench::BenchConfig;
+use crate::configs::PaperConfigs;
 use crate::devices::{Exec, Plan};
 use crate::store::{MetricRow, UnitStatus};
 use token_logprob::TrainConfig;
@@ -105,6 +107,8 @@ pub enum Job {
     CrossEntropyCheckDevice,
     /// Cross-entropy benchmarks on the kernel device.
     CrossEntropyBench,
+    /// One arm × seed of the continual pre-training reproduction, on the training backend.
+    ContinualArm,
 }
 
 impl Job {
@@ -133,8 +137,8 @@ pub struct UnitSpec {
     pub needs_device: bool,
 }
 
-/// Every unit at these seeds, in execution order.
-pub fn all_units(seeds: &[u64]) -> Vec<UnitSpec> {
+/// Every unit at these seeds with these settings, in execution order.
+pub fn all_units(seeds: &[u64], configs: &PaperConfigs) -> Vec<UnitSpec> {
     let k = token_logprob::KERNEL;
     let unit = |id: String, experiment: &str, arm: &str, seed, job, needs_device| UnitSpec {
         id,
@@ -208,6 +212,7 @@ pub fn all_units(seeds: &[u64]) -> Vec<UnitSpec> {
             true,
         ),
     ]);
+    units.extend(continual::units(&configs.continual, seeds));
     units
 }
 
@@ -326,10 +331,32 @@ pub fn execute(
     unit: &UnitSpec,
     plan: &Plan,
     scale: Scale,
+    configs: &PaperConfigs,
     tick: &mut dyn FnMut(),
 ) -> (Exec, String, Outcome) {
     let seed = unit.seed.unwrap_or(0);
     match unit.job {
+        Job::ContinualArm => {
+            let cfg = &configs.continual;
+            let out = match plan.train {
+                Exec::Flex => {
+                    continual::run_unit::<Autodiff<Flex>>(cfg, unit, &Default::default(), tick)
+                }
+                Exec::Wgpu => {
+                    continual::run_unit::<Autodiff<Wgpu>>(cfg, unit, &Default::default(), tick)
+                }
+                #[cfg(feature = "cuda")]
+                Exec::Cuda => continual::run_unit::<Autodiff<burn::backend::Cuda>>(
+                    cfg,
+                    unit,
+                    &Default::default(),
+                    tick,
+                ),
+                #[cfg(not(feature = "cuda"))]
+                Exec::Cuda => Outcome::error("built without the cuda feature".into()),
+            };
+            (plan.train, plan.train_device.name.clone(), out)
+        }
         Job::TokenLogprobCheckFlex => (
             Exec::Flex,
             plan_flex_name(),

@@ -193,6 +193,7 @@ pub fn write_run(parent: &Path, s: &Spec) -> std::path::PathBuf {
         skipped: Vec::new(),
         started: s.started.into(),
         finished: Some(s.started.into()),
+        configs: None,
         peaks: Some(Peaks {
             backend: "wgpu".into(),
             device: s.device.into(),

@@ -2,6 +2,8 @@
 //!
 //! - `cli`: the `claimbench` binary end to end: exit codes on bad input, determinism on flex,
 //!   SIGKILL + `--resume`, the main job's report.
+//! - `continual`: the continual reproduction's settings errors, claims, paper page, resume, and
+//!   flex vs wgpu training.
 //! - `train_paths`: the training demonstration agrees on flex and on the wgpu kernel.
 //! - `exit_codes`: how outcomes combine into one exit code.
 //! - `compare`: `compare`, `baseline`, `history`, `import-criterion` on fixture runs.
@@ -10,6 +12,7 @@
 
 mod cli;
 mod compare;
+mod continual;
 mod exit_codes;
 mod fixtures;
 mod site;

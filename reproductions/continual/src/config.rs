@@ -144,6 +144,10 @@ pub enum ConfigError {
         /// What is wrong with it.
         error: Box<ConfigError>,
     },
+    /// Any other bad setting of the experiment (model, data or arm lists), with its message,
+    /// e.g. `batch must be at least 1, got 0`.
+    #[error("{0}")]
+    Invalid(String),
     /// A run config is not valid JSON for [`RunConfig`].
     #[error("bad run config JSON: {0}")]
     Parse(String),

@@ -33,10 +33,15 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod claims;
 pub mod config;
+pub mod data;
+pub mod experiment;
+pub mod model;
 pub mod replay;
 pub mod schedule;
 
 pub use config::{ConfigError, RunConfig, StageConfig};
+pub use experiment::{Arm, ArmResult, EvalPoint, ExperimentConfig, Shift, TrainError, run_arm};
 pub use replay::{Dataset, ReplayMixer, Source};
 pub use schedule::Schedule;

@@ -1,0 +1,91 @@
+//! Per-paper experiment settings: the scale's defaults, overridden field by field by
+//! `claimbench run --config FILE`, validated before anything trains, and stored in the manifest
+//! (so `--resume` and the claims use the settings the run was made with).
+//!
+//! The file is JSON keyed by paper id, e.g. `{"continual": {"stage_steps": 400, "model":
+//! {"d_model": 64}}}`; nested objects merge into the defaults, unknown keys are errors that
+//! name the key.
+
+use std::path::Path;
+
+use anyhow::Result;
+use claimbench_continual::ExperimentConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::input_error;
+use crate::suites::Scale;
+
+/// The settings of every paper's reproduction that has any.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperConfigs {
+    /// `continual` (arXiv 2403.08763).
+    pub continual: ExperimentConfig,
+}
+
+impl PaperConfigs {
+    /// The defaults of `scale`.
+    pub fn for_scale(scale: Scale) -> Self {
+        PaperConfigs {
+            continual: ExperimentConfig::for_scale(scale.name()),
+        }
+    }
+
+    /// The defaults of `scale` with the overrides of `path` (if any) merged in, validated. A
+    /// bad file, an unknown key or an invalid value is an input error (exit 4) naming the file
+    /// and the problem.
+    pub fn load(path: Option<&Path>, scale: Scale) -> Result<Self> {
+        let defaults = Self::for_scale(scale);
+        let Some(path) = path else {
+            defaults.validate()?;
+            return Ok(defaults);
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            input_error(format!("--config {}: cannot read it: {e}", path.display()))
+        })?;
+        Self::from_overrides(&text, scale)
+            .map_err(|e| input_error(format!("--config {}: {e:#}", path.display())))
+    }
+
+    /// [`PaperConfigs::load`] from JSON text.
+    pub fn from_overrides(text: &str, scale: Scale) -> Result<Self> {
+        let patch: Value =
+            serde_json::from_str(text).map_err(|e| input_error(format!("not valid JSON: {e}")))?;
+        if !patch.is_object() {
+            return Err(input_error(
+                "expected a JSON object keyed by paper id, e.g. {\"continual\": {...}}",
+            ));
+        }
+        let mut merged = serde_json::to_value(Self::for_scale(scale))?;
+        merge(&mut merged, &patch);
+        let cfg: PaperConfigs =
+            serde_json::from_value(merged).map_err(|e| input_error(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every paper's settings.
+    pub fn validate(&self) -> Result<()> {
+        self.continual
+            .validate()
+            .map_err(|e| input_error(format!("continual: {e}")))
+    }
+}
+
+/// Overlays `patch` on `base`: objects merge key by key, anything else replaces.
+fn merge(base: &mut Value, patch: &Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                match b.get_mut(k) {
+                    Some(slot) => merge(slot, v),
+                    None => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        (b, p) => *b = p.clone(),
+    }
+}

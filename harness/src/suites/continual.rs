@@ -1,0 +1,457 @@
+//! The continual pre-training reproduction (paper id `continual`, arXiv 2403.08763) in the run:
+//! one unit per arm × seed, its metrics, the claims' inputs, and the report's sections.
+
+use claimbench_continual::claims::{STRONG_TABLE, Summary, WEAK_TABLE};
+use claimbench_continual::experiment::TrainBackend;
+use claimbench_continual::{Arm, ArmResult, ExperimentConfig, Shift, run_arm};
+use claimbench_kernels::burn_ops::TokenLogprobBackend;
+
+use super::{Job, Outcome, UnitSpec, metric};
+use crate::plots::{Series, xy_plot};
+use crate::report::{Section, TableView};
+use crate::store::{MetricRow, UnitRecord, UnitStatus};
+
+/// The paper id.
+pub const PAPER: &str = "continual";
+
+/// The unit id of `arm` on `seed`: `continual/<experiment>/<arm>/seed-<s>`.
+pub fn unit_id(arm: &Arm, seed: u64) -> String {
+    format!("{PAPER}/{}/{}/seed-{seed}", arm.experiment(), arm.name())
+}
+
+/// Every unit, seed-major (a run interrupted after a few seeds has whole seeds).
+pub fn units(cfg: &ExperimentConfig, seeds: &[u64]) -> Vec<UnitSpec> {
+    let mut out = Vec::new();
+    for &seed in seeds {
+        for arm in cfg.arms() {
+            out.push(UnitSpec {
+                id: unit_id(&arm, seed),
+                paper: PAPER.into(),
+                experiment: arm.experiment().into(),
+                arm: arm.name(),
+                seed: Some(seed),
+                job: Job::ContinualArm,
+                needs_device: false,
+            });
+        }
+    }
+    out
+}
+
+/// The [`Arm`] a unit names.
+pub fn arm_of(cfg: &ExperimentConfig, unit: &UnitSpec) -> Option<Arm> {
+    cfg.arms()
+        .into_iter()
+        .find(|a| a.experiment() == unit.experiment && a.name() == unit.arm)
+}
+
+/// Trains the unit's arm on the autodiff backend `A` (e.g. `Autodiff<Flex>`) and turns the
+/// result into metrics.
+pub fn run_unit<A: TrainBackend>(
+    cfg: &ExperimentConfig,
+    unit: &UnitSpec,
+    device: &A::Device,
+    tick: &mut dyn FnMut(),
+) -> Outcome
+where
+    A::InnerBackend: TokenLogprobBackend,
+{
+    let Some(arm) = arm_of(cfg, unit) else {
+        return Outcome::error(format!(
+            "unit {}: no arm {}/{} in this configuration",
+            unit.id, unit.experiment, unit.arm
+        ));
+    };
+    let seed = unit.seed.unwrap_or(0);
+    match run_arm::<A>(cfg, &arm, seed, device, tick) {
+        Err(e) => Outcome::error(e.to_string()),
+        Ok(r) => Outcome::passed(
+            format!(
+                "D0 {:.3} → {:.3}, D1 {:.3} → {:.3} nats over stage 1 (floors {:.3} / {:.3})",
+                r.pre.0, r.last.0, r.pre.1, r.last.1, r.floor.0, r.floor.1
+            ),
+            metrics(cfg, &r),
+        ),
+    }
+}
+
+/// The metrics of one arm: the logged curve (`d0_loss`, `d1_loss`, `lr`, `train_loss` per
+/// step) and the summary (`pre_*`, `last_*`, `peak_d0`, floors, forgetting, adaptation,
+/// average).
+pub fn metrics(cfg: &ExperimentConfig, r: &ArmResult) -> Vec<MetricRow> {
+    let shape = format!("batch{}x{}", cfg.batch, cfg.model.context + 1);
+    let mut m = Vec::new();
+    for p in &r.curve {
+        let step = Some(p.step as i64);
+        m.push(metric("f32", &shape, step, "d0_loss", p.d0_loss, "nats"));
+        m.push(metric("f32", &shape, step, "d1_loss", p.d1_loss, "nats"));
+        m.push(metric("f32", &shape, step, "lr", p.lr, "lr"));
+        if p.train_loss.is_finite() {
+            m.push(metric(
+                "f32",
+                &shape,
+                step,
+                "train_loss",
+                p.train_loss,
+                "nats",
+            ));
+        }
+    }
+    for (name, value) in [
+        ("pre_d0", r.pre.0),
+        ("pre_d1", r.pre.1),
+        ("last_d0", r.last.0),
+        ("last_d1", r.last.1),
+        ("peak_d0", r.peak_d0),
+        ("floor_d0", r.floor.0),
+        ("floor_d1", r.floor.1),
+        ("forgetting", r.forgetting()),
+        ("adaptation", r.adaptation()),
+        ("avg_loss", r.average()),
+    ] {
+        m.push(metric("f32", &shape, None, name, value, "nats"));
+    }
+    m
+}
+
+fn scalar(u: &UnitRecord, name: &str) -> Option<f64> {
+    u.metrics
+        .iter()
+        .find(|m| m.metric == name && m.step.is_none())
+        .map(|m| m.value)
+}
+
+/// The claims' per-seed inputs from the run's passed continual units.
+pub fn summaries(records: &[UnitRecord]) -> Vec<Summary> {
+    records
+        .iter()
+        .filter(|u| u.paper == PAPER && u.status == UnitStatus::Passed)
+        .filter_map(|u| {
+            Some(Summary {
+                arm: u.arm.clone(),
+                experiment: u.experiment.clone(),
+                seed: u.seed?,
+                pre_d0: scalar(u, "pre_d0")?,
+                pre_d1: scalar(u, "pre_d1")?,
+                last_d0: scalar(u, "last_d0")?,
+                last_d1: scalar(u, "last_d1")?,
+                peak_d0: scalar(u, "peak_d0")?,
+            })
+        })
+        .collect()
+}
+
+/// Mean and half-width of the 95% interval over seeds (`None` with no values; half-width NaN
+/// with one).
+fn mean_pm(xs: &[f64]) -> Option<(f64, f64)> {
+    if xs.is_empty() {
+        return None;
+    }
+    match claimbench_claims::stats::mean_ci(xs, claimbench_claims::DEFAULT_ALPHA, 1) {
+        Ok(s) => Some((s.mean, 0.5 * (s.ci[1] - s.ci[0]))),
+        Err(_) => Some((xs.iter().sum::<f64>() / xs.len() as f64, f64::NAN)),
+    }
+}
+
+fn fmt_pm(v: Option<(f64, f64)>) -> String {
+    match v {
+        None => "–".into(),
+        Some((m, h)) if h.is_finite() => format!("{m:.3} ± {h:.3}"),
+        Some((m, _)) => format!("{m:.3}"),
+    }
+}
+
+fn fmt_paper(v: Option<f64>) -> String {
+    v.map_or("–".into(), |x| format!("{x:.2}"))
+}
+
+/// The units of `experiment`/`arm`.
+fn arm_units<'a>(units: &'a [UnitRecord], experiment: &str, arm: &str) -> Vec<&'a UnitRecord> {
+    units
+        .iter()
+        .filter(|u| {
+            u.paper == PAPER
+                && u.status == UnitStatus::Passed
+                && u.experiment == experiment
+                && u.arm == arm
+        })
+        .collect()
+}
+
+/// The seed-mean of `metric` per logged step over `units`.
+fn mean_curve(units: &[&UnitRecord], metric: &str) -> Vec<(f64, f64)> {
+    let mut by_step: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+    for u in units {
+        for m in u.metrics.iter().filter(|m| m.metric == metric) {
+            if let Some(s) = m.step {
+                by_step.entry(s).or_default().push(m.value);
+            }
+        }
+    }
+    by_step
+        .into_iter()
+        .map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64))
+        .collect()
+}
+
+fn replay_table(cfg: &ExperimentConfig, units: &[UnitRecord], shift: Shift) -> TableView {
+    let paper = match shift {
+        Shift::Weak => WEAK_TABLE,
+        Shift::Strong => STRONG_TABLE,
+    };
+    let mut rows = Vec::new();
+    let mut arms: Vec<(String, Arm, Option<f64>)> = cfg
+        .replay_shares
+        .iter()
+        .map(|&share| {
+            (
+                format!("{}%", (share * 1000.0).round() / 10.0),
+                Arm::Replay { shift, share },
+                Some(share),
+            )
+        })
+        .collect();
+    arms.push(("union (from scratch)".into(), Arm::Union { shift }, None));
+    for (label, arm, share) in arms {
+        let us = arm_units(units, shift.name(), &arm.name());
+        let col = |name: &str| {
+            mean_pm(
+                &us.iter()
+                    .filter_map(|u| scalar(u, name))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let p = paper.iter().find(|r| match (share, r.share) {
+            (Some(a), Some(b)) => (a - b).abs() < 1e-12,
+            (None, None) => true,
+            _ => false,
+        });
+        rows.push(vec![
+            label,
+            fmt_paper(p.and_then(|r| r.old)),
+            fmt_paper(p.and_then(|r| r.new)),
+            fmt_paper(p.and_then(|r| r.average)),
+            fmt_pm(col("last_d0")),
+            fmt_pm(col("last_d1")),
+            fmt_pm(col("avg_loss")),
+            us.len().to_string(),
+        ]);
+    }
+    TableView {
+        header: [
+            "replay",
+            "paper old (Pile)",
+            "paper new",
+            "paper avg",
+            "ours D0",
+            "ours D1",
+            "ours avg",
+            "seeds",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+        rows,
+    }
+}
+
+/// The continual paper page's sections: the paper's replay tables beside ours, the forgetting
+/// and adaptation curves per arm, and the learning-rate schedules.
+pub fn report_sections(cfg: &ExperimentConfig, units: &[UnitRecord]) -> Vec<Section> {
+    let mut out = Vec::new();
+    if !units.iter().any(|u| u.paper == PAPER) {
+        return out;
+    }
+    let note = format!(
+        "Scaled-down proxy: a {}-layer, d = {} decoder ({} parameters) on order-{} Markov languages of {} tokens; \
+         {} steps per stage of {} sequences × {} tokens; held-out losses in nats per token, mean ± 95% CI over seeds. \
+         The paper's numbers are the 405M model's (Table 2; the strong shift reports only the Pile loss).",
+        cfg.model.n_layers,
+        cfg.model.d_model,
+        cfg.model.parameters(),
+        cfg.order,
+        cfg.language_size,
+        cfg.stage_steps,
+        cfg.batch,
+        cfg.model.context + 1
+    );
+    for shift in [Shift::Weak, Shift::Strong] {
+        let curves = |metric: &str| -> Vec<Series> {
+            let mut arms: Vec<Arm> = cfg
+                .replay_shares
+                .iter()
+                .map(|&share| Arm::Replay { shift, share })
+                .collect();
+            arms.push(Arm::Union { shift });
+            arms.iter()
+                .map(|a| Series {
+                    label: a.name(),
+                    points: mean_curve(&arm_units(units, shift.name(), &a.name()), metric),
+                })
+                .filter(|s| !s.points.is_empty())
+                .collect()
+        };
+        let (old, new) = (curves("d0_loss"), curves("d1_loss"));
+        let mut figures = Vec::new();
+        if !old.is_empty() {
+            figures.push(xy_plot(
+                &format!("{} shift: old-domain (D0) loss", shift.name()),
+                "step",
+                "D0 loss (nats)",
+                &old,
+                true,
+            ));
+            figures.push(xy_plot(
+                &format!("{} shift: new-domain (D1) loss", shift.name()),
+                "step",
+                "D1 loss (nats)",
+                &new,
+                true,
+            ));
+        }
+        out.push(Section {
+            title: format!("Replay share, {} shift: the paper's table beside ours", shift.name()),
+            note: note.clone(),
+            table: Some(replay_table(cfg, units, shift)),
+            figures,
+            caption: format!(
+                "Forgetting (D0) and adaptation (D1) over steps, mean over seeds; stage 1 starts at step {}. \
+                 The union trains from scratch on both datasets for the same total steps.",
+                cfg.stage_steps
+            ),
+        });
+    }
+    // The learning-rate arms.
+    let shift = Shift::Weak;
+    let mut lr_arms: Vec<Arm> = vec![Arm::ConstantMin { shift }];
+    lr_arms.push(Arm::Replay { shift, share: 0.0 });
+    lr_arms.extend(cfg.peaks.iter().map(|&peak| Arm::Peak { shift, peak }));
+    let lr_curves = |metric: &str| -> Vec<Series> {
+        lr_arms
+            .iter()
+            .map(|a| Series {
+                label: a.name(),
+                points: mean_curve(&arm_units(units, shift.name(), &a.name()), metric),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect()
+    };
+    let mut figures = Vec::new();
+    let (old, new) = (lr_curves("d0_loss"), lr_curves("d1_loss"));
+    if !old.is_empty() {
+        figures.push(xy_plot(
+            "stage-1 peak LR: D0 loss",
+            "step",
+            "D0 loss (nats)",
+            &old,
+            true,
+        ));
+        figures.push(xy_plot(
+            "stage-1 peak LR: D1 loss",
+            "step",
+            "D1 loss (nats)",
+            &new,
+            true,
+        ));
+    }
+    let same = arm_units(units, "same-data", &Arm::SameData.name());
+    let shifted = arm_units(units, "weak", &Arm::Replay { shift, share: 0.0 }.name());
+    let rise: Vec<Series> = [
+        ("same data (D0 → D0)", &same),
+        ("weak shift (D0 → D1)", &shifted),
+    ]
+    .into_iter()
+    .map(|(label, us)| Series {
+        label: label.into(),
+        points: mean_curve(us, "d0_loss"),
+    })
+    .filter(|s| !s.points.is_empty())
+    .collect();
+    if !rise.is_empty() {
+        figures.push(xy_plot(
+            "re-warming: D0 loss on the same data vs under a shift",
+            "step",
+            "D0 loss (nats)",
+            &rise,
+            true,
+        ));
+    }
+    out.push(Section {
+        title: "Learning-rate re-warming: peak η_max, constant η_min, same data".into(),
+        note: "Weak shift, no replay. Constant η_min is stage 1 without re-warming.".into(),
+        table: None,
+        figures,
+        caption: "Mean over seeds; stage 1 starts where the curves part.".into(),
+    });
+    // The schedules themselves, from the configuration (not measured).
+    let mut sched_arms = lr_arms.clone();
+    sched_arms.push(Arm::Union { shift });
+    sched_arms.push(Arm::Infinite {
+        shift,
+        share: cfg.weak_union_share,
+    });
+    let series: Vec<Series> = sched_arms
+        .iter()
+        .filter_map(|a| {
+            let lr = cfg.lr_curve(a).ok()?;
+            Some(Series {
+                label: a.name(),
+                points: lr.iter().enumerate().map(|(i, &v)| (i as f64, v)).collect(),
+            })
+        })
+        .collect();
+    let inf = Arm::Infinite {
+        shift,
+        share: cfg.weak_union_share,
+    };
+    let cos = Arm::Replay {
+        shift,
+        share: cfg.weak_union_share,
+    };
+    let cmp: Vec<Series> = [inf, cos]
+        .iter()
+        .map(|a| Series {
+            label: format!(
+                "{} ({})",
+                a.name(),
+                if *a == inf {
+                    "infinite"
+                } else {
+                    "repeated cosine"
+                }
+            ),
+            points: mean_curve(&arm_units(units, "weak", &a.name()), "d1_loss"),
+        })
+        .filter(|s| !s.points.is_empty())
+        .collect();
+    let mut figures = vec![xy_plot(
+        "learning-rate schedules",
+        "step",
+        "learning rate",
+        &series,
+        true,
+    )];
+    if !cmp.is_empty() {
+        figures.push(xy_plot(
+            "infinite schedule vs repeated cosine: D1 loss",
+            "step",
+            "D1 loss (nats)",
+            &cmp,
+            true,
+        ));
+    }
+    out.push(Section {
+        title: "Schedules: repeated cosine, constant, infinite".into(),
+        note: format!(
+            "Cosine: linear warmup ({}% of a stage) then cosine η_max → η_min, restarted at stage 1 (re-warm + re-decay). \
+             Infinite (Sec. 7): warmup → cosine cooldown to η_const = {} → constant, and a final exponential anneal to η_min \
+             only at the end of stage 1, so stage 0 never needed the total length.",
+            cfg.warmup_share * 100.0,
+            cfg.infinite_eta_const
+        ),
+        table: None,
+        figures,
+        caption: "The schedules are the configured ones (claimbench_continual::Schedule), one point per optimizer step.".into(),
+    });
+    out
+}
