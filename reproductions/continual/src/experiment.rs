@@ -14,7 +14,8 @@ use std::sync::{Mutex, OnceLock};
 
 use burn::backend::Flex;
 use burn::module::{AutodiffModule, Module};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -639,6 +640,8 @@ where
     /// A second D1 evaluated beside `d1_eval` (stage 0 serves both shifts), and its losses.
     d1_alt: Option<&'a Corpus>,
     alt_losses: Vec<f64>,
+    /// AdamW and its moments, carried into the next stage unless `reset_optimizer`.
+    optim: Option<OptimizerAdaptor<AdamW, TinyLm<B>, B>>,
     curve: Vec<EvalPoint>,
     step: usize,
     arm: String,
@@ -683,9 +686,13 @@ where
     ) -> Result<TinyLm<B>, TrainError> {
         let every = self.cfg.eval_every;
         let dense_every = (every / 4).max(1);
-        let mut optim = AdamWConfig::new()
-            .with_weight_decay(self.cfg.weight_decay as f32)
-            .init::<B, TinyLm<B>>();
+        // A new stage resets AdamW's moments (the paper's recipe) unless configured otherwise.
+        let mut optim = match self.optim.take() {
+            Some(o) if !self.cfg.reset_optimizer => o,
+            _ => AdamWConfig::new()
+                .with_weight_decay(self.cfg.weight_decay as f32)
+                .init::<B, TinyLm<B>>(),
+        };
         let mut mixer = ReplayMixer::new(stage.replay_share, mix_seed)?;
         let len = new.len();
         let b = self.cfg.batch;
@@ -722,6 +729,7 @@ where
                 tick();
             }
         }
+        self.optim = Some(optim);
         Ok(model)
     }
 }
@@ -811,6 +819,7 @@ where
         d1_eval,
         d1_alt: None,
         alt_losses: Vec::new(),
+        optim: None,
         curve: Vec::new(),
         step: 0,
         arm: arm.name(),
@@ -831,7 +840,9 @@ where
                 tick,
             )?
         }
-        Arm::Infinite { .. } => {
+        // Without the reset, stage 1 continues stage 0's optimizer state, which the shared
+        // checkpoint does not hold: such arms train their own stage 0.
+        _ if matches!(arm, Arm::Infinite { .. }) || !cfg.reset_optimizer => {
             t.eval(&model, 0.0, f64::NAN);
             let m = t.stage(
                 model,
@@ -1059,6 +1070,32 @@ mod tests {
                 r.floor.1
             );
         }
+    }
+
+    #[test]
+    fn the_optimizer_reset_between_stages_changes_stage_1_only() {
+        let reset = tiny();
+        let carry = ExperimentConfig {
+            reset_optimizer: false,
+            ..tiny()
+        };
+        let arm = Arm::Replay {
+            shift: Shift::Weak,
+            share: 0.05,
+        };
+        let dev = Default::default();
+        let a = run_arm::<T>(&reset, &arm, 3, &dev, &mut || {}).unwrap();
+        let b = run_arm::<T>(&carry, &arm, 3, &dev, &mut || {}).unwrap();
+        // Stage 0 is the same; stage 1 starts from other AdamW moments.
+        assert_eq!(a.pre, b.pre);
+        let after = |r: &ArmResult| {
+            r.curve
+                .iter()
+                .find(|p| p.step > r.boundary)
+                .copied()
+                .unwrap()
+        };
+        assert_ne!(after(&a).d1_loss, after(&b).d1_loss);
     }
 
     #[test]
