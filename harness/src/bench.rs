@@ -247,3 +247,13 @@ impl Comparison<'_> {
         Ok((entry, rows))
     }
 }
+
+/// Ends a timed region: reads `t` back to the host (which waits for the work that produces it)
+/// and syncs the device, so a timing measures the work, not its queueing. `into_data` alone may
+/// return before the device is done on some backends.
+pub fn read_back<B: burn::tensor::backend::Backend, const D: usize>(t: burn::tensor::Tensor<B, D>) {
+    let device = t.device();
+    let data = t.into_data();
+    std::hint::black_box(data.as_slice::<f32>().map(|s| s.first().copied()).ok());
+    let _ = B::sync(&device);
+}

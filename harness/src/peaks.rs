@@ -57,13 +57,6 @@ impl Peaks {
     }
 }
 
-fn sync_read<B: Backend, const D: usize>(t: Tensor<B, D>) {
-    let device = t.device();
-    let data = t.into_data();
-    std::hint::black_box(data.as_slice::<f32>().map(|s| s.first().copied()).ok());
-    let _ = B::sync(&device);
-}
-
 fn best_ms(reps: usize, mut f: impl FnMut()) -> f64 {
     f(); // warm-up: JIT compilation and autotune stay outside the timing
     (0..reps.max(1))
@@ -80,14 +73,14 @@ pub fn probe<B: Backend>(device: &B::Device, backend: &str, name: &str, reps: us
     let (rows, cols) = (4096usize, 4096usize);
     let x = Tensor::<B, 2>::random([rows, cols], Distribution::Default, device);
     let read_bytes = (rows * cols * 4) as f64;
-    let read_ms = best_ms(reps, || sync_read(x.clone().sum_dim(1)));
+    let read_ms = best_ms(reps, || crate::bench::read_back(x.clone().sum_dim(1)));
     let bw_read = read_bytes / (read_ms * 1e-3) / 1e9;
 
     let n = 1024usize;
     let a = Tensor::<B, 2>::random([n, n], Distribution::Default, device);
     let b = Tensor::<B, 2>::random([n, n], Distribution::Default, device);
     let mm_ms = best_ms(reps, || {
-        sync_read(a.clone().matmul(b.clone()).slice([0..1, 0..1]))
+        crate::bench::read_back(a.clone().matmul(b.clone()).slice([0..1, 0..1]))
     });
     let gflops = 2.0 * (n * n * n) as f64 / (mm_ms * 1e-3) / 1e9;
     Peaks {

@@ -5,7 +5,6 @@
 
 use burn::backend::Autodiff;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
 use claimbench_kernels::burn_ops::{
     TokenLogprobBackend, cross_entropy, cross_entropy_and_grad, cross_entropy_unchecked,
@@ -112,13 +111,6 @@ pub fn check<B: TokenLogprobBackend>(device: &B::Device, seed: u64) -> Outcome {
     }
 }
 
-/// Reads a scalar back and syncs: the timed region ends when the work is done.
-fn read_scalar<B: Backend>(t: Tensor<B, 1>) {
-    let device = t.device();
-    std::hint::black_box(t.into_data().to_vec::<f32>().ok());
-    let _ = B::sync(&device);
-}
-
 /// Benchmarks the fused cross-entropy forward+backward (the training step's loss) against burn's
 /// `CrossEntropyLoss` on backend `B` (burn's fused default) at 1024 × 32000, f32, no ignored
 /// rows and no smoothing (burn's defaults), after checking both against the reference there.
@@ -205,14 +197,14 @@ pub fn bench<B: TokenLogprobBackend>(
         let grads = loss.backward();
         // The gradient is reduced to a scalar and read: the (equal) 131 MB copy to the host
         // would otherwise dilute the ratio.
-        read_scalar(xa.grad(&grads).expect("grad").sum());
+        crate::bench::read_back(xa.grad(&grads).expect("grad").sum());
     };
     let fwd_bwd = interleaved(cfg, || step(true), || step(false), None, &mut tick);
     let fwd = interleaved(
         cfg,
-        || read_scalar(cross_entropy_unchecked(x.clone(), t.clone(), s, rows)),
+        || crate::bench::read_back(cross_entropy_unchecked(x.clone(), t.clone(), s, rows)),
         || {
-            read_scalar(
+            crate::bench::read_back(
                 CrossEntropyLossConfig::new()
                     .init::<B>(device)
                     .forward(x.clone(), t.clone()),

@@ -126,15 +126,6 @@ fn fused_with_grad<B: TokenLogprobBackend>(
     logprobs_and_grad::<B>(token_logprobs, device, logits, targets, g, [1, rows, vocab])
 }
 
-/// Reads a tensor back to the host and touches its bytes, then syncs the device: the timed
-/// region of a benchmark ends only when the work is done.
-fn read_back<B: Backend, const D: usize>(t: Tensor<B, D>) {
-    let device = t.device();
-    let data = t.into_data();
-    std::hint::black_box(data.as_slice::<f32>().map(|s| s.first().copied()).ok());
-    let _ = B::sync(&device);
-}
-
 /// Benchmarks the fused forward against `log_softmax + gather` (what a burn user writes) at
 /// [`BENCH_ROWS`] × [`BENCH_VOCAB`] on backend `B` (burn's fused default: fusion and autotune on),
 /// after checking both against the reference; the floor is one `sum_dim` read pass of the logits.
@@ -198,11 +189,11 @@ pub fn bench<B: TokenLogprobBackend>(
     );
 
     // Forward: fused vs log_softmax + gather, with the one-pass read floor.
-    let mut floor = || read_back(x.clone().sum_dim(2));
+    let mut floor = || crate::bench::read_back(x.clone().sum_dim(2));
     let fwd = interleaved(
         cfg,
-        || read_back(token_logprobs_unchecked(x.clone(), t.clone())),
-        || read_back(token_logprobs_composition(x.clone(), t.clone())),
+        || crate::bench::read_back(token_logprobs_unchecked(x.clone(), t.clone())),
+        || crate::bench::read_back(token_logprobs_composition(x.clone(), t.clone())),
         Some(&mut floor),
         &mut tick,
     );
@@ -219,7 +210,7 @@ pub fn bench<B: TokenLogprobBackend>(
             token_logprobs_composition(xa.clone(), ta)
         };
         let grads = (lp * gt.clone()).sum().backward();
-        read_back(xa.grad(&grads).expect("grad").sum());
+        crate::bench::read_back(xa.grad(&grads).expect("grad").sum());
     };
     let fwd_bwd = interleaved(cfg, || step(true), || step(false), None, &mut tick);
 

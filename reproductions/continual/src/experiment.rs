@@ -1099,6 +1099,15 @@ mod tests {
     }
 
     #[test]
+    fn the_parameter_count_matches_the_model() {
+        for scale in ["smoke", "small"] {
+            let cfg = ExperimentConfig::for_scale(scale);
+            let m = cfg.model.init::<Flex>(&Default::default());
+            assert_eq!(m.num_params(), cfg.model.parameters());
+        }
+    }
+
+    #[test]
     fn arms_are_distinct_and_named() {
         let cfg = ExperimentConfig::for_scale("small");
         let names: Vec<String> = cfg
