@@ -1,13 +1,13 @@
 //! Claim evaluation over a run's unit records. Each reproduction contributes its claim specs and
 //! the evidence extracted from its units; the verdicts come from `claimbench_claims::evaluate`,
-//! never from hand-written values. Registered: `continual`.
+//! never from hand-written values. Registered: `continual`, and `dpo-ppo`'s exact claims.
 
 use claimbench_claims::Claim;
 
 use crate::configs::PaperConfigs;
 use crate::run::parse_scale;
 use crate::store::{Manifest, UnitRecord};
-use crate::suites::{Scale, continual};
+use crate::suites::{Scale, continual, dpo_ppo};
 
 /// Every claim of the papers whose units are in `records`, with the settings the run used (the
 /// scale's defaults for a manifest without them). A claim whose evidence is malformed is left
@@ -26,6 +26,12 @@ pub fn evaluate_all(records: &[UnitRecord], manifest: &Manifest) -> Vec<Claim> {
         ) {
             Ok(claims) => out.extend(claims),
             Err(e) => eprintln!("warning: continual claims not evaluated: {e}"),
+        }
+    }
+    if let Some(m) = dpo_ppo::measurements(records) {
+        match claimbench_dpo_ppo::claims::evaluate(&m, &manifest.scale) {
+            Ok(claims) => out.extend(claims),
+            Err(e) => eprintln!("warning: dpo-ppo claims not evaluated: {e}"),
         }
     }
     out

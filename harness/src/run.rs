@@ -157,6 +157,10 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
                     )));
                 }
             }
+            let stale = dir.remove_stale_temporaries()?;
+            if stale > 0 {
+                eprintln!("note: removed {stale} temporary file(s) left by the interrupted run");
+            }
             let mut m = m;
             m.finished = None;
             m.plan = plan.clone();
@@ -251,7 +255,7 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
         let tick_bar = bar.clone();
         let mut tick = move || tick_bar.tick();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            suites::execute(unit, &plan, scale, &configs, &mut tick)
+            suites::execute(unit, &plan, scale, &configs, &seeds, &mut tick)
         }));
         let (exec, device, outcome) = match result {
             Ok(v) => v,

@@ -247,6 +247,29 @@ impl RunDir {
             .join(format!("{}.json", unit_id.replace('/', "__")))
     }
 
+    /// Removes the temporary files (`.tmp*`) that a process killed between writing a record and
+    /// renaming it into place left in the run directory or `units/`; returns how many. Finished
+    /// records are never temporaries, so nothing finished is lost.
+    pub fn remove_stale_temporaries(&self) -> Result<usize> {
+        let mut n = 0;
+        for dir in [self.root.clone(), self.root.join("units")] {
+            if !dir.is_dir() {
+                continue;
+            }
+            for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
+                let p = entry?.path();
+                let stale = p
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".tmp"));
+                if stale && p.is_file() {
+                    fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
     /// Writes the manifest atomically.
     pub fn write_manifest(&self, m: &Manifest) -> Result<()> {
         write_json(&self.manifest_path(), m)

@@ -3,6 +3,7 @@
 
 pub mod continual;
 pub mod cross_entropy;
+pub mod dpo_ppo;
 pub mod token_logprob;
 
 use burn::backend::{Autodiff, Flex, Wgpu};
@@ -109,6 +110,8 @@ pub enum Job {
     CrossEntropyBench,
     /// One arm × seed of the continual pre-training reproduction, on the training backend.
     ContinualArm,
+    /// The exact tabular claims of the DPO-vs-PPO paper (f64, CPU).
+    DpoTable1,
 }
 
 impl Job {
@@ -213,6 +216,7 @@ pub fn all_units(seeds: &[u64], configs: &PaperConfigs) -> Vec<UnitSpec> {
         ),
     ]);
     units.extend(continual::units(&configs.continual, seeds));
+    units.extend(dpo_ppo::units());
     units
 }
 
@@ -332,10 +336,12 @@ pub fn execute(
     plan: &Plan,
     scale: Scale,
     configs: &PaperConfigs,
+    seeds: &[u64],
     tick: &mut dyn FnMut(),
 ) -> (Exec, String, Outcome) {
     let seed = unit.seed.unwrap_or(0);
     match unit.job {
+        Job::DpoTable1 => (Exec::Flex, plan_flex_name(), dpo_ppo::run_unit(seeds)),
         Job::ContinualArm => {
             let cfg = &configs.continual;
             let out = match plan.train {

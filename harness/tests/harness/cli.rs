@@ -42,11 +42,22 @@ fn flex_args(out: &Path, seeds: &str) -> Vec<String> {
     .collect()
 }
 
+/// The unit records of a run directory (`units/*.json`; a run killed between writing a record
+/// and renaming it leaves a `.tmp*` file, which is not a record).
+pub fn records(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir.join("units"))
+        .map(|r| {
+            r.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The metrics of every unit, keyed by unit id (run-independent fields only).
 fn unit_metrics(dir: &Path) -> Vec<(String, String)> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir.join("units")).unwrap() {
-        let p = e.unwrap().path();
+    for p in records(dir) {
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         out.push((
@@ -161,9 +172,7 @@ fn resume_after_sigkill_equals_an_uninterrupted_run() {
         .unwrap();
     let start = Instant::now();
     loop {
-        let n = std::fs::read_dir(killed.join("units"))
-            .map(|r| r.count())
-            .unwrap_or(0);
+        let n = records(&killed).len();
         if n >= 1 {
             break;
         }
@@ -175,7 +184,7 @@ fn resume_after_sigkill_equals_an_uninterrupted_run() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let stored = std::fs::read_dir(killed.join("units")).unwrap().count();
+    let stored = records(&killed).len();
     assert!(
         (1..3).contains(&stored),
         "expected a partial run, found {stored} units"
@@ -188,6 +197,15 @@ fn resume_after_sigkill_equals_an_uninterrupted_run() {
     let o = run(&["run", "--resume", &killed.display().to_string(), "--quiet"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(unit_metrics(&killed), unit_metrics(&clean));
+    let leftovers: Vec<_> = std::fs::read_dir(killed.join("units"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_none_or(|x| x != "json"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files left after resume: {leftovers:?}"
+    );
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(killed.join("manifest.json")).unwrap())
             .unwrap();
@@ -383,4 +401,32 @@ fn no_device_runs_flex_parts_or_fails_when_required() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn dpo_ppo_exact_claims_get_computed_verdicts_and_a_paper_page() {
+    let d = tmp();
+    let out = d.path().join("run");
+    let o = run(&[
+        "run",
+        "--backend",
+        "flex",
+        "--scale",
+        "smoke",
+        "--only",
+        "dpo-ppo/table1",
+        "--quiet",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let claims: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("claims.json")).unwrap()).unwrap();
+    let claims = claims["claims"].as_array().unwrap();
+    assert_eq!(claims.len(), 3, "{claims:?}");
+    for c in claims {
+        assert_eq!(c["test"], "exact", "{c}");
+        assert_eq!(c["verdict"], "reproduced", "{c}");
+    }
+    assert!(out.join("report/papers/dpo-ppo.html").exists());
 }

@@ -129,7 +129,7 @@ fn a_run_gives_every_claim_a_verdict_a_paper_page_and_resumes_after_sigkill() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
     // 3 + 3 replay arms, 2 peaks, constant, 2 unions, same data, infinite = 14 arms x 3 seeds.
-    let units = std::fs::read_dir(clean.join("units")).unwrap().count();
+    let units = crate::cli::records(&clean).len();
     assert_eq!(units, 42);
     let claims: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(clean.join("claims.json")).unwrap()).unwrap();
@@ -173,11 +173,7 @@ fn a_run_gives_every_claim_a_verdict_a_paper_page_and_resumes_after_sigkill() {
         .spawn()
         .unwrap();
     let start = Instant::now();
-    while std::fs::read_dir(killed.join("units"))
-        .map(|r| r.count())
-        .unwrap_or(0)
-        < 2
-    {
+    while crate::cli::records(&killed).len() < 2 {
         assert!(
             start.elapsed() < Duration::from_secs(120),
             "no unit finished"
@@ -192,12 +188,11 @@ fn a_run_gives_every_claim_a_verdict_a_paper_page_and_resumes_after_sigkill() {
         .unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let metrics = |dir: &Path| {
-        let mut v: Vec<(String, String)> = std::fs::read_dir(dir.join("units"))
-            .unwrap()
-            .map(|e| {
+        let mut v: Vec<(String, String)> = crate::cli::records(dir)
+            .into_iter()
+            .map(|p| {
                 let j: serde_json::Value =
-                    serde_json::from_str(&std::fs::read_to_string(e.unwrap().path()).unwrap())
-                        .unwrap();
+                    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap();
                 (j["unit_id"].to_string(), j["metrics"].to_string())
             })
             .collect();

@@ -16,6 +16,8 @@
 //! - [`tabular`]: the paper's Table 1 and Theorem 4.1 as numbers, the KL-regularised optimum
 //!   `π* ∝ π_ref·exp(r/β)`, and a seeded random tabular problem on which `π*` turns the DPO loss
 //!   into the Bradley–Terry loss of `r` ([`optimum_losses`]).
+//! - [`claims`]: the exact claims of Sec. 4.1 (Table 1, the optimum identity) as data, measured
+//!   here and judged by `claimbench_claims::evaluate`.
 //! - [`error`]: the one error type, [`Error`], whose messages name the bad value.
 //!
 //! Nothing here panics on user input (apart from out-of-range indices passed to
@@ -48,6 +50,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod claims;
 pub mod dpo;
 pub mod error;
 pub mod ppo;
