@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-fn bin() -> Command {
+pub fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_claimbench"));
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .env_remove("CLAIMBENCH_TEST_UNIT_DELAY_MS");
@@ -17,7 +17,7 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("claimbench runs")
 }
 
-fn stderr(o: &Output) -> String {
+pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).to_string()
 }
 

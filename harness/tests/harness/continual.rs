@@ -5,22 +5,13 @@
 //! composition and the wgpu kernel train the same model to the same losses.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
+
+use crate::cli::{bin, stderr};
 use std::time::{Duration, Instant};
 
 use burn::backend::{Autodiff, Flex, Wgpu};
 use claimbench_continual::{Arm, ExperimentConfig, Shift, run_arm};
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_claimbench"));
-    c.env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .env_remove("CLAIMBENCH_TEST_UNIT_DELAY_MS");
-    c
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).to_string()
-}
 
 /// A short flex run of the continual units with `config` as `--config`.
 fn args(dir: &Path, config: &Path, seeds: &str) -> Vec<String> {

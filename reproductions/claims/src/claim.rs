@@ -117,6 +117,34 @@ pub struct ClaimSpec {
     pub min_seeds: usize,
 }
 
+impl ClaimSpec {
+    /// A spec with id `<paper>/<id>` and the common defaults: no paper value yet (`null`), no
+    /// stated margin, a scaled-down proxy, at least 5 seeds (contracts.md). Reproductions set
+    /// the rest with struct update syntax.
+    pub fn new(
+        paper: &str,
+        id: &str,
+        statement: &str,
+        source: &str,
+        metric: &str,
+        test: TestSpec,
+    ) -> Self {
+        ClaimSpec {
+            id: format!("{paper}/{id}"),
+            paper: paper.into(),
+            statement: statement.into(),
+            source: source.into(),
+            test,
+            metric: metric.into(),
+            paper_value: Value::Null,
+            margin: None,
+            margin_why: String::new(),
+            proxy: true,
+            min_seeds: 5,
+        }
+    }
+}
+
 /// One entry of `claims.json` (contracts.md). `ci` and `margin` are `null` where the test has
 /// none (exact has no interval, ordering no margin).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -120,17 +120,8 @@ const EQUIV_WHY: &str = "2% of the average loss: the paper calls 2.37 vs 2.35 (0
 
 fn spec(id: &str, statement: &str, source: &str, metric: &str, test: TestSpec) -> ClaimSpec {
     ClaimSpec {
-        id: format!("{PAPER}/{id}"),
-        paper: PAPER.into(),
-        statement: statement.into(),
-        source: source.into(),
-        test,
-        metric: metric.into(),
-        paper_value: serde_json::Value::Null,
-        margin: None,
-        margin_why: String::new(),
-        proxy: true,
         min_seeds: MIN_SEEDS,
+        ..ClaimSpec::new(PAPER, id, statement, source, metric, test)
     }
 }
 

@@ -117,40 +117,35 @@ impl Language {
         self.size
     }
 
+    /// Draws the successor of context `ctx` (local id) with one uniform from `rng`.
+    fn draw_next(&self, ctx: usize, rng: &mut StdRng) -> usize {
+        let u: f64 = rng.random();
+        let row = ctx * self.fanout..(ctx + 1) * self.fanout;
+        let mut acc = 0.0;
+        for (&tok, &p) in self.succ[row.clone()].iter().zip(&self.prob[row.clone()]) {
+            acc += p;
+            if u < acc {
+                return tok as usize;
+            }
+        }
+        // Rounding left the cumulative sum just below u: the last successor.
+        self.succ[row.end - 1] as usize
+    }
+
     /// One sequence of `len ≥ 2` global token ids: `order` uniform tokens, then the chain.
     pub fn sample(&self, len: usize, rng: &mut StdRng) -> Vec<i32> {
         let mut local: Vec<usize> = vec![rng.random_range(0..self.size)];
         if self.order == 2 {
             local.push(rng.random_range(0..self.size));
         }
-        while local.len() < 2 {
-            let ctx = self.context(0, local[0]);
-            let u: f64 = rng.random();
-            let mut acc = 0.0;
-            let mut next = self.succ[ctx * self.fanout + self.fanout - 1] as usize;
-            for j in 0..self.fanout {
-                acc += self.prob[ctx * self.fanout + j];
-                if u < acc {
-                    next = self.succ[ctx * self.fanout + j] as usize;
-                    break;
-                }
-            }
-            local.push(next);
-        }
-        while local.len() < len {
-            let (a, b) = (local[local.len() - 2], local[local.len() - 1]);
-            let ctx = self.context(a, b);
-            let u: f64 = rng.random();
-            let mut acc = 0.0;
-            let mut next = self.succ[ctx * self.fanout + self.fanout - 1] as usize;
-            for j in 0..self.fanout {
-                acc += self.prob[ctx * self.fanout + j];
-                if u < acc {
-                    next = self.succ[ctx * self.fanout + j] as usize;
-                    break;
-                }
-            }
-            local.push(next);
+        while local.len() < len.max(2) {
+            let b = local[local.len() - 1];
+            let a = if local.len() >= 2 {
+                local[local.len() - 2]
+            } else {
+                0
+            };
+            local.push(self.draw_next(self.context(a, b), rng));
         }
         local.truncate(len);
         local

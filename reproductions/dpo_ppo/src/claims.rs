@@ -71,18 +71,11 @@ pub fn measure(seeds: &[u64]) -> Result<Table1Measurements, Error> {
 }
 
 fn spec(id: &str, statement: &str, source: &str, metric: &str, test: TestSpec) -> ClaimSpec {
+    // Deterministic facts, not a scaled-down experiment: no proxy, no seeds.
     ClaimSpec {
-        id: format!("{PAPER}/{id}"),
-        paper: PAPER.into(),
-        statement: statement.into(),
-        source: source.into(),
-        test,
-        metric: metric.into(),
-        paper_value: serde_json::Value::Null,
-        margin: None,
-        margin_why: String::new(),
         proxy: false,
         min_seeds: 1,
+        ..ClaimSpec::new(PAPER, id, statement, source, metric, test)
     }
 }
 
