@@ -74,4 +74,46 @@ pub enum KernelError {
         /// The ignore index.
         ignore_index: i64,
     },
+    /// A mask value other than 0 or 1.
+    #[error(
+        "mask value {value} at row {row}, position {col}: a mask holds only 0 (ignored) or 1 (valid)"
+    )]
+    MaskValue {
+        /// The sequence.
+        row: usize,
+        /// The position in it.
+        col: usize,
+        /// The value found.
+        value: f32,
+    },
+    /// A sequence whose mask is all zeros: its log-probability (a sum over no token) means nothing.
+    #[error(
+        "sequence {row} has no valid token (its mask is all zeros): every sequence needs at least one response token"
+    )]
+    EmptySequence {
+        /// The sequence.
+        row: usize,
+    },
+    /// A NaN or infinite input where a finite number is needed.
+    #[error(
+        "{what} is {value} at {position}: inputs must be finite (a NaN here would make the loss NaN)"
+    )]
+    NonFinite {
+        /// The input's name.
+        what: &'static str,
+        /// Where.
+        position: String,
+        /// The value found.
+        value: f32,
+    },
+    /// Two batch sizes that must agree do not (e.g. chosen vs rejected).
+    #[error("batch mismatch: {what}: {left} vs {right}")]
+    BatchMismatch {
+        /// What was compared, e.g. "chosen vs rejected sequences".
+        what: &'static str,
+        /// The first size.
+        left: usize,
+        /// The second size.
+        right: usize,
+    },
 }

@@ -11,6 +11,9 @@
 pub mod cross_entropy;
 pub mod error;
 pub mod launch;
+pub mod ppo;
+pub mod preference;
+pub mod sequences;
 pub mod testing;
 pub mod token_logprob;
 

@@ -6,4 +6,6 @@
 //!   the references and burn's autodiff of the composition.
 
 mod burn_ops;
+mod dpo_ops;
 mod runtimes;
+mod sequences;

@@ -30,6 +30,12 @@ use crate::KernelError;
 use crate::cross_entropy::{self, Settings};
 use crate::token_logprob::{self, BackwardWeights, IdType, Problem};
 
+pub mod preference;
+
+pub use preference::{
+    DpoLoss, PreferenceBackend, concat_pairs, dpo_loss, dpo_loss_composition, dpo_loss_unchecked,
+};
+
 /// A backend that computes fused per-token log-probabilities.
 ///
 /// # Shapes

@@ -1,0 +1,285 @@
+//! The DPO path on burn (`dpo_loss`: token log-probs → sequence sums → loss) on every backend it
+//! is implemented for: loss, implicit rewards and the gradient with respect to the logits against
+//! the f64 reference chain (`claimbench_dpo_ppo`: masked sums, `dpo`, the chain rule to the
+//! tokens, then the token-logprob backward reference), and against burn's autodiff of the
+//! composition; plus the validation errors the issue names (all-zero mask, mismatched chosen /
+//! rejected batches, NaN reference log-probs, β ≤ 0).
+
+use burn::backend::{Autodiff, Flex, Wgpu};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData};
+use claimbench_dpo_ppo as reference;
+use claimbench_kernels::KernelError;
+use claimbench_kernels::burn_ops::{
+    DpoLoss, PreferenceBackend, concat_pairs, dpo_loss, dpo_loss_composition,
+};
+use claimbench_kernels::preference::DpoSettings;
+use claimbench_kernels::testing::{assert_close, client_or_skip, logits_and_targets};
+use claimbench_kernels::token_logprob::{backward_reference, forward_reference};
+
+use crate::sequences::{f32s, f64s, mask, scaled};
+
+type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+
+fn has_wgpu() -> bool {
+    client_or_skip::<cubecl::wgpu::WgpuRuntime>("dpo ops wgpu tests").is_some()
+}
+
+/// `(pairs, T, V, logit scale)`: one pair of one token, odd V, P not a power of two, a long row.
+const SHAPES: &[(usize, usize, usize, f32)] = &[
+    (1, 1, 7, 3.0),
+    (3, 5, 100, 5.0),
+    (5, 17, 1003, 8.0),
+    (2, 130, 64, 2.0),
+];
+
+struct Case {
+    dims: [usize; 3],
+    logits: Vec<f32>,
+    targets: Vec<i64>,
+    mask: Vec<f32>,
+    reference: Vec<f32>,
+}
+
+fn case(pairs: usize, t: usize, v: usize, scale: f32, seed: u64) -> Case {
+    let s = 2 * pairs;
+    let (logits, targets) = logits_and_targets(s * t, v, scale, seed);
+    Case {
+        dims: [s, t, v],
+        logits,
+        targets,
+        mask: mask(s, t, seed + 1),
+        reference: scaled(s, 20.0, seed + 2).iter().map(|x| x - 30.0).collect(),
+    }
+}
+
+/// The f64 reference chain: `(mean loss, rewards [2P], grad_logits [2P·T·V])`.
+fn want(c: &Case, set: DpoSettings) -> (f32, Vec<f32>, Vec<f32>) {
+    let [s, t, v] = c.dims;
+    let p = s / 2;
+    let (lp, _) = forward_reference(&c.logits, &c.targets, v);
+    let shape = reference::Shape::new(s, t).unwrap();
+    let seq = reference::masked_sequence_logprobs(&f64s(&lp), &f64s(&c.mask), shape).unwrap();
+    let r = f64s(&c.reference);
+    let out = reference::dpo(
+        &reference::DpoConfig::new(set.beta as f64, set.label_smoothing as f64).unwrap(),
+        &reference::DpoInputs {
+            policy_chosen: &seq[..p],
+            policy_rejected: &seq[p..],
+            reference_chosen: &r[..p],
+            reference_rejected: &r[p..],
+        },
+    )
+    .unwrap();
+    let (gc, gr) = out.mean_loss_grads();
+    let seq_grad: Vec<f64> = gc.into_iter().chain(gr).collect();
+    let g_tok = reference::sequence_grad_to_tokens(&seq_grad, &f64s(&c.mask), shape).unwrap();
+    let grad = backward_reference(&c.logits, &c.targets, &f32s(&g_tok), v);
+    let rewards: Vec<f64> = out
+        .chosen_rewards
+        .iter()
+        .chain(&out.rejected_rewards)
+        .copied()
+        .collect();
+    (out.mean_loss as f32, f32s(&rewards), grad)
+}
+
+type Op<B> = fn(
+    Tensor<B, 3>,
+    Tensor<B, 2, Int>,
+    Tensor<B, 2>,
+    Tensor<B, 1>,
+    Tensor<B, 1>,
+    DpoSettings,
+) -> Result<DpoLoss<B>, KernelError>;
+
+/// Runs `op` under autodiff on `B`: `(loss, rewards, grad_logits)`.
+fn run<B: Backend>(c: &Case, set: DpoSettings, op: Op<Autodiff<B>>) -> (f32, Vec<f32>, Vec<f32>) {
+    let dev = Default::default();
+    let [s, t, v] = c.dims;
+    let p = s / 2;
+    let x = Tensor::<Autodiff<B>, 3>::from_data(TensorData::new(c.logits.clone(), [s, t, v]), &dev)
+        .require_grad();
+    let ids: Vec<i32> = c.targets.iter().map(|&i| i as i32).collect();
+    let ids = Tensor::<Autodiff<B>, 2, Int>::from_data(TensorData::new(ids, [s, t]), &dev);
+    let m = Tensor::from_data(TensorData::new(c.mask.clone(), [s, t]), &dev);
+    let rc = Tensor::from_data(TensorData::new(c.reference[..p].to_vec(), [p]), &dev);
+    let rr = Tensor::from_data(TensorData::new(c.reference[p..].to_vec(), [p]), &dev);
+    let out = op(x.clone(), ids, m, rc, rr, set).expect("valid input");
+    let loss = out.loss.clone().into_data().to_vec::<f32>().unwrap()[0];
+    let rewards = Tensor::cat(vec![out.chosen_rewards, out.rejected_rewards], 0)
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    let grads = out.loss.backward();
+    let g = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    (loss, rewards, g)
+}
+
+fn composition<B: Backend>(
+    x: Tensor<B, 3>,
+    t: Tensor<B, 2, Int>,
+    m: Tensor<B, 2>,
+    rc: Tensor<B, 1>,
+    rr: Tensor<B, 1>,
+    set: DpoSettings,
+) -> Result<DpoLoss<B>, KernelError> {
+    Ok(dpo_loss_composition(
+        x,
+        t,
+        m,
+        Tensor::cat(vec![rc, rr], 0),
+        set,
+    ))
+}
+
+fn check_backend<B: PreferenceBackend>(name: &str) {
+    for (i, &(p, t, v, scale)) in SHAPES.iter().enumerate() {
+        for set in [
+            DpoSettings::default(),
+            DpoSettings {
+                beta: 0.5,
+                label_smoothing: 0.1,
+            },
+        ] {
+            let c = case(p, t, v, scale, 500 + i as u64);
+            let what = format!("{name} P={p} T={t} V={v} β={}", set.beta);
+            let (wl, wr, wg) = want(&c, set);
+            let (l, r, g) = run::<B>(&c, set, dpo_loss::<Autodiff<B>>);
+            // The sequence log-probs are sums of up to T f32 log-probs of magnitude ≤ 2·scale+ln V.
+            let seq_tol = 4.0 * f32::EPSILON * t as f32 * (2.0 * scale + 8.0) + 1e-5;
+            assert_close(
+                &format!("{what}: loss"),
+                &[l],
+                &[wl],
+                set.beta * seq_tol,
+                1e-5,
+            );
+            assert_close(
+                &format!("{what}: rewards"),
+                &r,
+                &wr,
+                set.beta * seq_tol,
+                1e-5,
+            );
+            assert_close(&format!("{what}: grad"), &g, &wg, 1e-6, 1e-4);
+            let (cl, cr, cg) = run::<B>(&c, set, composition::<Autodiff<B>>);
+            assert_close(
+                &format!("{what}: loss vs composition"),
+                &[l],
+                &[cl],
+                2.0 * set.beta * seq_tol,
+                2e-5,
+            );
+            assert_close(
+                &format!("{what}: rewards vs composition"),
+                &r,
+                &cr,
+                2.0 * set.beta * seq_tol,
+                2e-5,
+            );
+            assert_close(&format!("{what}: grad vs composition"), &g, &cg, 2e-6, 2e-4);
+        }
+    }
+}
+
+#[test]
+fn flex_composition_matches_reference() {
+    check_backend::<Flex>("flex");
+}
+
+#[test]
+fn cube_kernels_match_reference() {
+    if has_wgpu() {
+        check_backend::<CubeWgpu>("cube-wgpu");
+    }
+}
+
+#[test]
+fn fused_wgpu_matches_reference() {
+    if has_wgpu() {
+        check_backend::<Wgpu>("fused-wgpu");
+    }
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_matches_reference() {
+    if client_or_skip::<cubecl::cuda::CudaRuntime>("dpo ops cuda").is_some() {
+        check_backend::<burn::backend::Cuda>("cuda");
+    }
+}
+
+/// Runs the validated op on Flex with one input altered.
+fn refused(alter: impl FnOnce(&mut Case, &mut DpoSettings, &mut usize)) -> KernelError {
+    let mut c = case(2, 3, 5, 1.0, 9);
+    let mut set = DpoSettings::default();
+    let mut ref_rejected = 2;
+    alter(&mut c, &mut set, &mut ref_rejected);
+    let dev = Default::default();
+    let [s, t, v] = c.dims;
+    let x = Tensor::<Flex, 3>::from_data(TensorData::new(c.logits.clone(), [s, t, v]), &dev);
+    let ids: Vec<i32> = c.targets.iter().map(|&i| i as i32).collect();
+    let ids = Tensor::<Flex, 2, Int>::from_data(TensorData::new(ids, [s, t]), &dev);
+    let m = Tensor::from_data(TensorData::new(c.mask.clone(), [s, t]), &dev);
+    let rc = Tensor::from_data(TensorData::new(c.reference[..2].to_vec(), [2]), &dev);
+    let rr = Tensor::from_data(
+        TensorData::new(vec![-3.0f32; ref_rejected], [ref_rejected]),
+        &dev,
+    );
+    dpo_loss(x, ids, m, rc, rr, set).err().expect("refused")
+}
+
+#[test]
+fn bad_inputs_are_refused_with_a_clear_message() {
+    let err = refused(|c, _, _| c.mask[3..6].fill(0.0));
+    assert!(
+        err.to_string().contains("sequence 1 has no valid token"),
+        "{err}"
+    );
+    let err = refused(|_, _, r| *r = 3);
+    assert!(
+        err.to_string()
+            .contains("reference chosen vs reference rejected log-probs: 2 vs 3"),
+        "{err}"
+    );
+    let err = refused(|c, _, _| c.reference[1] = f32::NAN);
+    assert!(
+        err.to_string()
+            .contains("reference chosen log-probs is NaN at index 1"),
+        "{err}"
+    );
+    let err = refused(|_, s, _| s.beta = 0.0);
+    assert!(err.to_string().contains("DPO β 0 is invalid"), "{err}");
+    let err = refused(|_, s, _| s.beta = -0.1);
+    assert!(err.to_string().contains("DPO β -0.1 is invalid"), "{err}");
+    let err = refused(|c, _, _| c.mask[0] = 2.0);
+    assert!(
+        err.to_string()
+            .contains("mask value 2 at row 0, position 0"),
+        "{err}"
+    );
+    let err = refused(|c, _, _| c.targets[4] = 5);
+    assert!(
+        matches!(
+            err,
+            KernelError::TargetOutOfRange {
+                position: 4,
+                id: 5,
+                vocab: 5
+            }
+        ),
+        "{err}"
+    );
+
+    let dev = Default::default();
+    let chosen = Tensor::<Flex, 2>::zeros([3, 4], &dev);
+    let rejected = Tensor::<Flex, 2>::zeros([2, 4], &dev);
+    let err = concat_pairs(chosen.clone(), rejected).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("chosen vs rejected sequences: 3 vs 2"),
+        "{err}"
+    );
+    assert_eq!(concat_pairs(chosen.clone(), chosen).unwrap().dims(), [6, 4]);
+}
