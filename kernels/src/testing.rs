@@ -63,6 +63,34 @@ pub fn uniform(n: usize, seed: u64) -> Vec<f32> {
     (0..n).map(|_| rng.random_range(-1.0f32..=1.0)).collect()
 }
 
+/// A seeded `[rows, time]` 0/1 mask in the prompt/response/padding layout: per row, zeros (the
+/// prompt), a response of at least one valid token, then zeros (padding); now and then a masked
+/// hole inside the response (which scans must skip). Every row has a valid token.
+pub fn sequence_mask(rows: usize, time: usize, seed: u64) -> Vec<f32> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut m = vec![0.0f32; rows * time];
+    for r in 0..rows {
+        let start = rng.random_range(0..time);
+        let len = rng.random_range(1..=time - start);
+        for t in start..start + len {
+            m[r * time + t] = 1.0;
+        }
+        if len > 2 && rng.random_bool(0.3) {
+            m[r * time + start + 1] = 0.0;
+        }
+    }
+    m
+}
+
+/// `values` with NaN at the masked positions, which the sequence kernels must never read.
+pub fn poison_masked(values: &[f32], mask: &[f32]) -> Vec<f32> {
+    values
+        .iter()
+        .zip(mask)
+        .map(|(&v, &m)| if m == 1.0 { v } else { f32::NAN })
+        .collect()
+}
+
 /// The largest `|got − want|` and its index.
 pub fn max_abs_diff(got: &[f32], want: &[f32]) -> (f32, usize) {
     got.iter()

@@ -3,6 +3,7 @@
 
 pub mod continual;
 pub mod cross_entropy;
+pub mod dpo_kernels;
 pub mod dpo_ppo;
 pub mod token_logprob;
 
@@ -20,7 +21,14 @@ pub const PAPERS: &[(&str, &[&str])] = &[
     ("mixtral", &[]),
     ("dora", &[]),
     ("continual", &[token_logprob::KERNEL, cross_entropy::KERNEL]),
-    ("dpo-ppo", &[token_logprob::KERNEL]),
+    (
+        "dpo-ppo",
+        &[
+            token_logprob::KERNEL,
+            dpo_kernels::DPO_KERNEL,
+            dpo_kernels::PPO_KERNEL,
+        ],
+    ),
 ];
 
 /// Run length and sample counts. Benchmark shapes never change with the scale.
@@ -112,12 +120,25 @@ pub enum Job {
     ContinualArm,
     /// The exact tabular claims of the DPO-vs-PPO paper (f64, CPU).
     DpoTable1,
+    /// The DPO path on flex (the composition) vs the f64 reference.
+    DpoCheckFlex,
+    /// The DPO kernels on the kernel device vs the f64 reference.
+    DpoCheckDevice,
+    /// The fused DPO path's benchmark on the kernel device.
+    DpoBench,
+    /// The PPO kernels on the kernel device vs the f64 references.
+    PpoCheckDevice,
+    /// GAE on the device vs the host loop.
+    GaeBench,
 }
 
 impl Job {
     /// A benchmark job (what `claimbench bench` runs).
     pub fn is_bench(self) -> bool {
-        matches!(self, Job::TokenLogprobBench | Job::CrossEntropyBench)
+        matches!(
+            self,
+            Job::TokenLogprobBench | Job::CrossEntropyBench | Job::DpoBench | Job::GaeBench
+        )
     }
 }
 
@@ -215,6 +236,49 @@ pub fn all_units(seeds: &[u64], configs: &PaperConfigs) -> Vec<UnitSpec> {
             true,
         ),
     ]);
+    let (d, p) = (dpo_kernels::DPO_KERNEL, dpo_kernels::PPO_KERNEL);
+    units.extend([
+        unit(
+            format!("{d}/check/flex"),
+            "dpo-loss-check",
+            "flex-composition",
+            Some(0),
+            Job::DpoCheckFlex,
+            false,
+        ),
+        unit(
+            format!("{d}/check/device"),
+            "dpo-loss-check",
+            "fused-kernels",
+            Some(0),
+            Job::DpoCheckDevice,
+            true,
+        ),
+        unit(
+            format!("{d}/bench"),
+            "dpo-loss-bench",
+            "fused-vs-composition",
+            Some(0),
+            Job::DpoBench,
+            true,
+        ),
+        unit(
+            format!("{p}/check/device"),
+            "ppo-check",
+            "kernels",
+            Some(0),
+            Job::PpoCheckDevice,
+            true,
+        ),
+        unit(
+            format!("{p}/bench"),
+            "gae-bench",
+            "device-vs-host-loop",
+            Some(0),
+            Job::GaeBench,
+            true,
+        ),
+    ]);
     units.extend(continual::units(&configs.continual, seeds));
     units.extend(dpo_ppo::units());
     units
@@ -226,6 +290,8 @@ pub fn known_ids(units: &[UnitSpec]) -> Vec<String> {
     ids.extend(units.iter().map(|u| u.id.clone()));
     ids.push(token_logprob::KERNEL.to_string());
     ids.push(cross_entropy::KERNEL.to_string());
+    ids.push(dpo_kernels::DPO_KERNEL.to_string());
+    ids.push(dpo_kernels::PPO_KERNEL.to_string());
     ids.sort();
     ids.dedup();
     ids
@@ -342,6 +408,32 @@ pub fn execute(
     let seed = unit.seed.unwrap_or(0);
     match unit.job {
         Job::DpoTable1 => (Exec::Flex, plan_flex_name(), dpo_ppo::run_unit(seeds)),
+        Job::DpoCheckFlex => (
+            Exec::Flex,
+            plan_flex_name(),
+            dpo_kernels::check_dpo::<Flex>(&Default::default(), seed),
+        ),
+        Job::DpoCheckDevice | Job::DpoBench | Job::PpoCheckDevice | Job::GaeBench => {
+            let exec = plan
+                .kernels
+                .expect("device units are skipped without a kernel device");
+            let name = plan
+                .kernel_device
+                .as_ref()
+                .map(|d| d.name.clone())
+                .unwrap_or_default();
+            let out = match exec {
+                Exec::Wgpu => dpo_device_unit::<Wgpu, cubecl::wgpu::WgpuRuntime>(
+                    unit.job, "wgpu", &name, scale, seed, tick,
+                ),
+                #[cfg(feature = "cuda")]
+                Exec::Cuda => dpo_device_unit::<burn::backend::Cuda, cubecl::cuda::CudaRuntime>(
+                    unit.job, "cuda", &name, scale, seed, tick,
+                ),
+                _ => Outcome::error(format!("no kernel backend {exec:?} in this build")),
+            };
+            (exec, name, out)
+        }
         Job::ContinualArm => {
             let cfg = &configs.continual;
             let out = match plan.train {
@@ -461,6 +553,40 @@ pub fn execute(
                 Exec::Cuda => Outcome::error("built without the cuda feature".into()),
             };
             (plan.train, plan.train_device.name.clone(), out)
+        }
+    }
+}
+
+/// Runs a device unit of the DPO/PPO kernel families on burn backend `B` (the fused default) and
+/// cubecl runtime `R` (the same device).
+fn dpo_device_unit<B, R>(
+    job: Job,
+    backend: &str,
+    device_name: &str,
+    scale: Scale,
+    seed: u64,
+    tick: &mut dyn FnMut(),
+) -> Outcome
+where
+    B: claimbench_kernels::burn_ops::PreferenceBackend,
+    B::Device: Default,
+    R: cubecl::Runtime,
+    R::Device: Default,
+{
+    let client = || R::client(&Default::default());
+    match job {
+        Job::DpoCheckDevice => dpo_kernels::check_dpo::<B>(&Default::default(), seed),
+        Job::DpoBench => dpo_kernels::bench_dpo::<B>(
+            &Default::default(),
+            backend,
+            device_name,
+            scale.bench(),
+            seed,
+            tick,
+        ),
+        Job::PpoCheckDevice => dpo_kernels::check_ppo::<R>(&client(), seed),
+        _ => {
+            dpo_kernels::bench_gae::<R>(&client(), backend, device_name, scale.bench(), seed, tick)
         }
     }
 }

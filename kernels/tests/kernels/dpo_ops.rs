@@ -56,24 +56,15 @@ fn case(pairs: usize, t: usize, v: usize, scale: f32, seed: u64) -> Case {
 /// The f64 reference chain: `(mean loss, rewards [2P], grad_logits [2P·T·V])`.
 fn want(c: &Case, set: DpoSettings) -> (f32, Vec<f32>, Vec<f32>) {
     let [s, t, v] = c.dims;
-    let p = s / 2;
     let (lp, _) = forward_reference(&c.logits, &c.targets, v);
-    let shape = reference::Shape::new(s, t).unwrap();
-    let seq = reference::masked_sequence_logprobs(&f64s(&lp), &f64s(&c.mask), shape).unwrap();
-    let r = f64s(&c.reference);
-    let out = reference::dpo(
+    let (out, g_tok) = reference::dpo::dpo_from_tokens(
         &reference::DpoConfig::new(set.beta as f64, set.label_smoothing as f64).unwrap(),
-        &reference::DpoInputs {
-            policy_chosen: &seq[..p],
-            policy_rejected: &seq[p..],
-            reference_chosen: &r[..p],
-            reference_rejected: &r[p..],
-        },
+        &f64s(&lp),
+        &f64s(&c.mask),
+        reference::Shape::new(s, t).unwrap(),
+        &f64s(&c.reference),
     )
     .unwrap();
-    let (gc, gr) = out.mean_loss_grads();
-    let seq_grad: Vec<f64> = gc.into_iter().chain(gr).collect();
-    let g_tok = reference::sequence_grad_to_tokens(&seq_grad, &f64s(&c.mask), shape).unwrap();
     let grad = backward_reference(&c.logits, &c.targets, &f32s(&g_tok), v);
     let rewards: Vec<f64> = out
         .chosen_rewards
@@ -227,7 +218,7 @@ fn refused(alter: impl FnOnce(&mut Case, &mut DpoSettings, &mut usize)) -> Kerne
         TensorData::new(vec![-3.0f32; ref_rejected], [ref_rejected]),
         &dev,
     );
-    dpo_loss(x, ids, m, rc, rr, set).err().expect("refused")
+    dpo_loss(x, ids, m, rc, rr, set).expect_err("refused")
 }
 
 #[test]

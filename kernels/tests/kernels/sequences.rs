@@ -6,39 +6,12 @@
 use claimbench_dpo_ppo as reference;
 use claimbench_kernels::sequences::SeqShape;
 use claimbench_kernels::testing::uniform;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
 /// `(rows, time)`: one token, odd, rows not a multiple of the scan cube (64), one long row, many
 /// short rows.
 pub const SHAPES: &[(usize, usize)] = &[(1, 1), (3, 7), (65, 33), (2, 1029), (300, 5)];
 
-/// A prompt/response/padding mask per row (each row has ≥ 1 valid token) and its f64 copy.
-pub fn mask(rows: usize, time: usize, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut m = vec![0.0f32; rows * time];
-    for r in 0..rows {
-        let start = rng.random_range(0..time);
-        let len = rng.random_range(1..=time - start);
-        for t in start..start + len {
-            m[r * time + t] = 1.0;
-        }
-        // A hole inside the response now and then: GAE must skip it.
-        if len > 2 && rng.random_bool(0.3) {
-            m[r * time + start + 1] = 0.0;
-        }
-    }
-    m
-}
-
-/// `values` with NaN written at the masked positions (which the kernels must not read).
-pub fn poison(values: &[f32], mask: &[f32]) -> Vec<f32> {
-    values
-        .iter()
-        .zip(mask)
-        .map(|(&v, &m)| if m == 1.0 { v } else { f32::NAN })
-        .collect()
-}
+pub use claimbench_kernels::testing::{poison_masked as poison, sequence_mask as mask};
 
 pub fn f64s(x: &[f32]) -> Vec<f64> {
     x.iter().map(|&v| v as f64).collect()

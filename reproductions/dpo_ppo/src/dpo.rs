@@ -230,6 +230,56 @@ pub fn dpo(config: &DpoConfig, inputs: &DpoInputs<'_>) -> Result<DpoOutput, Erro
     Ok(out)
 }
 
+/// The DPO path from token log-probabilities: masked sequence sums of `token_logprobs [2B, T]`
+/// (chosen sequences at rows `0..B`, rejected at `B..2B`, the stacked layout of the fused kernels),
+/// the DPO loss against `reference [2B]` (same layout), and the mean loss's gradient back to the
+/// tokens (`[2B, T]`, 0 at masked positions): the reference a fused
+/// `logits → token log-probs → sequence sums → loss` path is checked against (the step from the
+/// logits is the token-logprob reference's).
+///
+/// Errors: those of [`crate::masked_sequence_logprobs`], [`dpo`] and
+/// [`crate::sequence_grad_to_tokens`], and [`Error::BatchMismatch`] for an odd number of rows or a
+/// `reference` of another length.
+pub fn dpo_from_tokens(
+    config: &DpoConfig,
+    token_logprobs: &[f64],
+    mask: &[f64],
+    shape: crate::seq::Shape,
+    reference: &[f64],
+) -> Result<(DpoOutput, Vec<f64>), Error> {
+    if !shape.batch.is_multiple_of(2) {
+        return Err(Error::BatchMismatch {
+            name: "the rejected rows (second half of the stack)",
+            len: shape.batch / 2,
+            reference: "the chosen rows (first half)",
+            expected: shape.batch - shape.batch / 2,
+        });
+    }
+    if reference.len() != shape.batch {
+        return Err(Error::BatchMismatch {
+            name: "reference",
+            len: reference.len(),
+            reference: "the shape's B",
+            expected: shape.batch,
+        });
+    }
+    let b = shape.batch / 2;
+    let seq = crate::seq::masked_sequence_logprobs(token_logprobs, mask, shape)?;
+    let out = dpo(
+        config,
+        &DpoInputs {
+            policy_chosen: &seq[..b],
+            policy_rejected: &seq[b..],
+            reference_chosen: &reference[..b],
+            reference_rejected: &reference[b..],
+        },
+    )?;
+    let (gc, gr) = out.mean_loss_grads();
+    let seq_grad: Vec<f64> = gc.into_iter().chain(gr).collect();
+    let tokens = crate::seq::sequence_grad_to_tokens(&seq_grad, mask, shape)?;
+    Ok((out, tokens))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -541,5 +591,25 @@ mod tests {
         assert_eq!(serde_json::from_str::<DpoConfig>(&j).unwrap(), c);
         let d: DpoConfig = serde_json::from_str(r#"{"beta": 0.1}"#).unwrap();
         assert_eq!(d, DpoConfig::default());
+    }
+
+    /// The path from tokens: sums over the mask, then the loss, then `mask · ∂L/∂ log π / B`
+    /// back on the tokens (0 at masked positions); an odd stack or a short reference is refused.
+    #[test]
+    fn dpo_from_tokens_chains_sums_loss_and_gradient() {
+        let cfg = DpoConfig::new(0.5, 0.0).unwrap();
+        let shape = crate::seq::Shape::new(2, 3).unwrap();
+        // Chosen: −1 − 2 = −3 (t = 2 masked, NaN); rejected: −4 (t = 0 masked).
+        let tokens = [-1.0, -2.0, f64::NAN, f64::NAN, -1.5, -2.5];
+        let mask = [1.0, 1.0, 0.0, 0.0, 1.0, 1.0];
+        let (out, g) = dpo_from_tokens(&cfg, &tokens, &mask, shape, &[-3.5, -3.0]).unwrap();
+        // h = (−3 − (−3.5)) − (−4 − (−3)) = 1.5.
+        assert!((out.margins[0] - 1.5).abs() < 1e-15);
+        let gc = cfg.pair_grad(1.5);
+        assert_eq!(g, vec![gc, gc, 0.0, 0.0, -gc, -gc]);
+        let odd = crate::seq::Shape::new(3, 1).unwrap();
+        let err = dpo_from_tokens(&cfg, &[0.0; 3], &[1.0; 3], odd, &[0.0; 3]).unwrap_err();
+        assert!(err.to_string().contains("rejected rows"), "{err}");
+        assert!(dpo_from_tokens(&cfg, &tokens, &mask, shape, &[0.0]).is_err());
     }
 }
