@@ -1,6 +1,7 @@
 //! Claim evaluation over a run's unit records. Each reproduction contributes its claim specs and
 //! the evidence extracted from its units; the verdicts come from `claimbench_claims::evaluate`,
-//! never from hand-written values. Registered: `continual`, and `dpo-ppo`'s exact claims.
+//! never from hand-written values. Registered: `continual`, and `dpo-ppo` (the exact Table 1
+//! claims, Fig. 1 with the distribution shift, the PPO ladder).
 
 use claimbench_claims::Claim;
 
@@ -32,6 +33,20 @@ pub fn evaluate_all(records: &[UnitRecord], manifest: &Manifest) -> Vec<Claim> {
         match claimbench_dpo_ppo::claims::evaluate(&m, &manifest.scale) {
             Ok(claims) => out.extend(claims),
             Err(e) => eprintln!("warning: dpo-ppo claims not evaluated: {e}"),
+        }
+    }
+    let fig1 = dpo_ppo::fig1_measurements(records);
+    if !fig1.is_empty() {
+        match claimbench_dpo_ppo::fig1::evaluate(&configs.dpo_ppo.fig1, &fig1, &manifest.scale) {
+            Ok(claims) => out.extend(claims),
+            Err(e) => eprintln!("warning: dpo-ppo Fig. 1 claims not evaluated: {e}"),
+        }
+    }
+    let ladder = dpo_ppo::ladder_runs(records);
+    if !ladder.is_empty() {
+        match claimbench_dpo_ppo::ladder::evaluate(&configs.dpo_ppo.ladder, &ladder, &manifest.scale) {
+            Ok(claims) => out.extend(claims),
+            Err(e) => eprintln!("warning: dpo-ppo ladder claims not evaluated: {e}"),
         }
     }
     out

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use anyhow::Result;
 use claimbench_continual::ExperimentConfig;
+use claimbench_dpo_ppo::fig1::Fig1Config;
+use claimbench_dpo_ppo::ladder::LadderConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -22,6 +24,38 @@ use crate::suites::Scale;
 pub struct PaperConfigs {
     /// `continual` (arXiv 2403.08763).
     pub continual: ExperimentConfig,
+    /// `dpo-ppo` (arXiv 2404.10719). Manifests written before it existed read as the `small`
+    /// defaults (they hold no units of its experiments).
+    #[serde(rename = "dpo-ppo", default)]
+    pub dpo_ppo: DpoPpoConfigs,
+}
+
+/// The settings of the DPO-vs-PPO experiments: the 8×8 preference problems (Fig. 1, the
+/// distribution shift, DPO-Iter) and the PPO ablation ladder (Table 3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpoPpoConfigs {
+    /// Fig. 1 and the distribution-shift experiments.
+    pub fig1: Fig1Config,
+    /// The PPO ablation ladder.
+    pub ladder: LadderConfig,
+}
+
+impl DpoPpoConfigs {
+    /// The defaults of `scale`.
+    pub fn for_scale(scale: Scale) -> Self {
+        DpoPpoConfigs {
+            fig1: Fig1Config::for_scale(scale.name()),
+            ladder: LadderConfig::for_scale(scale.name()),
+        }
+    }
+}
+
+impl Default for DpoPpoConfigs {
+    /// The `small` defaults.
+    fn default() -> Self {
+        Self::for_scale(Scale::Small)
+    }
 }
 
 impl PaperConfigs {
@@ -29,6 +63,7 @@ impl PaperConfigs {
     pub fn for_scale(scale: Scale) -> Self {
         PaperConfigs {
             continual: ExperimentConfig::for_scale(scale.name()),
+            dpo_ppo: DpoPpoConfigs::for_scale(scale),
         }
     }
 
@@ -69,7 +104,15 @@ impl PaperConfigs {
     pub fn validate(&self) -> Result<()> {
         self.continual
             .validate()
-            .map_err(|e| input_error(format!("continual: {e}")))
+            .map_err(|e| input_error(format!("continual: {e}")))?;
+        self.dpo_ppo
+            .fig1
+            .validate()
+            .map_err(|e| input_error(format!("dpo-ppo fig1: {e}")))?;
+        self.dpo_ppo
+            .ladder
+            .validate()
+            .map_err(|e| input_error(format!("dpo-ppo ladder: {e}")))
     }
 }
 

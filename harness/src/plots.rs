@@ -229,3 +229,210 @@ fn draw_roofline(
         .map_err(|x| e(&x))?;
     Ok(())
 }
+
+/// A probability heatmap of `values [rows, cols]` (row-major, each in `[0, 1]`) as an SVG
+/// document: row `r` is drawn top to bottom, each cell shaded white → blue by its value and
+/// labelled with it (two decimals); cells with `outlined[r·cols + c]` get a black border (e.g. the
+/// pairs the preference data covers).
+pub fn heatmap(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    [rows, cols]: [usize; 2],
+    values: &[f64],
+    outlined: &[bool],
+) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (360, 380)).into_drawing_area();
+        let _ = draw_heatmap(&root, title, x_label, y_label, [rows, cols], values, outlined);
+        let _ = root.present();
+    }
+    svg
+}
+
+fn draw_heatmap(
+    root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    [rows, cols]: [usize; 2],
+    values: &[f64],
+    outlined: &[bool],
+) -> Result<(), String> {
+    let e = |err: &dyn std::fmt::Display| err.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 15))
+        .margin(8)
+        .x_label_area_size(34)
+        .y_label_area_size(40)
+        .build_cartesian_2d(-0.5..cols as f64 - 0.5, rows as f64 - 0.5..-0.5)
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .x_labels(cols + 1)
+        .y_labels(rows + 1)
+        .x_label_formatter(&|x| cell_label(*x))
+        .y_label_formatter(&|y| cell_label(*y))
+        .draw()
+        .map_err(|x| e(&x))?;
+    let cells = (0..rows * cols).filter(|&i| i < values.len()).map(|i| {
+        let (r, c) = ((i / cols) as f64, (i % cols) as f64);
+        let v = values[i].clamp(0.0, 1.0);
+        let shade = |full: u8| (255.0 - v * (255.0 - full as f64)) as u8;
+        Rectangle::new(
+            [(c - 0.5, r - 0.5), (c + 0.5, r + 0.5)],
+            RGBColor(shade(0x1f), shade(0x77), shade(0xb4)).filled(),
+        )
+    });
+    chart.draw_series(cells).map_err(|x| e(&x))?;
+    let borders = (0..rows * cols)
+        .filter(|&i| outlined.get(i).copied().unwrap_or(false))
+        .map(|i| {
+            let (r, c) = ((i / cols) as f64, (i % cols) as f64);
+            Rectangle::new(
+                [(c - 0.46, r - 0.46), (c + 0.46, r + 0.46)],
+                BLACK.stroke_width(2),
+            )
+        });
+    chart.draw_series(borders).map_err(|x| e(&x))?;
+    let labels = (0..rows * cols).filter(|&i| i < values.len()).map(|i| {
+        let (r, c) = ((i / cols) as f64, (i % cols) as f64);
+        let colour = if values[i] > 0.55 { WHITE } else { BLACK };
+        Text::new(
+            format!("{:.2}", values[i]),
+            (c - 0.38, r - 0.15),
+            ("sans-serif", 10).into_font().color(&colour),
+        )
+    });
+    chart.draw_series(labels).map_err(|x| e(&x))?;
+    Ok(())
+}
+
+/// An axis label at integer positions (cell centres), none between them.
+fn cell_label(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-6 {
+        format!("{}", x.round() as i64)
+    } else {
+        String::new()
+    }
+}
+
+/// One bar of [`bars`]: a label, the mean and its interval.
+pub struct Bar {
+    /// Category label under the bar.
+    pub label: String,
+    /// Bar height.
+    pub mean: f64,
+    /// Lower end of the interval (whisker).
+    pub lo: f64,
+    /// Upper end of the interval (whisker).
+    pub hi: f64,
+}
+
+/// A bar chart with interval whiskers and optional horizontal reference lines (label, value),
+/// as an SVG document.
+pub fn bars(title: &str, y_label: &str, bars: &[Bar], references: &[(String, f64)]) -> String {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 360)).into_drawing_area();
+        let _ = draw_bars(&root, title, y_label, bars, references);
+        let _ = root.present();
+    }
+    svg
+}
+
+fn draw_bars(
+    root: &DrawingArea<SVGBackend, plotters::coord::Shift>,
+    title: &str,
+    y_label: &str,
+    bars: &[Bar],
+    references: &[(String, f64)],
+) -> Result<(), String> {
+    let e = |err: &dyn std::fmt::Display| err.to_string();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let finite = |v: f64| if v.is_finite() { v } else { 0.0 };
+    let top = bars
+        .iter()
+        .map(|b| finite(b.hi).max(finite(b.mean)))
+        .chain(references.iter().map(|r| finite(r.1)))
+        .fold(0.0f64, f64::max);
+    let bottom = bars
+        .iter()
+        .map(|b| finite(b.lo).min(finite(b.mean)))
+        .fold(0.0f64, f64::min);
+    let pad = ((top - bottom) * 0.1).max(1e-9);
+    let n = bars.len().max(1);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(-0.5..n as f64 - 0.5, bottom - pad..top + pad)
+        .map_err(|x| e(&x))?;
+    let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 1e-6 && i >= 0.0 {
+                labels.get(i as usize).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc(y_label)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(|x| e(&x))?;
+    for (i, b) in bars.iter().enumerate() {
+        let x = i as f64;
+        let colour = COLOURS[i % COLOURS.len()];
+        chart
+            .draw_series(std::iter::once(Rectangle::new(
+                [(x - 0.32, 0.0), (x + 0.32, finite(b.mean))],
+                colour.mix(0.8).filled(),
+            )))
+            .map_err(|x| e(&x))?;
+        if b.lo.is_finite() && b.hi.is_finite() {
+            let whisker = vec![
+                vec![(x, b.lo), (x, b.hi)],
+                vec![(x - 0.08, b.lo), (x + 0.08, b.lo)],
+                vec![(x - 0.08, b.hi), (x + 0.08, b.hi)],
+            ];
+            chart
+                .draw_series(
+                    whisker
+                        .into_iter()
+                        .map(|p| PathElement::new(p, BLACK.stroke_width(2))),
+                )
+                .map_err(|x| e(&x))?;
+        }
+    }
+    for (j, (label, value)) in references.iter().enumerate() {
+        let colour = COLOURS[(bars.len() + j) % COLOURS.len()];
+        chart
+            .draw_series(LineSeries::new(
+                vec![(-0.5, *value), (n as f64 - 0.5, *value)],
+                colour.stroke_width(2),
+            ))
+            .map_err(|x| e(&x))?
+            .label(label.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+    }
+    if !references.is_empty() {
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(|x| e(&x))?;
+    }
+    Ok(())
+}

@@ -6,7 +6,7 @@ use claimbench_continual::experiment::TrainBackend;
 use claimbench_continual::{Arm, ArmResult, ExperimentConfig, Shift, run_arm};
 use claimbench_kernels::burn_ops::TokenLogprobBackend;
 
-use super::{Job, Outcome, UnitSpec, metric};
+use super::{Job, Outcome, UnitSpec, fmt_pm, mean_curve, mean_pm, metric, scalar};
 use crate::plots::{Series, xy_plot};
 use crate::report::{Section, TableView};
 use crate::store::{MetricRow, UnitRecord, UnitStatus};
@@ -114,13 +114,6 @@ pub fn metrics(cfg: &ExperimentConfig, r: &ArmResult) -> Vec<MetricRow> {
     m
 }
 
-fn scalar(u: &UnitRecord, name: &str) -> Option<f64> {
-    u.metrics
-        .iter()
-        .find(|m| m.metric == name && m.step.is_none())
-        .map(|m| m.value)
-}
-
 /// The claims' per-seed inputs from the run's passed continual units.
 pub fn summaries(records: &[UnitRecord]) -> Vec<Summary> {
     records
@@ -143,24 +136,6 @@ pub fn summaries(records: &[UnitRecord]) -> Vec<Summary> {
 
 /// Mean and half-width of the 95% interval over seeds (`None` with no values; half-width NaN
 /// with one).
-fn mean_pm(xs: &[f64]) -> Option<(f64, f64)> {
-    if xs.is_empty() {
-        return None;
-    }
-    match claimbench_claims::stats::mean_ci(xs, claimbench_claims::DEFAULT_ALPHA, 1) {
-        Ok(s) => Some((s.mean, 0.5 * (s.ci[1] - s.ci[0]))),
-        Err(_) => Some((xs.iter().sum::<f64>() / xs.len() as f64, f64::NAN)),
-    }
-}
-
-fn fmt_pm(v: Option<(f64, f64)>) -> String {
-    match v {
-        None => "–".into(),
-        Some((m, h)) if h.is_finite() => format!("{m:.3} ± {h:.3}"),
-        Some((m, _)) => format!("{m:.3}"),
-    }
-}
-
 fn fmt_paper(v: Option<f64>) -> String {
     v.map_or("–".into(), |x| format!("{x:.2}"))
 }
@@ -175,22 +150,6 @@ fn arm_units<'a>(units: &'a [UnitRecord], experiment: &str, arm: &str) -> Vec<&'
                 && u.experiment == experiment
                 && u.arm == arm
         })
-        .collect()
-}
-
-/// The seed-mean of `metric` per logged step over `units`.
-fn mean_curve(units: &[&UnitRecord], metric: &str) -> Vec<(f64, f64)> {
-    let mut by_step: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
-    for u in units {
-        for m in u.metrics.iter().filter(|m| m.metric == metric) {
-            if let Some(s) = m.step {
-                by_step.entry(s).or_default().push(m.value);
-            }
-        }
-    }
-    by_step
-        .into_iter()
-        .map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64))
         .collect()
 }
 

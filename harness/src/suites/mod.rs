@@ -12,7 +12,7 @@ use burn::backend::{Autodiff, Flex, Wgpu};
 use crate::bench::BenchConfig;
 use crate::configs::PaperConfigs;
 use crate::devices::{Exec, Plan};
-use crate::store::{MetricRow, UnitStatus};
+use crate::store::{MetricRow, UnitRecord, UnitStatus};
 use token_logprob::TrainConfig;
 
 /// The known top-level ids: kernels and papers (contracts.md). A paper id selects the units of
@@ -130,6 +130,10 @@ pub enum Job {
     PpoCheckDevice,
     /// GAE on the device vs the host loop.
     GaeBench,
+    /// One seed of the DPO-vs-PPO 8×8 preference experiments, on the training backend.
+    DpoFig1,
+    /// One rung × seed of the PPO ablation ladder, on the training backend.
+    DpoLadder,
 }
 
 impl Job {
@@ -280,7 +284,7 @@ pub fn all_units(seeds: &[u64], configs: &PaperConfigs) -> Vec<UnitSpec> {
         ),
     ]);
     units.extend(continual::units(&configs.continual, seeds));
-    units.extend(dpo_ppo::units());
+    units.extend(dpo_ppo::units(seeds));
     units
 }
 
@@ -408,6 +412,32 @@ pub fn execute(
     let seed = unit.seed.unwrap_or(0);
     match unit.job {
         Job::DpoTable1 => (Exec::Flex, plan_flex_name(), dpo_ppo::run_unit(seeds)),
+        Job::DpoFig1 | Job::DpoLadder => {
+            let cfg = &configs.dpo_ppo;
+            let fig1 = unit.job == Job::DpoFig1;
+            let out = match plan.train {
+                Exec::Flex if fig1 => dpo_ppo::run_fig1::<Autodiff<Flex>>(cfg, unit, &Default::default()),
+                Exec::Flex => dpo_ppo::run_ladder::<Autodiff<Flex>>(cfg, unit, &Default::default()),
+                Exec::Wgpu if fig1 => dpo_ppo::run_fig1::<Autodiff<Wgpu>>(cfg, unit, &Default::default()),
+                Exec::Wgpu => dpo_ppo::run_ladder::<Autodiff<Wgpu>>(cfg, unit, &Default::default()),
+                #[cfg(feature = "cuda")]
+                Exec::Cuda if fig1 => dpo_ppo::run_fig1::<Autodiff<burn::backend::Cuda>>(
+                    cfg,
+                    unit,
+                    &Default::default(),
+                ),
+                #[cfg(feature = "cuda")]
+                Exec::Cuda => dpo_ppo::run_ladder::<Autodiff<burn::backend::Cuda>>(
+                    cfg,
+                    unit,
+                    &Default::default(),
+                ),
+                #[cfg(not(feature = "cuda"))]
+                Exec::Cuda => Outcome::error("built without the cuda feature".into()),
+            };
+            tick();
+            (plan.train, plan.train_device.name.clone(), out)
+        }
         Job::DpoCheckFlex => (
             Exec::Flex,
             plan_flex_name(),
@@ -593,4 +623,48 @@ where
 
 fn plan_flex_name() -> String {
     crate::devices::flex_device().name
+}
+
+/// The value of the step-less metric `name` of a unit, if recorded.
+pub(crate) fn scalar(u: &UnitRecord, name: &str) -> Option<f64> {
+    u.metrics
+        .iter()
+        .find(|m| m.metric == name && m.step.is_none())
+        .map(|m| m.value)
+}
+
+/// Mean and 95% t-interval half-width of `xs` (NaN half-width below two values); `None` if empty.
+pub(crate) fn mean_pm(xs: &[f64]) -> Option<(f64, f64)> {
+    if xs.is_empty() {
+        return None;
+    }
+    match claimbench_claims::stats::mean_ci(xs, claimbench_claims::DEFAULT_ALPHA, 1) {
+        Ok(s) => Some((s.mean, 0.5 * (s.ci[1] - s.ci[0]))),
+        Err(_) => Some((xs.iter().sum::<f64>() / xs.len() as f64, f64::NAN)),
+    }
+}
+
+/// `mean ± half-width` with 3 decimals, `–` for none.
+pub(crate) fn fmt_pm(v: Option<(f64, f64)>) -> String {
+    match v {
+        None => "–".into(),
+        Some((m, h)) if h.is_finite() => format!("{m:.3} ± {h:.3}"),
+        Some((m, _)) => format!("{m:.3}"),
+    }
+}
+
+/// The seed-mean of `metric` per logged step over `units`.
+pub(crate) fn mean_curve(units: &[&UnitRecord], metric: &str) -> Vec<(f64, f64)> {
+    let mut by_step: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+    for u in units {
+        for m in u.metrics.iter().filter(|m| m.metric == metric) {
+            if let Some(s) = m.step {
+                by_step.entry(s).or_default().push(m.value);
+            }
+        }
+    }
+    by_step
+        .into_iter()
+        .map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64))
+        .collect()
 }
