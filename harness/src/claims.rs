@@ -44,7 +44,11 @@ pub fn evaluate_all(records: &[UnitRecord], manifest: &Manifest) -> Vec<Claim> {
     }
     let ladder = dpo_ppo::ladder_runs(records);
     if !ladder.is_empty() {
-        match claimbench_dpo_ppo::ladder::evaluate(&configs.dpo_ppo.ladder, &ladder, &manifest.scale) {
+        match claimbench_dpo_ppo::ladder::evaluate(
+            &configs.dpo_ppo.ladder,
+            &ladder,
+            &manifest.scale,
+        ) {
             Ok(claims) => out.extend(claims),
             Err(e) => eprintln!("warning: dpo-ppo ladder claims not evaluated: {e}"),
         }

@@ -245,7 +245,15 @@ pub fn heatmap(
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (360, 380)).into_drawing_area();
-        let _ = draw_heatmap(&root, title, x_label, y_label, [rows, cols], values, outlined);
+        let _ = draw_heatmap(
+            &root,
+            title,
+            x_label,
+            y_label,
+            [rows, cols],
+            values,
+            outlined,
+        );
         let _ = root.present();
     }
     svg
@@ -424,7 +432,9 @@ fn draw_bars(
             ))
             .map_err(|x| e(&x))?
             .label(label.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2))
+            });
     }
     if !references.is_empty() {
         chart

@@ -70,8 +70,22 @@ pub fn run_unit(seeds: &[u64]) -> Outcome {
                 m.dpo_loss_at_solution, m.ppo_max_mass_y3, m.optimum_max_abs_diff, m.problems
             ),
             vec![
-                metric("f64", "3", None, "dpo_loss_at_solution", m.dpo_loss_at_solution, "nats"),
-                metric("f64", "3", None, "ppo_max_mass_y3", m.ppo_max_mass_y3, "probability"),
+                metric(
+                    "f64",
+                    "3",
+                    None,
+                    "dpo_loss_at_solution",
+                    m.dpo_loss_at_solution,
+                    "nats",
+                ),
+                metric(
+                    "f64",
+                    "3",
+                    None,
+                    "ppo_max_mass_y3",
+                    m.ppo_max_mass_y3,
+                    "probability",
+                ),
                 metric(
                     "f64",
                     "tabular",
@@ -80,7 +94,14 @@ pub fn run_unit(seeds: &[u64]) -> Outcome {
                     m.optimum_max_abs_diff,
                     "nats",
                 ),
-                metric("f64", "tabular", None, "problems", m.problems as f64, "count"),
+                metric(
+                    "f64",
+                    "tabular",
+                    None,
+                    "problems",
+                    m.problems as f64,
+                    "count",
+                ),
             ],
         ),
     }
@@ -102,14 +123,22 @@ fn metrics_to_rows(u: &UnitRecord) -> Vec<(String, Option<i64>, f64)> {
 }
 
 /// Runs the 8×8 experiments of the unit's seed on the autodiff backend `A`.
-pub fn run_fig1<A: AutodiffBackend>(cfg: &DpoPpoConfigs, unit: &UnitSpec, device: &A::Device) -> Outcome {
+pub fn run_fig1<A: AutodiffBackend>(
+    cfg: &DpoPpoConfigs,
+    unit: &UnitSpec,
+    device: &A::Device,
+) -> Outcome {
     let seed = unit.seed.unwrap_or(0);
     match fig1::run::<A>(&cfg.fig1, seed, device) {
         Err(e) => Outcome::error(e.to_string()),
         Ok(m) => Outcome::passed(
             format!(
                 "true reward: π_ref {:.3}, DPO {:.3}, PPO {:.3}; largest uncovered increase DPO {:+.3}, PPO {:+.3}",
-                m.reward_ref, m.reward_dpo, m.reward_ppo, m.dpo_uncovered_increase, m.ppo_uncovered_increase
+                m.reward_ref,
+                m.reward_dpo,
+                m.reward_ppo,
+                m.dpo_uncovered_increase,
+                m.ppo_uncovered_increase
             ),
             rows_to_metrics(m.metrics()),
         ),
@@ -143,10 +172,13 @@ pub fn run_ladder<A: AutodiffBackend>(
     }
 }
 
-fn passed<'a>(records: &'a [UnitRecord], experiment: &'a str) -> impl Iterator<Item = &'a UnitRecord> {
-    records
-        .iter()
-        .filter(move |u| u.paper == PAPER && u.experiment == experiment && u.status == UnitStatus::Passed)
+fn passed<'a>(
+    records: &'a [UnitRecord],
+    experiment: &'a str,
+) -> impl Iterator<Item = &'a UnitRecord> {
+    records.iter().filter(move |u| {
+        u.paper == PAPER && u.experiment == experiment && u.status == UnitStatus::Passed
+    })
 }
 
 /// The measurements stored by the run's passed exact-claims unit, if any.
@@ -166,13 +198,18 @@ pub fn measurements(records: &[UnitRecord]) -> Option<Table1Measurements> {
 /// is left out with a warning naming it.
 pub fn fig1_measurements(records: &[UnitRecord]) -> Vec<Fig1Measurements> {
     passed(records, FIG1)
-        .filter_map(|u| match Fig1Measurements::from_metrics(&metrics_to_rows(u)) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                eprintln!("warning: {}: metrics unreadable ({e}); left out of the claims", u.unit_id);
-                None
-            }
-        })
+        .filter_map(
+            |u| match Fig1Measurements::from_metrics(&metrics_to_rows(u)) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    eprintln!(
+                        "warning: {}: metrics unreadable ({e}); left out of the claims",
+                        u.unit_id
+                    );
+                    None
+                }
+            },
+        )
         .collect()
 }
 
@@ -184,7 +221,10 @@ pub fn ladder_runs(records: &[UnitRecord]) -> Vec<ladder::Run> {
             match ArmMeasurements::from_metrics(&metrics_to_rows(u)) {
                 Ok(m) => Some((arm, u.seed?, m)),
                 Err(e) => {
-                    eprintln!("warning: {}: metrics unreadable ({e}); left out of the claims", u.unit_id);
+                    eprintln!(
+                        "warning: {}: metrics unreadable ({e}); left out of the claims",
+                        u.unit_id
+                    );
                     None
                 }
             }
@@ -224,7 +264,11 @@ pub fn report_sections(cfg: &DpoPpoConfigs, units: &[UnitRecord]) -> Vec<Section
         })
         .collect();
         let row = |label: &str, f: fn(&Fig1Measurements) -> f64, paper: &str| {
-            vec![label.to_string(), paper.to_string(), pm_of(fig.iter().map(f))]
+            vec![
+                label.to_string(),
+                paper.to_string(),
+                pm_of(fig.iter().map(f)),
+            ]
         };
         let table = TableView {
             header: ["quantity", "paper (Fig. 1)", "ours (mean ± 95% CI)"]
@@ -235,7 +279,11 @@ pub fn report_sections(cfg: &DpoPpoConfigs, units: &[UnitRecord]) -> Vec<Section
                 row("expected true reward, π_ref", |m| m.reward_ref, "–"),
                 row("expected true reward, DPO", |m| m.reward_dpo, "–"),
                 row("expected true reward, PPO", |m| m.reward_ppo, "–"),
-                row("expected true reward, π* of the reward model", |m| m.reward_star, "–"),
+                row(
+                    "expected true reward, π* of the reward model",
+                    |m| m.reward_star,
+                    "–",
+                ),
                 row(
                     "largest rise of an uncovered cell, DPO",
                     |m| m.dpo_uncovered_increase,
@@ -247,7 +295,11 @@ pub fn report_sections(cfg: &DpoPpoConfigs, units: &[UnitRecord]) -> Vec<Section
                     "stays low",
                 ),
                 row("mean TV to π*, DPO", |m| m.dpo_tv_to_optimum, "–"),
-                row("mean TV to π*, PPO", |m| m.ppo_tv_to_optimum, "learns the optimum"),
+                row(
+                    "mean TV to π*, PPO",
+                    |m| m.ppo_tv_to_optimum,
+                    "learns the optimum",
+                ),
                 row("reward-model accuracy on the pairs", |m| m.rm_accuracy, "–"),
             ],
         };
@@ -412,7 +464,10 @@ fn shift_section(fig: &[Fig1Measurements]) -> Section {
 fn ladder_section(cfg: &DpoPpoConfigs, units: &[UnitRecord], runs: &[ladder::Run]) -> Section {
     let k = cfg.ladder.pass_k;
     let of = |arm: Arm, f: fn(&ArmMeasurements) -> f64| -> Vec<f64> {
-        runs.iter().filter(|r| r.0 == arm).map(|r| f(&r.2)).collect()
+        runs.iter()
+            .filter(|r| r.0 == arm)
+            .map(|r| f(&r.2))
+            .collect()
     };
     // The SFT row: one value per seed (every arm of a seed starts from the same SFT policy).
     let mut sft: std::collections::BTreeMap<u64, f64> = Default::default();
@@ -448,7 +503,9 @@ fn ladder_section(cfg: &DpoPpoConfigs, units: &[UnitRecord], runs: &[ladder::Run
     let curves: Vec<Series> = Arm::ALL
         .iter()
         .map(|arm| {
-            let us: Vec<&UnitRecord> = passed(units, LADDER).filter(|u| u.arm == arm.name()).collect();
+            let us: Vec<&UnitRecord> = passed(units, LADDER)
+                .filter(|u| u.arm == arm.name())
+                .collect();
             Series {
                 label: arm.name().into(),
                 points: mean_curve(&us, "curve_pass_k"),
@@ -477,7 +534,12 @@ fn ladder_section(cfg: &DpoPpoConfigs, units: &[UnitRecord], runs: &[ladder::Run
             rows,
         }),
         figures: vec![
-            bars(&format!("pass@{k} after PPO, per rung"), &format!("pass@{k}"), &bs, &[]),
+            bars(
+                &format!("pass@{k} after PPO, per rung"),
+                &format!("pass@{k}"),
+                &bs,
+                &[],
+            ),
             xy_plot(
                 &format!("pass@{k} during PPO (mean over seeds)"),
                 "PPO iteration",

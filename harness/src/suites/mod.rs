@@ -416,9 +416,13 @@ pub fn execute(
             let cfg = &configs.dpo_ppo;
             let fig1 = unit.job == Job::DpoFig1;
             let out = match plan.train {
-                Exec::Flex if fig1 => dpo_ppo::run_fig1::<Autodiff<Flex>>(cfg, unit, &Default::default()),
+                Exec::Flex if fig1 => {
+                    dpo_ppo::run_fig1::<Autodiff<Flex>>(cfg, unit, &Default::default())
+                }
                 Exec::Flex => dpo_ppo::run_ladder::<Autodiff<Flex>>(cfg, unit, &Default::default()),
-                Exec::Wgpu if fig1 => dpo_ppo::run_fig1::<Autodiff<Wgpu>>(cfg, unit, &Default::default()),
+                Exec::Wgpu if fig1 => {
+                    dpo_ppo::run_fig1::<Autodiff<Wgpu>>(cfg, unit, &Default::default())
+                }
                 Exec::Wgpu => dpo_ppo::run_ladder::<Autodiff<Wgpu>>(cfg, unit, &Default::default()),
                 #[cfg(feature = "cuda")]
                 Exec::Cuda if fig1 => dpo_ppo::run_fig1::<Autodiff<burn::backend::Cuda>>(

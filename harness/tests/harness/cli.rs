@@ -309,8 +309,17 @@ fn main_job_smoke_renders_a_kernel_page_with_the_benchmark() {
     let b: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(r.join("benchmarks.json")).unwrap()).unwrap();
     let entries = b["benchmarks"].as_array().unwrap();
-    // token-logprob: forward, forward+backward; cross-entropy: forward+backward, forward.
-    assert_eq!(entries.len(), 4);
+    // token-logprob: forward, forward+backward; cross-entropy: forward+backward, forward;
+    // dpo-loss: forward+backward, forward; ppo: GAE on the device vs the host loop.
+    assert_eq!(entries.len(), 7);
+    let dpo = std::fs::read_to_string(r.join("report/kernels/dpo-loss.html")).unwrap();
+    assert!(dpo.contains("fused-dpo-forward-backward"), "dpo-loss page lacks its benchmark");
+    let ppo = std::fs::read_to_string(r.join("report/kernels/ppo.html")).unwrap();
+    assert!(ppo.contains("gae-device"), "ppo page lacks the GAE benchmark");
+    let paper = std::fs::read_to_string(r.join("report/papers/dpo-ppo.html")).unwrap();
+    for section in ["Fig. 1", "Distribution shift", "PPO ablation ladder"] {
+        assert!(paper.contains(section), "dpo-ppo page lacks {section}");
+    }
     let ce = std::fs::read_to_string(r.join("report/kernels/cross-entropy.html")).unwrap();
     assert!(
         ce.contains("burn autodiff of CrossEntropyLoss"),

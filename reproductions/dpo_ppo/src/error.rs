@@ -256,6 +256,45 @@ pub enum Error {
         /// Its rejected response.
         rejected: usize,
     },
+    /// A Fig. 1 experiment setting is invalid, e.g. `fig1 setting beta = 0: must be a finite
+    /// number above 0`.
+    #[error("fig1 setting {name} = {value}: {requirement}")]
+    Fig1Setting {
+        /// The setting's field name in `Fig1Config`.
+        name: &'static str,
+        /// The value given, as text.
+        value: String,
+        /// What it must be.
+        requirement: String,
+    },
+    /// A training run's loss stopped being finite, e.g. `dpo (ref) diverged: loss NaN at step 12`.
+    #[error("{stage} diverged: loss {loss} at step {step}")]
+    Diverged {
+        /// Which run (`sft (ref)`, `reward model`, `dpo (ref)`, `ppo (other)`, ...).
+        stage: String,
+        /// The step (0-based).
+        step: usize,
+        /// The loss found.
+        loss: f64,
+    },
+    /// A tensor could not be read back to the host (a backend failure).
+    #[error("reading a tensor back failed: {0}")]
+    ReadBack(String),
+    /// Metric rows that do not describe a measurement, e.g. `metric rows: reward_dpo is
+    /// missing`.
+    #[error("metric rows: {0}")]
+    Metrics(String),
+    /// A PPO-ladder setting is invalid, e.g. `ladder setting minibatches = 3: does not divide
+    /// batch 32`.
+    #[error("ladder setting {name} = {value}: {rule}")]
+    LadderConfig {
+        /// The setting's field name in `LadderConfig`.
+        name: &'static str,
+        /// The value given, as text.
+        value: String,
+        /// What it must be.
+        rule: String,
+    },
 }
 
 /// Checks that `value` is finite, else [`Error::NonFinite`] naming `name[index]`.

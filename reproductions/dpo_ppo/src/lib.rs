@@ -18,6 +18,13 @@
 //!   into the Bradley–Terry loss of `r` ([`optimum_losses`]).
 //! - [`claims`]: the exact claims of Sec. 4.1 (Table 1, the optimum identity) as data, measured
 //!   here and judged by `claimbench_claims::evaluate`.
+//! - [`fig1`]: the Sec. 4.2 / Fig. 1 synthetic 8 × 8 experiment with burn MLPs (SFT reference,
+//!   Bradley–Terry reward model, DPO, bandit PPO) and the distribution-shift / DPO-Iter runs on the
+//!   same setup, with their claims as data ([`fig1::specs`], [`fig1::evaluate`]).
+//! - [`ladder`]: the PPO ablation ladder of Table 3 (base, + advantage normalisation, + large
+//!   batch, + reference EMA) on a toy program-writing task with a pass/fail checker: burn MLP
+//!   policy and critic, SFT on noisy demonstrations, token-level PPO, exact pass@k, and its
+//!   claims as data ([`ladder::run_arm`], [`ladder::specs`], [`ladder::evaluate`]).
 //! - [`error`]: the one error type, [`Error`], whose messages name the bad value.
 //!
 //! Nothing here panics on user input (apart from out-of-range indices passed to
@@ -53,6 +60,8 @@
 pub mod claims;
 pub mod dpo;
 pub mod error;
+pub mod fig1;
+pub mod ladder;
 pub mod ppo;
 pub mod seq;
 pub mod tabular;
