@@ -123,7 +123,7 @@ fn metrics_to_rows(u: &UnitRecord) -> Vec<(String, Option<i64>, f64)> {
 }
 
 /// Runs the 8×8 experiments of the unit's seed on the autodiff backend `A`.
-pub fn run_fig1<A: AutodiffBackend>(
+pub fn run_fig1<A: AutodiffBackend + claimbench_kernels::burn_ops::PreferenceBackend>(
     cfg: &DpoPpoConfigs,
     unit: &UnitSpec,
     device: &A::Device,

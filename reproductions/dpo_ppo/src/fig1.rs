@@ -57,6 +57,8 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, log_softmax, relu};
 use burn::tensor::backend::AutodiffBackend;
 use claimbench_claims::{Claim, ClaimError, ClaimSpec, Direction, Evidence, TestSpec};
+use claimbench_kernels::burn_ops::{PreferenceBackend, dpo_loss_unchecked};
+use claimbench_kernels::preference::DpoSettings;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -616,7 +618,7 @@ struct Ctx<'a, B: Backend> {
     eye: Tensor<B, 2>,
 }
 
-impl<'a, B: AutodiffBackend> Ctx<'a, B> {
+impl<'a, B: AutodiffBackend + PreferenceBackend> Ctx<'a, B> {
     fn new(cfg: &'a Fig1Config, device: &'a B::Device) -> Self {
         let nx = cfg.n_prompts;
         let mut eye = vec![0.0; nx * nx];
@@ -664,6 +666,11 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
     /// DPO (eq. 7 of the DPO paper, no label smoothing) on `pairs`, the policy initialised from
     /// `init`, against the reference log-probabilities `ref_logp [X·Y]`. Returns the weights and
     /// the loss before each step.
+    ///
+    /// The loss goes through the fused DPO path of `claimbench_kernels` (token log-probs →
+    /// sequence sums → loss; the cubecl kernels on wgpu/CUDA, their composition on flex): each
+    /// response is a one-token sequence, stacked `[chosen.., rejected..]` as `logits [2P, 1, Y]`
+    /// (the policy's logits at each pair's prompt), with the reference's log-probs `[2P]`.
     fn dpo(
         &self,
         init: &MlpWeights,
@@ -672,15 +679,31 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         stage: &str,
     ) -> Result<(MlpWeights, Vec<f64>), Error> {
         let ny = self.cfg.n_responses;
-        let c: Vec<usize> = pairs.iter().map(|p| p.prompt * ny + p.chosen).collect();
-        let r: Vec<usize> = pairs.iter().map(|p| p.prompt * ny + p.rejected).collect();
-        let sel = selector::<B>(&c, Some(&r), self.cfg.cells(), self.device);
-        let ref_margin: Vec<f64> = c
+        let n = 2 * pairs.len();
+        let prompts: Vec<i64> = pairs
             .iter()
-            .zip(&r)
-            .map(|(&c, &r)| ref_logp[c] - ref_logp[r])
+            .chain(pairs)
+            .map(|p| p.prompt as i64)
             .collect();
-        let ref_margin = tensor1::<B>(&ref_margin, self.device);
+        let responses: Vec<i64> = pairs
+            .iter()
+            .map(|p| p.chosen as i64)
+            .chain(pairs.iter().map(|p| p.rejected as i64))
+            .collect();
+        let reference: Vec<f64> = pairs
+            .iter()
+            .map(|p| ref_logp[p.prompt * ny + p.chosen])
+            .chain(pairs.iter().map(|p| ref_logp[p.prompt * ny + p.rejected]))
+            .collect();
+        let prompt_idx =
+            Tensor::<B, 1, Int>::from_data(TensorData::new(prompts, [n]), self.device);
+        let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(responses, [n, 1]), self.device);
+        let mask = Tensor::<B, 2>::ones([n, 1], self.device);
+        let reference = tensor1::<B>(&reference, self.device);
+        let settings = DpoSettings {
+            beta: self.cfg.beta as f32,
+            label_smoothing: 0.0,
+        };
         let mut model = init.to_module::<B>(self.device);
         let mut optim = AdamWConfig::new()
             .with_weight_decay(0.0)
@@ -688,8 +711,18 @@ impl<'a, B: AutodiffBackend> Ctx<'a, B> {
         let mut curve = Vec::with_capacity(self.cfg.dpo_steps);
         for step in 0..self.cfg.dpo_steps {
             // h = (log π_c − log π_r) − (log π_ref,c − log π_ref,r); L = −mean log σ(β h).
-            let h = select(&sel, self.logp(&model)) - ref_margin.clone();
-            let loss = log_sigmoid(h * self.cfg.beta).mean().neg();
+            let logits = model
+                .forward(self.eye.clone())
+                .select(0, prompt_idx.clone())
+                .reshape([n, 1, ny]);
+            let loss = dpo_loss_unchecked(
+                logits,
+                ids.clone(),
+                mask.clone(),
+                reference.clone(),
+                settings,
+            )
+            .loss;
             let v = scalar(&loss);
             check_loss(stage, step, v)?;
             curve.push(v);
@@ -1166,7 +1199,7 @@ impl Fig1Measurements {
 /// DPO-Iter rounds from `start` (round 0's policy, whose reward is `iter[0]`): sample, label with
 /// the reward model, DPO against the current policy. Returns the expected true reward per round,
 /// round 0 included.
-fn dpo_iter<B: AutodiffBackend>(
+fn dpo_iter<B: AutodiffBackend + PreferenceBackend>(
     ctx: &Ctx<'_, B>,
     start: &MlpWeights,
     rm: &[f64],
@@ -1209,7 +1242,7 @@ fn dpo_iter<B: AutodiffBackend>(
 /// Runs the whole experiment for one seed (see the module docs). Same seed and config ⇒
 /// bit-identical measurements on the same backend. Errors: [`Error::Fig1Setting`] for a bad
 /// config, [`Error::Diverged`], [`Error::ReadBack`].
-pub fn run<B: AutodiffBackend>(
+pub fn run<B: AutodiffBackend + PreferenceBackend>(
     cfg: &Fig1Config,
     seed: u64,
     device: &B::Device,
@@ -1662,6 +1695,42 @@ mod tests {
             "{} vs {f64_loss}",
             again[0]
         );
+    }
+
+    /// The DPO stage trains the same through the cubecl kernels (burn's fused wgpu, lavapipe on a
+    /// CPU-only machine) as through the flex composition: same loss curve and final table within
+    /// f32 tolerance. Skipped without a wgpu device unless `CLAIMBENCH_REQUIRE_DEVICE=1`.
+    #[test]
+    fn dpo_trains_the_same_through_the_kernels_and_the_composition() {
+        if claimbench_kernels::testing::client_or_skip::<cubecl::wgpu::WgpuRuntime>(
+            "fig1 dpo on wgpu",
+        )
+        .is_none()
+        {
+            return;
+        }
+        let cfg = Fig1Config {
+            dpo_steps: 40,
+            ..tiny()
+        };
+        let setup = Setup::generate(&cfg, 4).unwrap();
+        let flex_device = Default::default();
+        let flex = Ctx::<T>::new(&cfg, &flex_device);
+        let mut rng = stream(4, 3);
+        let base = MlpWeights::init(8, cfg.policy_hidden, 8, &mut rng);
+        let ref_w = flex.sft(&base, &setup.ref_counts, "sft").unwrap();
+        let ref_logp = flex.logp_host(&ref_w).unwrap();
+        let (w_flex, c_flex) = flex.dpo(&ref_w, &ref_logp, &setup.pairs, "dpo").unwrap();
+        type W = Autodiff<burn::backend::Wgpu>;
+        let wgpu_device = Default::default();
+        let wgpu = Ctx::<W>::new(&cfg, &wgpu_device);
+        let (w_wgpu, c_wgpu) = wgpu.dpo(&ref_w, &ref_logp, &setup.pairs, "dpo").unwrap();
+        for (i, (a, b)) in c_flex.iter().zip(&c_wgpu).enumerate() {
+            assert!((a - b).abs() < 2e-4, "step {i}: flex {a} vs wgpu {b}");
+        }
+        let (pf, pw) = (flex.logp_host(&w_flex).unwrap(), flex.logp_host(&w_wgpu).unwrap());
+        let worst = pf.iter().zip(&pw).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(worst < 1e-3, "final log-probs differ by {worst}");
     }
 
     #[test]
