@@ -226,8 +226,8 @@ pub fn check_dpo<B: PreferenceBackend>(device: &B::Device, seed: u64) -> Outcome
     }
 }
 
-/// Benchmarks the fused DPO path against the burn composition (log_softmax + gather + masked sum
-/// + the loss in tensor ops, burn's autodiff) at [`DPO_BENCH`] on backend `B` (burn's fused
+/// Benchmarks the fused DPO path against the burn composition (log_softmax, gather, masked sum
+/// and the loss in tensor ops, burn's autodiff) at [`DPO_BENCH`] on backend `B` (burn's fused
 /// default: fusion and autotune on), after checking the fused path against the reference there.
 /// Forward + backward (the target) and forward alone.
 pub fn bench_dpo<B: PreferenceBackend>(
@@ -378,6 +378,7 @@ fn rollout(rows: usize, time: usize, seed: u64) -> [Vec<f32>; 5] {
 }
 
 /// Compares `got` with `want` (f64), recording the max |Δ| and whether it is within tolerance.
+#[allow(clippy::too_many_arguments)]
 fn compare(
     metrics: &mut Vec<MetricRow>,
     failures: &mut Vec<String>,

@@ -313,9 +313,15 @@ fn main_job_smoke_renders_a_kernel_page_with_the_benchmark() {
     // dpo-loss: forward+backward, forward; ppo: GAE on the device vs the host loop.
     assert_eq!(entries.len(), 7);
     let dpo = std::fs::read_to_string(r.join("report/kernels/dpo-loss.html")).unwrap();
-    assert!(dpo.contains("fused-dpo-forward-backward"), "dpo-loss page lacks its benchmark");
+    assert!(
+        dpo.contains("fused-dpo-forward-backward"),
+        "dpo-loss page lacks its benchmark"
+    );
     let ppo = std::fs::read_to_string(r.join("report/kernels/ppo.html")).unwrap();
-    assert!(ppo.contains("gae-device"), "ppo page lacks the GAE benchmark");
+    assert!(
+        ppo.contains("gae-device"),
+        "ppo page lacks the GAE benchmark"
+    );
     let paper = std::fs::read_to_string(r.join("report/papers/dpo-ppo.html")).unwrap();
     for section in ["Fig. 1", "Distribution shift", "PPO ablation ladder"] {
         assert!(paper.contains(section), "dpo-ppo page lacks {section}");

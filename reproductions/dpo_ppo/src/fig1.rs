@@ -680,11 +680,7 @@ impl<'a, B: AutodiffBackend + PreferenceBackend> Ctx<'a, B> {
     ) -> Result<(MlpWeights, Vec<f64>), Error> {
         let ny = self.cfg.n_responses;
         let n = 2 * pairs.len();
-        let prompts: Vec<i64> = pairs
-            .iter()
-            .chain(pairs)
-            .map(|p| p.prompt as i64)
-            .collect();
+        let prompts: Vec<i64> = pairs.iter().chain(pairs).map(|p| p.prompt as i64).collect();
         let responses: Vec<i64> = pairs
             .iter()
             .map(|p| p.chosen as i64)
@@ -695,8 +691,7 @@ impl<'a, B: AutodiffBackend + PreferenceBackend> Ctx<'a, B> {
             .map(|p| ref_logp[p.prompt * ny + p.chosen])
             .chain(pairs.iter().map(|p| ref_logp[p.prompt * ny + p.rejected]))
             .collect();
-        let prompt_idx =
-            Tensor::<B, 1, Int>::from_data(TensorData::new(prompts, [n]), self.device);
+        let prompt_idx = Tensor::<B, 1, Int>::from_data(TensorData::new(prompts, [n]), self.device);
         let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(responses, [n, 1]), self.device);
         let mask = Tensor::<B, 2>::ones([n, 1], self.device);
         let reference = tensor1::<B>(&reference, self.device);
@@ -1728,8 +1723,15 @@ mod tests {
         for (i, (a, b)) in c_flex.iter().zip(&c_wgpu).enumerate() {
             assert!((a - b).abs() < 2e-4, "step {i}: flex {a} vs wgpu {b}");
         }
-        let (pf, pw) = (flex.logp_host(&w_flex).unwrap(), flex.logp_host(&w_wgpu).unwrap());
-        let worst = pf.iter().zip(&pw).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let (pf, pw) = (
+            flex.logp_host(&w_flex).unwrap(),
+            flex.logp_host(&w_wgpu).unwrap(),
+        );
+        let worst = pf
+            .iter()
+            .zip(&pw)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         assert!(worst < 1e-3, "final log-probs differ by {worst}");
     }
 
