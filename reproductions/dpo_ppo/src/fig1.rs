@@ -51,10 +51,9 @@
 
 use std::collections::BTreeMap;
 
-use burn::module::{Module, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::activation::{log_sigmoid, log_softmax, relu};
+use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::backend::AutodiffBackend;
 use claimbench_claims::{Claim, ClaimError, ClaimSpec, Direction, Evidence, TestSpec};
 use claimbench_kernels::burn_ops::{PreferenceBackend, dpo_loss_unchecked};
@@ -65,6 +64,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::Error;
+use crate::mlp::{Mlp, MlpWeights, read};
 use crate::ppo::whiten;
 use crate::seq::Shape;
 use crate::tabular::{Preference, TabularPolicy, kl_optimum};
@@ -448,113 +448,6 @@ impl Setup {
         }
         best
     }
-}
-
-/// A two-layer MLP `x [N, I] → ReLU(x W1 + b1) W2 + b2 [N, O]`, `W1 [I, H]`, `W2 [H, O]`.
-#[derive(Module, Debug)]
-pub struct Mlp<B: Backend> {
-    w1: Param<Tensor<B, 2>>,
-    b1: Param<Tensor<B, 1>>,
-    w2: Param<Tensor<B, 2>>,
-    b2: Param<Tensor<B, 1>>,
-}
-
-impl<B: Backend> Mlp<B> {
-    /// `x [N, I] → [N, O]`.
-    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let h = relu(x.matmul(self.w1.val()) + self.b1.val().unsqueeze::<2>());
-        h.matmul(self.w2.val()) + self.b2.val().unsqueeze::<2>()
-    }
-}
-
-/// An [`Mlp`]'s weights on the host (row-major), so that models are initialised from a seeded
-/// host RNG and copied (a policy "initialised from π_ref") without burn's RNG.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MlpWeights {
-    /// Input width `I`.
-    pub n_in: usize,
-    /// Hidden width `H`.
-    pub hidden: usize,
-    /// Output width `O`.
-    pub n_out: usize,
-    /// `W1 [I, H]`.
-    pub w1: Vec<f32>,
-    /// `b1 [H]`.
-    pub b1: Vec<f32>,
-    /// `W2 [H, O]`.
-    pub w2: Vec<f32>,
-    /// `b2 [O]`.
-    pub b2: Vec<f32>,
-}
-
-impl MlpWeights {
-    /// PyTorch-style initialisation: every weight and bias of a layer with fan-in `f` from
-    /// `U(−1/√f, 1/√f)`, drawn from `rng`.
-    pub fn init(n_in: usize, hidden: usize, n_out: usize, rng: &mut StdRng) -> Self {
-        let mut draw = |n: usize, fan_in: usize| -> Vec<f32> {
-            let a = 1.0 / (fan_in as f64).sqrt();
-            (0..n)
-                .map(|_| ((rng.random::<f64>() * 2.0 - 1.0) * a) as f32)
-                .collect()
-        };
-        let w1 = draw(n_in * hidden, n_in);
-        let b1 = draw(hidden, n_in);
-        let w2 = draw(hidden * n_out, hidden);
-        let b2 = draw(n_out, hidden);
-        MlpWeights {
-            n_in,
-            hidden,
-            n_out,
-            w1,
-            b1,
-            w2,
-            b2,
-        }
-    }
-
-    /// The module on `device`, every tensor a fresh parameter requiring gradients.
-    pub fn to_module<B: Backend>(&self, device: &B::Device) -> Mlp<B> {
-        let m2 = |v: &[f32], r: usize, c: usize| {
-            Param::from_tensor(Tensor::<B, 2>::from_data(
-                TensorData::new(v.to_vec(), [r, c]),
-                device,
-            ))
-        };
-        let m1 = |v: &[f32]| {
-            Param::from_tensor(Tensor::<B, 1>::from_data(
-                TensorData::new(v.to_vec(), [v.len()]),
-                device,
-            ))
-        };
-        Mlp {
-            w1: m2(&self.w1, self.n_in, self.hidden),
-            b1: m1(&self.b1),
-            w2: m2(&self.w2, self.hidden, self.n_out),
-            b2: m1(&self.b2),
-        }
-    }
-
-    /// Reads a module's weights back.
-    pub fn from_module<B: Backend>(m: &Mlp<B>) -> Result<Self, Error> {
-        let [n_in, hidden] = m.w1.val().dims();
-        let n_out = m.w2.val().dims()[1];
-        Ok(MlpWeights {
-            n_in,
-            hidden,
-            n_out,
-            w1: read(m.w1.val())?,
-            b1: read(m.b1.val())?,
-            w2: read(m.w2.val())?,
-            b2: read(m.b2.val())?,
-        })
-    }
-}
-
-/// A tensor's values on the host, row-major.
-fn read<B: Backend, const D: usize>(t: Tensor<B, D>) -> Result<Vec<f32>, Error> {
-    t.into_data()
-        .to_vec::<f32>()
-        .map_err(|e| Error::ReadBack(format!("{e:?}")))
 }
 
 fn tensor1<B: Backend>(v: &[f64], device: &B::Device) -> Tensor<B, 1> {

@@ -62,10 +62,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 
-use burn::module::{AutodiffModule, Module, Param};
+use burn::module::AutodiffModule;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
-use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use claimbench_claims::{Claim, ClaimError, ClaimSpec, Direction, Evidence, TestSpec};
 use rand::rngs::StdRng;
@@ -74,6 +74,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::Error;
+use crate::mlp::{Mlp, MlpWeights};
 use crate::ppo::{PpoConfig, gae, kl_penalised_rewards, whiten};
 use crate::seq::Shape;
 
@@ -418,125 +419,8 @@ impl Task {
 // Models
 // ---------------------------------------------------------------------------------------------
 
-/// A one-hidden-layer ReLU MLP `y = relu(x W1 + b1) W2 + b2`: `x [N, in] → y [N, out]`,
-/// `W1 [in, H]`, `b1 [H]`, `W2 [H, out]`, `b2 [out]`.
-#[derive(Module, Debug)]
-pub struct Mlp<B: Backend> {
-    w1: Param<Tensor<B, 2>>,
-    b1: Param<Tensor<B, 1>>,
-    w2: Param<Tensor<B, 2>>,
-    b2: Param<Tensor<B, 1>>,
-}
-
-/// An [`Mlp`]'s weights on the host, row-major f32, for caching and reloading bit-exactly.
-#[derive(Debug, Clone, PartialEq)]
-struct HostMlp {
-    input: usize,
-    hidden: usize,
-    output: usize,
-    w1: Vec<f32>,
-    b1: Vec<f32>,
-    w2: Vec<f32>,
-    b2: Vec<f32>,
-}
-
-impl HostMlp {
-    /// Uniform `±1/sqrt(fan_in)` weights and biases (PyTorch's `Linear` rule) from `rng`; the
-    /// output layer scaled by `out_scale` (0 gives a zero output layer).
-    fn init(input: usize, hidden: usize, output: usize, out_scale: f64, rng: &mut StdRng) -> Self {
-        let mut draw = |n: usize, bound: f64| -> Vec<f32> {
-            (0..n)
-                .map(|_| (rng.random_range(-1.0..1.0) * bound) as f32)
-                .collect()
-        };
-        let (a1, a2) = (
-            1.0 / (input as f64).sqrt(),
-            out_scale / (hidden as f64).sqrt(),
-        );
-        let w1 = draw(input * hidden, a1);
-        let b1 = draw(hidden, a1);
-        let w2 = draw(hidden * output, a2);
-        let b2 = draw(output, a2);
-        HostMlp {
-            input,
-            hidden,
-            output,
-            w1,
-            b1,
-            w2,
-            b2,
-        }
-    }
-
-    fn load<B: Backend>(&self, device: &B::Device) -> Mlp<B> {
-        let t2 = |v: &[f32], r: usize, c: usize| {
-            Param::from_tensor(Tensor::from_data(
-                TensorData::new(v.to_vec(), [r, c]),
-                device,
-            ))
-        };
-        let t1 = |v: &[f32]| {
-            Param::from_tensor(Tensor::from_data(
-                TensorData::new(v.to_vec(), [v.len()]),
-                device,
-            ))
-        };
-        Mlp {
-            w1: t2(&self.w1, self.input, self.hidden),
-            b1: t1(&self.b1),
-            w2: t2(&self.w2, self.hidden, self.output),
-            b2: t1(&self.b2),
-        }
-    }
-}
-
-fn host_f32<B: Backend, const D: usize>(t: &Tensor<B, D>) -> Vec<f32> {
-    t.to_data().iter::<f32>().collect()
-}
-
 fn host_f64<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f64> {
     t.into_data().iter::<f64>().collect()
-}
-
-impl<B: Backend> Mlp<B> {
-    /// `x [N, in] → [N, out]`.
-    pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let h = relu(x.matmul(self.w1.val()) + self.b1.val().unsqueeze_dim(0));
-        h.matmul(self.w2.val()) + self.b2.val().unsqueeze_dim(0)
-    }
-
-    fn to_host(&self) -> HostMlp {
-        let [input, hidden] = self.w1.val().dims();
-        let output = self.b2.val().dims()[0];
-        HostMlp {
-            input,
-            hidden,
-            output,
-            w1: host_f32(&self.w1.val()),
-            b1: host_f32(&self.b1.val()),
-            w2: host_f32(&self.w2.val()),
-            b2: host_f32(&self.b2.val()),
-        }
-    }
-
-    /// The reference EMA (paper Sec. 5, "reference EMA"): every weight
-    /// `θ_ref ← (1 − η) θ_ref + η θ_actor`.
-    pub fn ema(self, actor: &Mlp<B>, eta: f64) -> Self {
-        let mix2 = |r: Param<Tensor<B, 2>>, a: &Param<Tensor<B, 2>>| {
-            let a = a.val();
-            r.map(|r| r.mul_scalar(1.0 - eta) + a.mul_scalar(eta))
-        };
-        let mix1 = |r: Param<Tensor<B, 1>>, a: &Param<Tensor<B, 1>>| {
-            let a = a.val();
-            r.map(|r| r.mul_scalar(1.0 - eta) + a.mul_scalar(eta))
-        };
-        Mlp {
-            w1: mix2(self.w1, &actor.w1),
-            b1: mix1(self.b1, &actor.b1),
-            w2: mix2(self.w2, &actor.w2),
-            b2: mix1(self.b2, &actor.b2),
-        }
-    }
 }
 
 /// Per-token log-probabilities of the taken tokens: `log_softmax(logits)[n, token_n]`,
@@ -957,10 +841,10 @@ fn train_sft<B: AutodiffBackend>(
     task: &Task,
     seed: u64,
     device: &B::Device,
-) -> Result<HostMlp, Error> {
+) -> Result<MlpWeights, Error> {
     let mut rng = rng_for(seed, SFT_STREAM);
     let mut policy: Mlp<B> =
-        HostMlp::init(task.features(), cfg.hidden, task.vocab, 1.0, &mut rng).load(device);
+        MlpWeights::init(task.features(), cfg.hidden, task.vocab, &mut rng).to_module(device);
     let demos = demonstrations(cfg, task, &mut rng);
     let mut optim = AdamConfig::new().init::<B, Mlp<B>>();
     let (f, v) = (task.features(), task.vocab);
@@ -987,10 +871,10 @@ fn train_sft<B: AutodiffBackend>(
         let grads = GradientsParams::from_grads(loss.backward(), &policy);
         policy = optim.step(cfg.sft_lr, policy, grads);
     }
-    Ok(policy.valid().to_host())
+    MlpWeights::from_module(&policy.valid())
 }
 
-type SftCache = Mutex<HashMap<(String, String, u64), HostMlp>>;
+type SftCache = Mutex<HashMap<(String, String, u64), MlpWeights>>;
 
 /// The SFT policy of `seed`, trained once per (backend, config, seed) in this process.
 fn sft_policy<B: AutodiffBackend>(
@@ -998,7 +882,7 @@ fn sft_policy<B: AutodiffBackend>(
     task: &Task,
     seed: u64,
     device: &B::Device,
-) -> Result<HostMlp, Error> {
+) -> Result<MlpWeights, Error> {
     static CACHE: OnceLock<SftCache> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     // Only SFT's own settings matter; the other fields are reset so that scales share it.
@@ -1121,11 +1005,12 @@ pub fn run_arm<B: AutodiffBackend>(
     let task = Task::new(cfg);
     let (f, v, l) = (task.features(), task.vocab, task.length);
     let sft = sft_policy::<B>(cfg, &task, seed, device)?;
-    let mut policy: Mlp<B> = sft.load(device);
-    let mut reference: Mlp<B::InnerBackend> = sft.load(device);
+    let mut policy: Mlp<B> = sft.to_module(device);
+    let mut reference: Mlp<B::InnerBackend> = sft.to_module(device);
     let sft_table = table(&reference, &task, device);
     let mut critic: Mlp<B> =
-        HostMlp::init(f, cfg.hidden, 1, 0.0, &mut rng_for(seed, CRITIC_STREAM)).load(device);
+        MlpWeights::init_scaled(f, cfg.hidden, 1, 0.0, &mut rng_for(seed, CRITIC_STREAM))
+            .to_module(device);
     let mut actor_opt = AdamConfig::new().init::<B, Mlp<B>>();
     let mut critic_opt = AdamConfig::new().init::<B, Mlp<B>>();
     let mut rng = rng_for(seed, ROLLOUT_STREAM);

@@ -1,11 +1,11 @@
-//! Tensor-free core of the DPO-vs-PPO reproduction, as f64 references.
+//! The DPO-vs-PPO reproduction: f64 references of its formulas, and its experiments in burn.
 //!
 //! Paper: Xu et al., *Is DPO Superior to PPO for LLM Alignment? A Comprehensive Study*, arXiv
 //! 2404.10719. Its headline: DPO's solution set strictly contains PPO's (Theorem 4.1,
 //! `Π_PPO ⊊ Π_DPO`), so DPO can put mass on responses the preference data never covers, and a
 //! well-tuned PPO (advantage normalisation, large batches, reference EMA) beats DPO. This crate
-//! holds the parts of both methods that need no tensors, in f64, so that GPU kernels can later be
-//! tested against them:
+//! holds the parts of both methods that need no tensors, in f64 (the references the preference and
+//! PPO kernels of `claimbench-kernels` are tested against), and the seeded experiments:
 //!
 //! - [`seq`]: the `[B, T]` [`Shape`], the mask rules every function shares, masked sequence
 //!   log-probabilities ([`masked_sequence_logprobs`]) and their gradient back to the tokens.
@@ -25,6 +25,8 @@
 //!   batch, + reference EMA) on a toy program-writing task with a pass/fail checker: burn MLP
 //!   policy and critic, SFT on noisy demonstrations, token-level PPO, exact pass@k, and its
 //!   claims as data ([`ladder::run_arm`], [`ladder::specs`], [`ladder::evaluate`]).
+//! - [`mlp`]: the one-hidden-layer MLP both experiments train, with its weights on the host
+//!   (seeded initialisation, copies, the reference EMA).
 //! - [`error`]: the one error type, [`Error`], whose messages name the bad value.
 //!
 //! Nothing here panics on user input (apart from out-of-range indices passed to
@@ -62,6 +64,7 @@ pub mod dpo;
 pub mod error;
 pub mod fig1;
 pub mod ladder;
+pub mod mlp;
 pub mod ppo;
 pub mod seq;
 pub mod tabular;
