@@ -1,6 +1,7 @@
 //! Claim evaluation over a run's unit records. Each reproduction contributes its claim specs and
 //! the evidence extracted from its units; the verdicts come from `claimbench_claims::evaluate`,
-//! never from hand-written values. Registered: `continual`, and `dpo-ppo` (the exact Table 1
+//! never from hand-written values. Registered: `continual`, `dora` (capacity, control, adaptation,
+//! ΔM/ΔD), and `dpo-ppo` (the exact Table 1
 //! claims, Fig. 1 with the distribution shift, the PPO ladder).
 
 use claimbench_claims::Claim;
@@ -8,7 +9,7 @@ use claimbench_claims::Claim;
 use crate::configs::PaperConfigs;
 use crate::run::parse_scale;
 use crate::store::{Manifest, UnitRecord};
-use crate::suites::{Scale, continual, dpo_ppo};
+use crate::suites::{Scale, continual, dora, dpo_ppo};
 
 /// Every claim of the papers whose units are in `records`, with the settings the run used (the
 /// scale's defaults for a manifest without them). A claim whose evidence is malformed is left
@@ -51,6 +52,13 @@ pub fn evaluate_all(records: &[UnitRecord], manifest: &Manifest) -> Vec<Claim> {
         ) {
             Ok(claims) => out.extend(claims),
             Err(e) => eprintln!("warning: dpo-ppo ladder claims not evaluated: {e}"),
+        }
+    }
+    let dora = dora::seed_measurements(records);
+    if !dora.is_empty() {
+        match claimbench_dora::evaluate(&configs.dora, &dora, &manifest.scale) {
+            Ok(claims) => out.extend(claims),
+            Err(e) => eprintln!("warning: dora claims not evaluated: {e}"),
         }
     }
     out

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use anyhow::Result;
 use claimbench_continual::ExperimentConfig;
+use claimbench_dora::DoraConfig;
 use claimbench_dpo_ppo::fig1::Fig1Config;
 use claimbench_dpo_ppo::ladder::LadderConfig;
 use serde::{Deserialize, Serialize};
@@ -28,6 +29,10 @@ pub struct PaperConfigs {
     /// defaults (they hold no units of its experiments).
     #[serde(rename = "dpo-ppo", default)]
     pub dpo_ppo: DpoPpoConfigs,
+    /// `dora` (arXiv 2402.09353). Manifests written before it existed read as the `small`
+    /// defaults (they hold no units of its experiments).
+    #[serde(default)]
+    pub dora: DoraConfig,
 }
 
 /// The settings of the DPO-vs-PPO experiments: the 8×8 preference problems (Fig. 1, the
@@ -64,6 +69,7 @@ impl PaperConfigs {
         PaperConfigs {
             continual: ExperimentConfig::for_scale(scale.name()),
             dpo_ppo: DpoPpoConfigs::for_scale(scale),
+            dora: DoraConfig::for_scale(scale.name()),
         }
     }
 
@@ -112,7 +118,19 @@ impl PaperConfigs {
         self.dpo_ppo
             .ladder
             .validate()
-            .map_err(|e| input_error(format!("dpo-ppo ladder: {e}")))
+            .map_err(|e| input_error(format!("dpo-ppo ladder: {e}")))?;
+        self.dora
+            .validate()
+            .map_err(|e| input_error(format!("dora: {e}")))
+    }
+
+    /// [`PaperConfigs::validate`] plus the checks that need the run's verdict seeds (the DoRA
+    /// learning-rate sweep's tuning seeds must not be among them).
+    pub fn validate_with_seeds(&self, seeds: &[u64]) -> Result<()> {
+        self.validate()?;
+        self.dora
+            .validate_with_seeds(seeds)
+            .map_err(|e| input_error(format!("dora: {e}")))
     }
 }
 

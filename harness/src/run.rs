@@ -121,6 +121,7 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
         }
         (path, _) => PaperConfigs::load(path.as_deref(), scale)?,
     };
+    configs.validate_with_seeds(&seeds)?;
     let units = suites::select(suites::all_units(&seeds, &configs), &only)?;
     let hash = config_hash(scale, &seeds, &only, backend, &configs);
     let plan = devices::plan(backend, crate::require_device())?;

@@ -9,6 +9,7 @@
 //! launcher that assumes validated input → the `#[cube(launch_unchecked)]` kernel.
 
 pub mod cross_entropy;
+pub mod dora;
 pub mod error;
 pub mod launch;
 pub mod ppo;

@@ -3,6 +3,7 @@
 
 pub mod continual;
 pub mod cross_entropy;
+pub mod dora;
 pub mod dpo_kernels;
 pub mod dpo_ppo;
 pub mod token_logprob;
@@ -19,7 +20,7 @@ use token_logprob::TrainConfig;
 /// the kernels it uses until its own reproduction registers units.
 pub const PAPERS: &[(&str, &[&str])] = &[
     ("mixtral", &[]),
-    ("dora", &[]),
+    ("dora", &[dora::KERNEL]),
     ("continual", &[token_logprob::KERNEL, cross_entropy::KERNEL]),
     (
         "dpo-ppo",
@@ -134,6 +135,16 @@ pub enum Job {
     DpoFig1,
     /// One rung × seed of the PPO ablation ladder, on the training backend.
     DpoLadder,
+    /// The DoRA reproduction's learning-rate sweep on the tuning seeds, on the training backend.
+    DoraTune,
+    /// One seed of the DoRA experiments (capacity, control, adaptation, ΔM/ΔD analysis).
+    DoraSeed,
+    /// The fused LoRA/DoRA layers on flex (the composition) vs the f64 references.
+    DoraCheckFlex,
+    /// The fused LoRA/DoRA kernels on the kernel device vs the f64 references.
+    DoraCheckDevice,
+    /// The fused DoRA layer's benchmark on the kernel device.
+    DoraBench,
 }
 
 impl Job {
@@ -141,7 +152,11 @@ impl Job {
     pub fn is_bench(self) -> bool {
         matches!(
             self,
-            Job::TokenLogprobBench | Job::CrossEntropyBench | Job::DpoBench | Job::GaeBench
+            Job::TokenLogprobBench
+                | Job::CrossEntropyBench
+                | Job::DpoBench
+                | Job::GaeBench
+                | Job::DoraBench
         )
     }
 }
@@ -285,6 +300,8 @@ pub fn all_units(seeds: &[u64], configs: &PaperConfigs) -> Vec<UnitSpec> {
     ]);
     units.extend(continual::units(&configs.continual, seeds));
     units.extend(dpo_ppo::units(seeds));
+    units.extend(dora::kernel_units());
+    units.extend(dora::units(seeds));
     units
 }
 
@@ -296,6 +313,7 @@ pub fn known_ids(units: &[UnitSpec]) -> Vec<String> {
     ids.push(cross_entropy::KERNEL.to_string());
     ids.push(dpo_kernels::DPO_KERNEL.to_string());
     ids.push(dpo_kernels::PPO_KERNEL.to_string());
+    ids.push(dora::KERNEL.to_string());
     ids.sort();
     ids.dedup();
     ids
@@ -441,6 +459,72 @@ pub fn execute(
             };
             tick();
             (plan.train, plan.train_device.name.clone(), out)
+        }
+        Job::DoraTune | Job::DoraSeed => {
+            let cfg = &configs.dora;
+            let tune = unit.job == Job::DoraTune;
+            let out = match plan.train {
+                Exec::Flex if tune => dora::run_tune::<Autodiff<Flex>>(cfg, &Default::default()),
+                Exec::Flex => dora::run_seed_unit::<Autodiff<Flex>>(cfg, unit, &Default::default()),
+                Exec::Wgpu if tune => dora::run_tune::<Autodiff<Wgpu>>(cfg, &Default::default()),
+                Exec::Wgpu => dora::run_seed_unit::<Autodiff<Wgpu>>(cfg, unit, &Default::default()),
+                #[cfg(feature = "cuda")]
+                Exec::Cuda if tune => {
+                    dora::run_tune::<Autodiff<burn::backend::Cuda>>(cfg, &Default::default())
+                }
+                #[cfg(feature = "cuda")]
+                Exec::Cuda => dora::run_seed_unit::<Autodiff<burn::backend::Cuda>>(
+                    cfg,
+                    unit,
+                    &Default::default(),
+                ),
+                #[cfg(not(feature = "cuda"))]
+                Exec::Cuda => Outcome::error("built without the cuda feature".into()),
+            };
+            tick();
+            (plan.train, plan.train_device.name.clone(), out)
+        }
+        Job::DoraCheckFlex => (
+            Exec::Flex,
+            plan_flex_name(),
+            dora::check::<Flex>(&Default::default(), seed),
+        ),
+        Job::DoraCheckDevice | Job::DoraBench => {
+            let exec = plan
+                .kernels
+                .expect("device units are skipped without a kernel device");
+            let name = plan
+                .kernel_device
+                .as_ref()
+                .map(|d| d.name.clone())
+                .unwrap_or_default();
+            let check = unit.job == Job::DoraCheckDevice;
+            let out = match exec {
+                Exec::Wgpu if check => dora::check::<Wgpu>(&Default::default(), seed),
+                Exec::Wgpu => dora::bench::<Wgpu>(
+                    &Default::default(),
+                    "wgpu",
+                    &name,
+                    scale.bench(),
+                    seed,
+                    tick,
+                ),
+                #[cfg(feature = "cuda")]
+                Exec::Cuda if check => {
+                    dora::check::<burn::backend::Cuda>(&Default::default(), seed)
+                }
+                #[cfg(feature = "cuda")]
+                Exec::Cuda => dora::bench::<burn::backend::Cuda>(
+                    &Default::default(),
+                    "cuda",
+                    &name,
+                    scale.bench(),
+                    seed,
+                    tick,
+                ),
+                _ => Outcome::error(format!("no kernel backend {exec:?} in this build")),
+            };
+            (exec, name, out)
         }
         Job::DpoCheckFlex => (
             Exec::Flex,

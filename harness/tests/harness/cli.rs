@@ -310,8 +310,13 @@ fn main_job_smoke_renders_a_kernel_page_with_the_benchmark() {
         serde_json::from_str(&std::fs::read_to_string(r.join("benchmarks.json")).unwrap()).unwrap();
     let entries = b["benchmarks"].as_array().unwrap();
     // token-logprob: forward, forward+backward; cross-entropy: forward+backward, forward;
-    // dpo-loss: forward+backward, forward; ppo: GAE on the device vs the host loop.
-    assert_eq!(entries.len(), 7);
+    // dpo-loss: forward+backward, forward; ppo: GAE on the device vs the host loop; dora-linear:
+    // forward vs the base linear, the step vs LoRA's and vs PEFT's unfused composition.
+    assert_eq!(entries.len(), 10);
+    let dora = std::fs::read_to_string(r.join("report/kernels/dora-linear.html")).unwrap();
+    for name in ["dora-forward", "dora-step-vs-lora", "dora-step-vs-peft"] {
+        assert!(dora.contains(name), "dora-linear page lacks {name}");
+    }
     let dpo = std::fs::read_to_string(r.join("report/kernels/dpo-loss.html")).unwrap();
     assert!(
         dpo.contains("fused-dpo-forward-backward"),

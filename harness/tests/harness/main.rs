@@ -4,6 +4,7 @@
 //!   SIGKILL + `--resume`, the main job's report.
 //! - `continual`: the continual reproduction's settings errors, claims, paper page, resume, and
 //!   flex vs wgpu training.
+//! - `dora`: the DoRA reproduction's settings errors, claims and paper page on flex.
 //! - `train_paths`: the training demonstration agrees on flex and on the wgpu kernel.
 //! - `exit_codes`: how outcomes combine into one exit code.
 //! - `compare`: `compare`, `baseline`, `history`, `import-criterion` on fixture runs.
@@ -13,6 +14,7 @@
 mod cli;
 mod compare;
 mod continual;
+mod dora;
 mod exit_codes;
 mod fixtures;
 mod site;

@@ -6,6 +6,7 @@
 //!   the references and burn's autodiff of the composition.
 
 mod burn_ops;
+mod dora_ops;
 mod dpo_ops;
 mod runtimes;
 mod sequences;

@@ -1,0 +1,197 @@
+//! The cubecl kernels of the LoRA/DoRA family. They assume validated input (see [`super`]):
+//! buffers of the stated lengths, `rank ≥ 1`. Layouts are row-major with burn's `Linear`
+//! convention (weights `[d_in, d_out]`, `A [d_in, r]`, `B [r, d_out]`, activations `[n, d]`); the
+//! column-wise kernels read `N` adjacent columns as one vector (`N` divides `d_out`).
+
+use cubecl::prelude::*;
+
+/// Loads the `N` columns at vector column `col` of `B [rank, d_out]` into registers (`rank`
+/// is comptime: the loops over it unroll).
+#[cube]
+fn load_columns<N: Size>(
+    b: &Array<Vector<f32, N>>,
+    col: usize,
+    d_vecs: usize,
+    #[comptime] rank: usize,
+) -> Array<Vector<f32, N>> {
+    let mut out = Array::<Vector<f32, N>>::new(rank);
+    #[unroll]
+    for k in 0..rank {
+        out[k] = b[k * d_vecs + col];
+    }
+    out
+}
+
+/// `s · Σ_k left[start + k] · bcols[k]`: `N` adjacent elements of `s · (left · B)` for the row
+/// of `left` that starts at scalar offset `start`, with `B`'s columns in registers.
+#[cube]
+fn low_rank<N: Size>(
+    left: &Array<f32>,
+    bcols: &Array<Vector<f32, N>>,
+    start: usize,
+    scale: f32,
+    #[comptime] rank: usize,
+) -> Vector<f32, N> {
+    let mut acc = Vector::<f32, N>::new(0.0f32);
+    #[unroll]
+    for k in 0..rank {
+        acc += Vector::<f32, N>::new(left[start + k]) * bcols[k];
+    }
+    acc * Vector::<f32, N>::new(scale)
+}
+
+/// Partial squared column norms of `V = W0 + s·A·B` without storing `V` (nor `A·B`):
+/// `partials[chunk, j] = Σ_{i ∈ chunk} (W0[i, j] + s Σ_k A[i, k] B[k, j])²`, chunks of
+/// `chunk_rows` consecutive rows. Grid: x over blocks of `CUBE_DIM_X` vector columns, y over row
+/// chunks; one unit per (vector column, chunk), adjacent units on adjacent columns (coalesced
+/// rows), `B`'s columns held in registers.
+#[cube(launch_unchecked)]
+pub fn column_sq_partials_kernel<N: Size>(
+    w0: &Array<Vector<f32, N>>,
+    a: &Array<f32>,
+    b: &Array<Vector<f32, N>>,
+    partials: &mut Array<Vector<f32, N>>,
+    d_in: u32,
+    d_vecs: u32,
+    chunk_rows: u32,
+    scale: f32,
+    #[comptime] rank: usize,
+) {
+    let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let d_vecs = d_vecs as usize;
+    if col >= d_vecs {
+        terminate!();
+    }
+    let bcols = load_columns::<N>(b, col, d_vecs, rank);
+    let chunk = CUBE_POS_Y as usize;
+    let start = chunk * chunk_rows as usize;
+    let end = min(start + chunk_rows as usize, d_in as usize);
+    let mut acc = Vector::<f32, N>::new(0.0f32);
+    for i in start..end {
+        let v = w0[i * d_vecs + col] + low_rank::<N>(a, &bcols, i * rank, scale, rank);
+        acc += v * v;
+    }
+    partials[chunk * d_vecs + col] = acc;
+}
+
+/// Sums `partials [chunks, d_out]` over the chunks: `out[j] = Σ_c partials[c, j]`, then the square
+/// root when `sqrt` (column norms). One unit per column.
+#[cube(launch_unchecked)]
+pub fn sum_partials_kernel(
+    partials: &Array<f32>,
+    out: &mut Array<f32>,
+    chunks: u32,
+    d_out: u32,
+    #[comptime] sqrt: bool,
+) {
+    let cube = (CUBE_POS_Y * CUBE_COUNT_X + CUBE_POS_X) as usize;
+    let col = cube * CUBE_DIM_X as usize + UNIT_POS_X as usize;
+    let d_out = d_out as usize;
+    if col >= d_out {
+        terminate!();
+    }
+    let mut acc = 0.0f32;
+    for c in 0..chunks as usize {
+        acc += partials[c * d_out + col];
+    }
+    if sqrt {
+        out[col] = acc.sqrt();
+    } else {
+        out[col] = acc;
+    }
+}
+
+/// The LoRA/DoRA epilogue after the one GEMM `both = x·[W0 | A]` (`[n, d_out + r]`: the base
+/// output `x·W0` in the first `d_out` columns, `x·A` in the last `r`), over `[n, d_out]` in
+/// (vector column, row chunk) units: `out[t, j] = (both[t, j] + s Σ_k both[t, d_out + k] B[k, j])
+/// · g[j]` (DoRA, `scaled`), or without `· g` (LoRA; `g` is not read). `both` is bound twice: as
+/// vectors (`base`, `row_vecs` vectors a row) and as scalars (`xa`, `row_len` a row). `B`'s
+/// columns and `g` are loaded once per unit. With `both = [W0 | A]` it merges the adapter into
+/// one weight matrix. Grid as [`column_sq_partials_kernel`].
+#[cube(launch_unchecked)]
+pub fn epilogue_kernel<N: Size>(
+    base: &Array<Vector<f32, N>>,
+    xa: &Array<f32>,
+    b: &Array<Vector<f32, N>>,
+    g: &Array<Vector<f32, N>>,
+    out: &mut Array<Vector<f32, N>>,
+    rows: u32,
+    d_vecs: u32,
+    row_vecs: u32,
+    row_len: u32,
+    xa_offset: u32,
+    chunk_rows: u32,
+    scale: f32,
+    #[comptime] rank: usize,
+    #[comptime] scaled: bool,
+) {
+    let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let d_vecs = d_vecs as usize;
+    if col >= d_vecs {
+        terminate!();
+    }
+    let bcols = load_columns::<N>(b, col, d_vecs, rank);
+    let mut gj = Vector::<f32, N>::new(1.0f32);
+    if scaled {
+        gj = g[col];
+    }
+    let start = CUBE_POS_Y as usize * chunk_rows as usize;
+    let end = min(start + chunk_rows as usize, rows as usize);
+    let xa_offset = xa_offset as usize;
+    for t in start..end {
+        let lr = low_rank::<N>(xa, &bcols, t * row_len as usize + xa_offset, scale, rank);
+        let z = base[t * row_vecs as usize + col] + lr;
+        let pos = t * d_vecs + col;
+        if scaled {
+            out[pos] = z * gj;
+        } else {
+            out[pos] = z;
+        }
+    }
+}
+
+/// The DoRA epilogue's backward with respect to its pre-scale input and `g`, over row chunks:
+/// `dbase[t, j] = dy[t, j] · g[j]` and `partials[chunk, j] = Σ_{t ∈ chunk} dy[t, j] · z[t, j]`
+/// with `z = both[t, j] + s · both[t, d_out..] · B` recomputed (not stored by the forward; `both`
+/// bound as in [`epilogue_kernel`]). Summing the partials over chunks gives `∂L/∂g`. Grid as
+/// [`column_sq_partials_kernel`].
+#[cube(launch_unchecked)]
+pub fn epilogue_backward_kernel<N: Size>(
+    dy: &Array<Vector<f32, N>>,
+    base: &Array<Vector<f32, N>>,
+    xa: &Array<f32>,
+    b: &Array<Vector<f32, N>>,
+    g: &Array<Vector<f32, N>>,
+    dbase: &mut Array<Vector<f32, N>>,
+    partials: &mut Array<Vector<f32, N>>,
+    rows: u32,
+    d_vecs: u32,
+    row_vecs: u32,
+    row_len: u32,
+    xa_offset: u32,
+    chunk_rows: u32,
+    scale: f32,
+    #[comptime] rank: usize,
+) {
+    let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let d_vecs = d_vecs as usize;
+    if col >= d_vecs {
+        terminate!();
+    }
+    let bcols = load_columns::<N>(b, col, d_vecs, rank);
+    let chunk = CUBE_POS_Y as usize;
+    let start = chunk * chunk_rows as usize;
+    let end = min(start + chunk_rows as usize, rows as usize);
+    let gj = g[col];
+    let mut acc = Vector::<f32, N>::new(0.0f32);
+    let xa_offset = xa_offset as usize;
+    for t in start..end {
+        let pos = t * d_vecs + col;
+        let up = dy[pos];
+        let lr = low_rank::<N>(xa, &bcols, t * row_len as usize + xa_offset, scale, rank);
+        let z = base[t * row_vecs as usize + col] + lr;
+        acc += up * z;
+        dbase[pos] = up * gj;
+    }
+    partials[chunk * d_vecs + col] = acc;
+}

@@ -1,0 +1,598 @@
+//! LoRA and DoRA linear layers (arXiv 2402.09353) around the backend's own GEMM.
+//!
+//! With burn's `Linear` layout (weight `W0 [d_in, d_out]`, `y = x W0`), adapters `A [d_in, r]`,
+//! `B [r, d_out]`, scaling `s = α / r` and one magnitude per output column `m [d_out]`:
+//! - LoRA: `y = x W0 + s (x A) B`;
+//! - DoRA: `V = W0 + s A B`, `c_j = ‖V[:, j]‖` (per output column), `g = m / max(c, ε)`,
+//!   `W' = V ⊙ g` (column-wise), `y = x W' = (x W0 + s (x A) B) ⊙ g` (paper Eq. 5).
+//!
+//! Neither `A B` nor `W'` is materialised: [`column_norms`] computes `c` in one pass over `W0`
+//! (recomputing each `(A B)[i, j]` from `r` products), one backend GEMM computes
+//! `both = x [W0 | A]` (the base output and `x A` together: `r` more columns instead of a skinny
+//! second GEMM), and [`epilogue`] fuses the low-rank term and the column scaling into one pass
+//! over the output. Backward, with the norm detached (Sec. 4.3, Eq. 11):
+//! `∂L/∂z = ∂L/∂y ⊙ g` and `∂L/∂g_j = Σ_t ∂L/∂y[t, j] z[t, j]` ([`epilogue_backward`]), then
+//! GEMMs for `∂L/∂A`, `∂L/∂B` and `∂L/∂x = [∂L/∂z | ∂L/∂(xA)] [W0 | A]ᵀ` (one GEMM); `∂L/∂m = ∂L/∂g / max(c, ε)` equals Eq. 7.
+//!
+//! The plain-Rust references in this module (`*_reference`, f64, materialising `W'` and the
+//! closed forms of Eqs. 6, 7 and 11) are what the kernel and op tests compare against.
+
+pub mod kernel;
+
+use cubecl::prelude::*;
+use cubecl::server::Handle;
+
+use crate::KernelError;
+use crate::launch::{cube_size_pow2, grid_1d, vector_size_dividing};
+
+/// The floor of the column norm `c` in `g = m / max(c, ε)`: a zero column of `V` gives a finite
+/// `g` (PEFT issue 2049 reports `inf` without one).
+pub const NORM_EPS: f32 = 1e-6;
+
+/// Units per cube along the columns in the chunked kernels.
+const COLUMN_CUBE: usize = 64;
+/// Rows per chunk in the chunked kernels (at least; more when there are over 1024 chunks).
+const CHUNK_ROWS: usize = 16;
+/// Rows per unit of the epilogue (at least).
+const EPILOGUE_ROWS: usize = 16;
+/// Units per cube of the per-column sums.
+const ELEMENT_CUBE: usize = 256;
+
+/// An adapter's geometry and strength: `W0 [d_in, d_out]`, rank `r`, `α` (`s = α / r`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdapterSpec {
+    /// Input features (rows of `W0`).
+    pub d_in: usize,
+    /// Output features (columns of `W0`; one magnitude each).
+    pub d_out: usize,
+    /// The rank `r` of `A B`.
+    pub rank: usize,
+    /// LoRA's `α`; the update is scaled by `s = α / r`.
+    pub alpha: f32,
+}
+
+impl AdapterSpec {
+    /// Fails on an empty layer, `r = 0`, `r > min(d_in, d_out)` or `α ≤ 0` (or not finite).
+    pub fn validate(&self) -> Result<(), KernelError> {
+        if self.d_in == 0 {
+            return Err(KernelError::EmptyDimension {
+                what: "adapter input features d_in",
+            });
+        }
+        if self.d_out == 0 {
+            return Err(KernelError::EmptyDimension {
+                what: "adapter output features d_out",
+            });
+        }
+        if self.rank == 0 {
+            return Err(KernelError::EmptyDimension {
+                what: "adapter rank r",
+            });
+        }
+        let max = self.d_in.min(self.d_out);
+        if self.rank > max {
+            return Err(KernelError::InvalidSetting {
+                what: "adapter rank r",
+                value: format!("{} (layer {}×{})", self.rank, self.d_in, self.d_out),
+                expected: "1 ≤ r ≤ min(d_in, d_out): a larger rank adds parameters, not capacity",
+            });
+        }
+        if !(self.alpha.is_finite() && self.alpha > 0.0) {
+            return Err(KernelError::InvalidSetting {
+                what: "adapter α",
+                value: self.alpha.to_string(),
+                expected: "a finite value above 0 (the update is scaled by α / r)",
+            });
+        }
+        Ok(())
+    }
+
+    /// `s = α / r`.
+    pub fn scale(&self) -> f32 {
+        self.alpha / self.rank as f32
+    }
+
+    /// Checks the tensors' shapes against the spec: `W0 [d_in, d_out]`, `A [d_in, r]`,
+    /// `B [r, d_out]`, `m [d_out]` (when given) and inputs `x [n, d_in]` (when given).
+    pub fn check_shapes(
+        &self,
+        x: Option<[usize; 2]>,
+        w0: [usize; 2],
+        a: [usize; 2],
+        b: [usize; 2],
+        m: Option<[usize; 1]>,
+    ) -> Result<(), KernelError> {
+        self.validate()?;
+        let expect = |what, want: Vec<usize>, got: Vec<usize>| {
+            if want == got {
+                Ok(())
+            } else {
+                Err(KernelError::ShapeMismatch {
+                    what,
+                    expected: want,
+                    got,
+                })
+            }
+        };
+        expect(
+            "base weight W0 [d_in, d_out]",
+            vec![self.d_in, self.d_out],
+            w0.to_vec(),
+        )?;
+        expect(
+            "adapter A [d_in, r] (d_in from the base layer)",
+            vec![self.d_in, self.rank],
+            a.to_vec(),
+        )?;
+        expect(
+            "adapter B [r, d_out] (d_out from the base layer)",
+            vec![self.rank, self.d_out],
+            b.to_vec(),
+        )?;
+        if let Some(m) = m {
+            expect(
+                "DoRA magnitude m [d_out] (one per output column)",
+                vec![self.d_out],
+                m.to_vec(),
+            )?;
+        }
+        if let Some([n, d]) = x {
+            if n == 0 {
+                return Err(KernelError::EmptyDimension {
+                    what: "number of input rows",
+                });
+            }
+            if d != self.d_in {
+                return Err(KernelError::ShapeMismatch {
+                    what: "input x [n, d_in] vs the base layer's d_in",
+                    expected: vec![n, self.d_in],
+                    got: vec![n, d],
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The dimensions a launch needs (validated by the caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    /// Rows of the left operand (`d_in` for the norms, tokens `n` for the epilogue).
+    pub rows: usize,
+    /// Output columns `d_out`.
+    pub d_out: usize,
+    /// Rank `r ≥ 1`.
+    pub rank: usize,
+}
+
+/// The launch geometry of the (vector column block, row chunk) kernels.
+struct Chunking {
+    /// Columns per vector (divides `d_out`).
+    width: usize,
+    /// Vector columns `d_out / width`.
+    d_vecs: usize,
+    /// Rows per chunk.
+    chunk_rows: usize,
+    /// Number of chunks.
+    chunks: usize,
+    count: CubeCount,
+    dim: CubeDim,
+}
+
+/// Chunks of at least `min_rows` rows (at most 1024 chunks), vectors as wide as the device loads
+/// efficiently that divide `d_out`.
+fn chunking<R: Runtime>(
+    client: &ComputeClient<R>,
+    rows: usize,
+    d_out: usize,
+    min_rows: usize,
+) -> Chunking {
+    let width = vector_size_dividing(client, 4, d_out);
+    let d_vecs = d_out / width;
+    let chunk_rows = min_rows.max(rows.div_ceil(1024));
+    let chunks = rows.div_ceil(chunk_rows).max(1);
+    let cube = cube_size_pow2(client, COLUMN_CUBE.min(d_vecs.next_power_of_two()));
+    Chunking {
+        width,
+        d_vecs,
+        chunk_rows,
+        chunks,
+        count: CubeCount::Static(d_vecs.div_ceil(cube) as u32, chunks as u32, 1),
+        dim: CubeDim::new_1d(cube as u32),
+    }
+}
+
+fn sum_partials<R: Runtime>(
+    client: &ComputeClient<R>,
+    partials: Handle,
+    chunks: usize,
+    d_out: usize,
+    sqrt: bool,
+) -> Handle {
+    let out = client.empty(d_out * 4);
+    let cube = cube_size_pow2(client, ELEMENT_CUBE.min(d_out.next_power_of_two()));
+    // SAFETY: partials holds chunks·d_out f32, out d_out.
+    unsafe {
+        kernel::sum_partials_kernel::launch_unchecked::<R>(
+            client,
+            grid_1d(client, d_out.div_ceil(cube)),
+            CubeDim::new_1d(cube as u32),
+            ArrayArg::from_raw_parts(partials, chunks * d_out),
+            ArrayArg::from_raw_parts(out.clone(), d_out),
+            chunks as u32,
+            d_out as u32,
+            sqrt,
+        );
+    }
+    out
+}
+
+/// Column norms `c [d_out]` of `V = W0 + s·A·B` (`W0 [d_in, d_out]`, `A [d_in, r]`, `B [r,
+/// d_out]`, `dims.rows = d_in`), without the floor. Two launches (chunked partial sums of squares,
+/// then their sum and square root); `V` is never stored.
+pub fn column_norms<R: Runtime>(
+    client: &ComputeClient<R>,
+    dims: Dims,
+    w0: Handle,
+    a: Handle,
+    b: Handle,
+    scale: f32,
+) -> Handle {
+    let Dims { rows, d_out, rank } = dims;
+    let c = chunking(client, rows, d_out, CHUNK_ROWS);
+    let partials = client.empty(c.chunks * d_out * 4);
+    // SAFETY: w0 holds rows·d_out, a rows·rank, b rank·d_out f32 (caller's contract); the vector
+    // width divides d_out.
+    unsafe {
+        kernel::column_sq_partials_kernel::launch_unchecked::<R>(
+            client,
+            c.count,
+            c.dim,
+            c.width,
+            ArrayArg::from_raw_parts(w0, rows * c.d_vecs),
+            ArrayArg::from_raw_parts(a, rows * rank),
+            ArrayArg::from_raw_parts(b, rank * c.d_vecs),
+            ArrayArg::from_raw_parts(partials.clone(), c.chunks * c.d_vecs),
+            rows as u32,
+            c.d_vecs as u32,
+            c.chunk_rows as u32,
+            scale,
+            rank,
+        );
+    }
+    sum_partials(client, partials, c.chunks, d_out, true)
+}
+
+/// `gcd(a, b)`.
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// The geometry of a kernel reading `both [rows, d_out + r]`: vectors dividing `d_out` and the
+/// row length `d_out + r`.
+fn both_chunking<R: Runtime>(
+    client: &ComputeClient<R>,
+    dims: Dims,
+    min_rows: usize,
+) -> (Chunking, usize, usize) {
+    let Dims { rows, d_out, rank } = dims;
+    let row_len = d_out + rank;
+    let mut c = chunking(client, rows, gcd(d_out, row_len), min_rows);
+    // `chunking` sized the vector for gcd(d_out, d_out + r); the columns are d_out.
+    c.d_vecs = d_out / c.width;
+    let cube = cube_size_pow2(client, COLUMN_CUBE.min(c.d_vecs.next_power_of_two()));
+    c.count = CubeCount::Static(c.d_vecs.div_ceil(cube) as u32, c.chunks as u32, 1);
+    c.dim = CubeDim::new_1d(cube as u32);
+    let row_vecs = row_len / c.width;
+    (c, row_vecs, row_len)
+}
+
+/// The epilogue after the one GEMM `both = x·[W0 | A]` (`[n, d_out + r]`, `dims.rows = n`):
+/// `out [n, d_out] = (base + s·xa·B) ⊙ g` (`g [d_out]` per column; `base`, `xa` the two column
+/// blocks of `both`) or, with `g = None`, `base + s·xa·B`. One launch.
+pub fn epilogue<R: Runtime>(
+    client: &ComputeClient<R>,
+    dims: Dims,
+    both: Handle,
+    b: Handle,
+    g: Option<Handle>,
+    scale: f32,
+) -> Handle {
+    let Dims { rows, d_out, rank } = dims;
+    let scaled = g.is_some();
+    // LoRA: the kernel never reads g; bind B in its place.
+    let g = g.unwrap_or_else(|| b.clone());
+    let g_len = if scaled { d_out } else { rank * d_out };
+    let out = client.empty(rows * d_out * 4);
+    let (c, row_vecs, row_len) = both_chunking(client, dims, EPILOGUE_ROWS);
+    let v = |len: usize| len / c.width;
+    // SAFETY: both holds n·(d_out + r), b r·d_out, g d_out (or stands in unread) f32; the vector
+    // width divides d_out and d_out + r.
+    unsafe {
+        kernel::epilogue_kernel::launch_unchecked::<R>(
+            client,
+            c.count,
+            c.dim,
+            c.width,
+            ArrayArg::from_raw_parts(both.clone(), v(rows * row_len)),
+            ArrayArg::from_raw_parts(both, rows * row_len),
+            ArrayArg::from_raw_parts(b, v(rank * d_out)),
+            ArrayArg::from_raw_parts(g, v(g_len)),
+            ArrayArg::from_raw_parts(out.clone(), v(rows * d_out)),
+            rows as u32,
+            c.d_vecs as u32,
+            row_vecs as u32,
+            row_len as u32,
+            d_out as u32,
+            c.chunk_rows as u32,
+            scale,
+            rank,
+            scaled,
+        );
+    }
+    out
+}
+
+/// The DoRA epilogue's backward: `(dbase [n, d_out] = dy ⊙ g, dg [d_out] = Σ_t dy ⊙ z)` with
+/// `z = base + s·xa·B` recomputed from `both [n, d_out + r]`. Two launches.
+pub fn epilogue_backward<R: Runtime>(
+    client: &ComputeClient<R>,
+    dims: Dims,
+    dy: Handle,
+    both: Handle,
+    b: Handle,
+    g: Handle,
+    scale: f32,
+) -> (Handle, Handle) {
+    let Dims { rows, d_out, rank } = dims;
+    let len = rows * d_out;
+    let (c, row_vecs, row_len) = both_chunking(client, dims, CHUNK_ROWS);
+    let dbase = client.empty(len * 4);
+    let partials = client.empty(c.chunks * d_out * 4);
+    let v = |len: usize| len / c.width;
+    // SAFETY: dy holds n·d_out, both n·(d_out + r), b r·d_out, g d_out f32 (caller's contract);
+    // the vector width divides d_out and d_out + r.
+    unsafe {
+        kernel::epilogue_backward_kernel::launch_unchecked::<R>(
+            client,
+            c.count,
+            c.dim,
+            c.width,
+            ArrayArg::from_raw_parts(dy, v(len)),
+            ArrayArg::from_raw_parts(both.clone(), v(rows * row_len)),
+            ArrayArg::from_raw_parts(both, rows * row_len),
+            ArrayArg::from_raw_parts(b, v(rank * d_out)),
+            ArrayArg::from_raw_parts(g, v(d_out)),
+            ArrayArg::from_raw_parts(dbase.clone(), v(len)),
+            ArrayArg::from_raw_parts(partials.clone(), v(c.chunks * d_out)),
+            rows as u32,
+            c.d_vecs as u32,
+            row_vecs as u32,
+            row_len as u32,
+            d_out as u32,
+            c.chunk_rows as u32,
+            scale,
+            rank,
+        );
+    }
+    let dg = sum_partials(client, partials, c.chunks, d_out, false);
+    (dbase, dg)
+}
+
+/// `left [rows, k] · right [k, cols]` in f64 (row-major).
+fn matmul(left: &[f64], right: &[f64], rows: usize, k: usize, cols: usize) -> Vec<f64> {
+    let mut out = vec![0.0; rows * cols];
+    for i in 0..rows {
+        for p in 0..k {
+            let l = left[i * k + p];
+            if l == 0.0 {
+                continue;
+            }
+            for j in 0..cols {
+                out[i * cols + j] += l * right[p * cols + j];
+            }
+        }
+    }
+    out
+}
+
+fn transpose(m: &[f64], rows: usize, cols: usize) -> Vec<f64> {
+    let mut out = vec![0.0; rows * cols];
+    for i in 0..rows {
+        for j in 0..cols {
+            out[j * rows + i] = m[i * cols + j];
+        }
+    }
+    out
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&x| x as f64).collect()
+}
+
+/// The adapter's tensors on the host, f32 (as the device holds them), with its spec.
+#[derive(Clone, Debug)]
+pub struct HostAdapter<'a> {
+    /// Geometry and `α`.
+    pub spec: AdapterSpec,
+    /// `W0 [d_in, d_out]`.
+    pub w0: &'a [f32],
+    /// `A [d_in, r]`.
+    pub a: &'a [f32],
+    /// `B [r, d_out]`.
+    pub b: &'a [f32],
+    /// `m [d_out]` (DoRA).
+    pub m: &'a [f32],
+}
+
+impl HostAdapter<'_> {
+    /// `V = W0 + s A B` `[d_in, d_out]`, materialised (f64).
+    pub fn direction_reference(&self) -> Vec<f64> {
+        let AdapterSpec {
+            d_in, d_out, rank, ..
+        } = self.spec;
+        let s = self.spec.scale() as f64;
+        let ab = matmul(&f64s(self.a), &f64s(self.b), d_in, rank, d_out);
+        self.w0
+            .iter()
+            .zip(ab)
+            .map(|(&w, u)| w as f64 + s * u)
+            .collect()
+    }
+
+    /// Column norms `c [d_out]` of `V` (no floor).
+    pub fn column_norms_reference(&self) -> Vec<f64> {
+        let AdapterSpec { d_in, d_out, .. } = self.spec;
+        let v = self.direction_reference();
+        (0..d_out)
+            .map(|j| {
+                (0..d_in)
+                    .map(|i| v[i * d_out + j].powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .collect()
+    }
+
+    /// The merged DoRA weight `W' = m ⊙ V / max(c, ε)` `[d_in, d_out]` (Eq. 5).
+    pub fn merged_reference(&self) -> Vec<f64> {
+        let d_out = self.spec.d_out;
+        let v = self.direction_reference();
+        let c = self.column_norms_reference();
+        v.iter()
+            .enumerate()
+            .map(|(p, x)| {
+                let j = p % d_out;
+                x * self.m[j] as f64 / c[j].max(NORM_EPS as f64)
+            })
+            .collect()
+    }
+
+    /// LoRA's output `x W0 + s (x A) B` for `x [n, d_in]` → `[n, d_out]`.
+    pub fn lora_forward_reference(&self, x: &[f32], n: usize) -> Vec<f64> {
+        let AdapterSpec { d_in, d_out, .. } = self.spec;
+        matmul(&f64s(x), &self.direction_reference(), n, d_in, d_out)
+    }
+
+    /// DoRA's output `x W'` for `x [n, d_in]` → `[n, d_out]`.
+    pub fn dora_forward_reference(&self, x: &[f32], n: usize) -> Vec<f64> {
+        let AdapterSpec { d_in, d_out, .. } = self.spec;
+        matmul(&f64s(x), &self.merged_reference(), n, d_in, d_out)
+    }
+
+    /// DoRA's gradients for `x [n, d_in]` and the upstream `dy [n, d_out]`, from the paper's closed
+    /// forms: with `G = xᵀ dy = ∇_{W'} L`,
+    /// - `∂L/∂m_j = Σ_i G[i, j] V[i, j] / c_j` (Eq. 7);
+    /// - `∇_V L = (m_j / c_j) G[:, j]` with the norm detached (Eq. 11), or
+    ///   `(m_j / c_j) (G[:, j] − V[:, j] ⟨V[:, j], G[:, j]⟩ / c_j²)` exactly (Eq. 6);
+    /// - `∂L/∂A = s ∇_V L Bᵀ`, `∂L/∂B = s Aᵀ ∇_V L`, `∂L/∂x = dy W'ᵀ`.
+    pub fn dora_grads_reference(&self, x: &[f32], dy: &[f32], n: usize, exact: bool) -> Grads {
+        let AdapterSpec {
+            d_in, d_out, rank, ..
+        } = self.spec;
+        let s = self.spec.scale() as f64;
+        let v = self.direction_reference();
+        let c: Vec<f64> = self
+            .column_norms_reference()
+            .into_iter()
+            .map(|c| c.max(NORM_EPS as f64))
+            .collect();
+        let grad_w = matmul(&transpose(&f64s(x), n, d_in), &f64s(dy), d_in, n, d_out);
+        let mut dm = vec![0.0; d_out];
+        let mut dots = vec![0.0; d_out];
+        for i in 0..d_in {
+            for j in 0..d_out {
+                dots[j] += grad_w[i * d_out + j] * v[i * d_out + j];
+            }
+        }
+        for j in 0..d_out {
+            dm[j] = dots[j] / c[j];
+        }
+        let mut grad_v = vec![0.0; d_in * d_out];
+        for i in 0..d_in {
+            for j in 0..d_out {
+                let p = i * d_out + j;
+                let ratio = self.m[j] as f64 / c[j];
+                grad_v[p] = if exact {
+                    ratio * (grad_w[p] - v[p] * dots[j] / (c[j] * c[j]))
+                } else {
+                    ratio * grad_w[p]
+                };
+            }
+        }
+        let da: Vec<f64> = matmul(
+            &grad_v,
+            &transpose(&f64s(self.b), rank, d_out),
+            d_in,
+            d_out,
+            rank,
+        )
+        .into_iter()
+        .map(|g| g * s)
+        .collect();
+        let db: Vec<f64> = matmul(
+            &transpose(&f64s(self.a), d_in, rank),
+            &grad_v,
+            rank,
+            d_in,
+            d_out,
+        )
+        .into_iter()
+        .map(|g| g * s)
+        .collect();
+        let merged = self.merged_reference();
+        let dx = matmul(&f64s(dy), &transpose(&merged, d_in, d_out), n, d_out, d_in);
+        Grads { dx, da, db, dm }
+    }
+
+    /// LoRA's gradients: `∂L/∂A = s xᵀ (dy Bᵀ)`, `∂L/∂B = s (x A)ᵀ dy`, `∂L/∂x = dy Vᵀ`
+    /// (`dm` is empty).
+    pub fn lora_grads_reference(&self, x: &[f32], dy: &[f32], n: usize) -> Grads {
+        let AdapterSpec {
+            d_in, d_out, rank, ..
+        } = self.spec;
+        let s = self.spec.scale() as f64;
+        let dyb = matmul(
+            &f64s(dy),
+            &transpose(&f64s(self.b), rank, d_out),
+            n,
+            d_out,
+            rank,
+        );
+        let da = matmul(&transpose(&f64s(x), n, d_in), &dyb, d_in, n, rank)
+            .into_iter()
+            .map(|g| g * s)
+            .collect();
+        let xa = matmul(&f64s(x), &f64s(self.a), n, d_in, rank);
+        let db = matmul(&transpose(&xa, n, rank), &f64s(dy), rank, n, d_out)
+            .into_iter()
+            .map(|g| g * s)
+            .collect();
+        let dx = matmul(
+            &f64s(dy),
+            &transpose(&self.direction_reference(), d_in, d_out),
+            n,
+            d_out,
+            d_in,
+        );
+        Grads {
+            dx,
+            da,
+            db,
+            dm: Vec::new(),
+        }
+    }
+}
+
+/// Gradients of an adapted layer (f64, row-major).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grads {
+    /// `∂L/∂x [n, d_in]`.
+    pub dx: Vec<f64>,
+    /// `∂L/∂A [d_in, r]`.
+    pub da: Vec<f64>,
+    /// `∂L/∂B [r, d_out]`.
+    pub db: Vec<f64>,
+    /// `∂L/∂m [d_out]` (DoRA only).
+    pub dm: Vec<f64>,
+}
