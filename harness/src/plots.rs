@@ -47,7 +47,12 @@ fn bounds(series: &[Series]) -> (f64, f64, f64, f64) {
         return (0.0, 1.0, 0.0, 1.0);
     }
     let pad_y = ((y1 - y0) * 0.08).max(y1.abs() * 0.02).max(1e-9);
-    let pad_x = ((x1 - x0) * 0.02).max(0.5);
+    // 3% of the range; a single x gets ±0.5 (steps, ranks) or ±5% of its size.
+    let pad_x = if x1 > x0 {
+        (x1 - x0) * 0.03
+    } else {
+        x0.abs() * 0.05 + 0.5
+    };
     (
         x0 - pad_x,
         x1 + pad_x,

@@ -20,7 +20,7 @@ use claimbench_kernels::testing::{max_abs_diff, uniform, within};
 
 use super::{Job, Outcome, UnitSpec, fmt_pm, mean_pm, metric};
 use crate::bench::{BenchConfig, Comparison, interleaved};
-use crate::plots::{Series, xy_plot};
+use crate::plots::{Bar, Series, bars, xy_plot};
 use crate::report::{Section, TableView};
 use crate::store::{MetricRow, UnitRecord, UnitStatus};
 
@@ -605,14 +605,22 @@ fn sweep_section(
 ) -> Section {
     let mut rows = Vec::new();
     let mut series = Vec::new();
+    let mut whiskers = Vec::new();
     for method in [Method::Lora, Method::Dora] {
         let mut pts = Vec::new();
         for &r in &cfg.ranks {
             let xs = nmse_of(ms, e, method, r);
             let pm = mean_pm(&xs);
             rows.push(vec![method.as_str().to_string(), r.to_string(), fmt_pm(pm)]);
-            if let Some((mean, _)) = pm {
+            if let Some((mean, half)) = pm {
                 pts.push((r as f64, mean.max(1e-12).log10()));
+                let half = if half.is_finite() { half } else { 0.0 };
+                whiskers.push(Bar {
+                    label: format!("{} r{r}", method.as_str()),
+                    mean,
+                    lo: mean - half,
+                    hi: mean + half,
+                });
             }
         }
         series.push(Series {
@@ -634,6 +642,12 @@ fn sweep_section(
             });
         }
     }
+    // The adaptation's errors are far below 1: a "no progress" line would flatten its bars.
+    let references = if e == Experiment::Adapt {
+        Vec::new()
+    } else {
+        vec![("no progress (the base layer)".to_string(), 1.0)]
+    };
     Section {
         title: title.into(),
         note: note.into(),
@@ -644,15 +658,17 @@ fn sweep_section(
                 .collect(),
             rows,
         }),
-        figures: vec![xy_plot(
-            title,
-            "rank r",
-            "log10 normalised MSE",
-            &series,
-            true,
-        )],
+        figures: vec![
+            xy_plot(title, "rank r", "log10 normalised MSE", &series, true),
+            bars(
+                "normalised MSE by method and rank: mean and 95% CI over seeds",
+                "normalised MSE",
+                &whiskers,
+                &references,
+            ),
+        ],
         caption: format!(
-            "Mean over {} seeds; 1 = no better than the base layer.",
+            "Mean over {} seeds (log scale), then the same with 95% CIs; 1 = no better than the base layer.",
             ms.len()
         ),
     }
