@@ -9,7 +9,7 @@ use claimbench_claims::Claim;
 use crate::configs::PaperConfigs;
 use crate::run::parse_scale;
 use crate::store::{Manifest, UnitRecord};
-use crate::suites::{Scale, continual, dora, dpo_ppo};
+use crate::suites::{Scale, continual, dora, dpo_ppo, mixtral};
 
 /// Every claim of the papers whose units are in `records`, with the settings the run used (the
 /// scale's defaults for a manifest without them). A claim whose evidence is malformed is left
@@ -59,6 +59,13 @@ pub fn evaluate_all(records: &[UnitRecord], manifest: &Manifest) -> Vec<Claim> {
         match claimbench_dora::evaluate(&configs.dora, &dora, &manifest.scale) {
             Ok(claims) => out.extend(claims),
             Err(e) => eprintln!("warning: dora claims not evaluated: {e}"),
+        }
+    }
+    let mixtral = mixtral::seed_measurements(records);
+    if !mixtral.is_empty() {
+        match claimbench_mixtral::evaluate(&configs.mixtral, &mixtral, &manifest.scale) {
+            Ok(claims) => out.extend(claims),
+            Err(e) => eprintln!("warning: mixtral claims not evaluated: {e}"),
         }
     }
     out

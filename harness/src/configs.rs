@@ -13,6 +13,7 @@ use claimbench_continual::ExperimentConfig;
 use claimbench_dora::DoraConfig;
 use claimbench_dpo_ppo::fig1::Fig1Config;
 use claimbench_dpo_ppo::ladder::LadderConfig;
+use claimbench_mixtral::MixtralConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -33,6 +34,10 @@ pub struct PaperConfigs {
     /// defaults (they hold no units of its experiments).
     #[serde(default)]
     pub dora: DoraConfig,
+    /// `mixtral` (arXiv 2401.04088). Manifests written before it existed read as the `small`
+    /// defaults (they hold no units of its experiments).
+    #[serde(default)]
+    pub mixtral: MixtralConfig,
 }
 
 /// The settings of the DPO-vs-PPO experiments: the 8×8 preference problems (Fig. 1, the
@@ -70,6 +75,7 @@ impl PaperConfigs {
             continual: ExperimentConfig::for_scale(scale.name()),
             dpo_ppo: DpoPpoConfigs::for_scale(scale),
             dora: DoraConfig::for_scale(scale.name()),
+            mixtral: MixtralConfig::for_scale(scale.name()),
         }
     }
 
@@ -121,7 +127,10 @@ impl PaperConfigs {
             .map_err(|e| input_error(format!("dpo-ppo ladder: {e}")))?;
         self.dora
             .validate()
-            .map_err(|e| input_error(format!("dora: {e}")))
+            .map_err(|e| input_error(format!("dora: {e}")))?;
+        self.mixtral
+            .validate()
+            .map_err(|e| input_error(format!("mixtral: {e}")))
     }
 
     /// [`PaperConfigs::validate`] plus the checks that need the run's verdict seeds (the DoRA
@@ -130,7 +139,10 @@ impl PaperConfigs {
         self.validate()?;
         self.dora
             .validate_with_seeds(seeds)
-            .map_err(|e| input_error(format!("dora: {e}")))
+            .map_err(|e| input_error(format!("dora: {e}")))?;
+        self.mixtral
+            .validate_with_seeds(seeds)
+            .map_err(|e| input_error(format!("mixtral: {e}")))
     }
 }
 

@@ -377,6 +377,9 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
     if let Some(p) = papers.get_mut(crate::suites::continual::PAPER) {
         p.sections = crate::suites::continual::report_sections(&configs.continual, &units);
     }
+    if let Some(p) = papers.get_mut(crate::suites::mixtral::PAPER) {
+        p.sections = crate::suites::mixtral::report_sections(&configs.mixtral, &units);
+    }
     if let Some(p) = papers.get_mut(crate::suites::dora::PAPER) {
         p.sections = crate::suites::dora::report_sections(&configs.dora, &units);
     }

@@ -12,6 +12,7 @@ pub mod cross_entropy;
 pub mod dora;
 pub mod error;
 pub mod launch;
+pub mod moe;
 pub mod ppo;
 pub mod preference;
 pub mod sequences;

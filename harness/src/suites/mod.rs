@@ -6,6 +6,7 @@ pub mod cross_entropy;
 pub mod dora;
 pub mod dpo_kernels;
 pub mod dpo_ppo;
+pub mod mixtral;
 pub mod token_logprob;
 
 use burn::backend::{Autodiff, Flex, Wgpu};
@@ -19,7 +20,7 @@ use token_logprob::TrainConfig;
 /// The known top-level ids: kernels and papers (contracts.md). A paper id selects the units of
 /// the kernels it uses until its own reproduction registers units.
 pub const PAPERS: &[(&str, &[&str])] = &[
-    ("mixtral", &[]),
+    ("mixtral", &[mixtral::KERNEL]),
     ("dora", &[dora::KERNEL]),
     ("continual", &[token_logprob::KERNEL, cross_entropy::KERNEL]),
     (
@@ -81,6 +82,23 @@ impl Scale {
                 rounds: 40,
                 resamples: 10_000,
             },
+        }
+    }
+    /// Benchmark sample counts of the MoE layer: one forward + backward at the shape takes
+    /// tens of seconds on lavapipe, so fewer rounds than [`Scale::bench`] below `full`.
+    pub fn moe_bench(self) -> BenchConfig {
+        match self {
+            Scale::Smoke => BenchConfig {
+                warmup: 1,
+                rounds: 3,
+                resamples: 10_000,
+            },
+            Scale::Small => BenchConfig {
+                warmup: 1,
+                rounds: 6,
+                resamples: 10_000,
+            },
+            Scale::Full => self.bench(),
         }
     }
     /// Training settings of the token-logprob demonstration.
@@ -145,6 +163,14 @@ pub enum Job {
     DoraCheckDevice,
     /// The fused DoRA layer's benchmark on the kernel device.
     DoraBench,
+    /// One seed of the Mixtral arms (dense, MoE with and without the aux loss, dense-total).
+    MixtralSeed,
+    /// The MoE layer on flex (the composition) vs the f64 reference and the loop's autodiff.
+    MoeCheckFlex,
+    /// The MoE kernels on the kernel device vs the f64 reference and the loop's autodiff.
+    MoeCheckDevice,
+    /// The MoE layer's benchmark on the kernel device.
+    MoeBench,
 }
 
 impl Job {
@@ -157,6 +183,7 @@ impl Job {
                 | Job::DpoBench
                 | Job::GaeBench
                 | Job::DoraBench
+                | Job::MoeBench
         )
     }
 }
@@ -302,6 +329,8 @@ pub fn all_units(seeds: &[u64], configs: &PaperConfigs) -> Vec<UnitSpec> {
     units.extend(dpo_ppo::units(seeds));
     units.extend(dora::kernel_units());
     units.extend(dora::units(seeds));
+    units.extend(mixtral::kernel_units());
+    units.extend(mixtral::units(seeds));
     units
 }
 
@@ -314,6 +343,7 @@ pub fn known_ids(units: &[UnitSpec]) -> Vec<String> {
     ids.push(dpo_kernels::DPO_KERNEL.to_string());
     ids.push(dpo_kernels::PPO_KERNEL.to_string());
     ids.push(dora::KERNEL.to_string());
+    ids.push(mixtral::KERNEL.to_string());
     ids.sort();
     ids.dedup();
     ids
@@ -483,6 +513,73 @@ pub fn execute(
             };
             tick();
             (plan.train, plan.train_device.name.clone(), out)
+        }
+        Job::MixtralSeed => {
+            let cfg = &configs.mixtral;
+            // The kernels' CubeBackend, not burn's fused default: its fusion computes the MoE
+            // loop wrongly in burn 0.21.
+            type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+            let out = match plan.train {
+                Exec::Flex => {
+                    mixtral::run_seed_unit::<Autodiff<Flex>>(cfg, unit, &Default::default())
+                }
+                Exec::Wgpu => {
+                    mixtral::run_seed_unit::<Autodiff<CubeWgpu>>(cfg, unit, &Default::default())
+                }
+                #[cfg(feature = "cuda")]
+                Exec::Cuda => mixtral::run_seed_unit::<
+                    Autodiff<burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>>,
+                >(cfg, unit, &Default::default()),
+                #[cfg(not(feature = "cuda"))]
+                Exec::Cuda => Outcome::error("built without the cuda feature".into()),
+            };
+            tick();
+            (plan.train, plan.train_device.name.clone(), out)
+        }
+        Job::MoeCheckFlex => (
+            Exec::Flex,
+            plan_flex_name(),
+            mixtral::check::<Flex>(&Default::default(), seed),
+        ),
+        Job::MoeCheckDevice | Job::MoeBench => {
+            type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+            let exec = plan
+                .kernels
+                .expect("device units are skipped without a kernel device");
+            let name = plan
+                .kernel_device
+                .as_ref()
+                .map(|d| d.name.clone())
+                .unwrap_or_default();
+            let check = unit.job == Job::MoeCheckDevice;
+            let out = match exec {
+                Exec::Wgpu if check => mixtral::check::<CubeWgpu>(&Default::default(), seed),
+                Exec::Wgpu => mixtral::bench::<CubeWgpu>(
+                    &Default::default(),
+                    "wgpu (unfused CubeBackend)",
+                    &name,
+                    scale.moe_bench(),
+                    seed,
+                    tick,
+                ),
+                #[cfg(feature = "cuda")]
+                Exec::Cuda if check => mixtral::check::<
+                    burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>,
+                >(&Default::default(), seed),
+                #[cfg(feature = "cuda")]
+                Exec::Cuda => mixtral::bench::<
+                    burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>,
+                >(
+                    &Default::default(),
+                    "cuda (unfused CubeBackend)",
+                    &name,
+                    scale.bench(),
+                    seed,
+                    tick,
+                ),
+                _ => Outcome::error(format!("no kernel backend {exec:?} in this build")),
+            };
+            (exec, name, out)
         }
         Job::DoraCheckFlex => (
             Exec::Flex,

@@ -17,5 +17,6 @@ mod continual;
 mod dora;
 mod exit_codes;
 mod fixtures;
+mod mixtral;
 mod site;
 mod train_paths;

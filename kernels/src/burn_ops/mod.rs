@@ -31,12 +31,14 @@ use crate::cross_entropy::{self, Settings};
 use crate::token_logprob::{self, BackwardWeights, IdType, Problem};
 
 pub mod dora;
+pub mod moe;
 pub mod preference;
 
 pub use dora::{
     DoraBackend, NormGrad, dora_column_norms, dora_gain, dora_linear, dora_linear_peft, dora_merge,
     dora_unmerge, lora_linear, lora_linear_composition, lora_merge, lora_unmerge,
 };
+pub use moe::{MoeBackend, MoeOutput, dense_swiglu, moe_layer, moe_layer_loop};
 pub use preference::{
     DpoLoss, PreferenceBackend, concat_pairs, dpo_loss, dpo_loss_composition, dpo_loss_unchecked,
 };

@@ -8,5 +8,6 @@
 mod burn_ops;
 mod dora_ops;
 mod dpo_ops;
+mod moe_ops;
 mod runtimes;
 mod sequences;

@@ -1,0 +1,294 @@
+//! What the experiments measure ([`SeedMeasurements`]) and its conversion to and from metric
+//! rows `(name, index, value)`.
+//!
+//! Row names (`{arm}` ∈ `dense-active`, `moe`, `moe-noaux`, `dense-total`):
+//! - `seed`, `oracle_loss` (no index);
+//! - `{arm}/val_loss`, `{arm}/params_total`, `{arm}/params_active`, `{arm}/seconds` (no index);
+//!   `{arm}/val_loss_domain` (index = domain); `{arm}/train_curve`, `{arm}/val_curve`
+//!   (index = step; the train value at step `s > 0` is the mean training cross-entropy of the
+//!   steps since the previous checkpoint, at step 0 the first batch's before any update);
+//! - MoE arms, per layer `l`: `{arm}/layer{l}/same_first`, `…/first_or_second`,
+//!   `…/same_first_chance` (no index), `…/share` (index = expert), `…/domain_tv` (index =
+//!   domain), `…/hist{δ}` (index = expert; domain `δ`'s histogram).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::routing::LayerRouting;
+
+/// One metric row: name, index (a step, a domain, an expert; `None` for a scalar), value.
+pub type MetricRow = (String, Option<i64>, f64);
+
+/// The four arms every seed trains (same data, batches, token budget and shared init).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arm {
+    /// Dense SwiGLU with hidden `top_k · expert_hidden`: the MoE's active FFN parameters.
+    DenseActive,
+    /// `E` experts, top-`k`, with the load-balancing (and z-) loss.
+    Moe,
+    /// The same MoE without the load-balancing loss (z-loss kept).
+    MoeNoAux,
+    /// Dense SwiGLU with about the MoE's total FFN parameters (the upper reference).
+    DenseTotal,
+}
+
+impl Arm {
+    /// All four, in training order.
+    pub const ALL: [Arm; 4] = [Arm::DenseActive, Arm::Moe, Arm::MoeNoAux, Arm::DenseTotal];
+
+    /// `dense-active`, `moe`, `moe-noaux`, `dense-total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arm::DenseActive => "dense-active",
+            Arm::Moe => "moe",
+            Arm::MoeNoAux => "moe-noaux",
+            Arm::DenseTotal => "dense-total",
+        }
+    }
+
+    /// The inverse of [`Arm::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        Arm::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// Whether the arm routes through experts.
+    pub fn is_moe(self) -> bool {
+        matches!(self, Arm::Moe | Arm::MoeNoAux)
+    }
+}
+
+/// One trained arm of one seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArmMeasurement {
+    /// The arm.
+    pub arm: Arm,
+    /// Its parameters ([`crate::params::param_counts`]).
+    pub params_total: u64,
+    /// Its parameters used per token.
+    pub params_active: u64,
+    /// Final validation cross-entropy (nats/token), the mean over domains.
+    pub val_loss: f64,
+    /// Final validation cross-entropy per domain `[D]`.
+    pub val_loss_domain: Vec<f64>,
+    /// Checkpoint steps: 0, every `eval_every`, and the last.
+    pub curve_steps: Vec<usize>,
+    /// Mean training cross-entropy of the steps since the previous checkpoint (at step 0: the
+    /// first batch's, before any update).
+    pub train_curve: Vec<f64>,
+    /// Validation cross-entropy at the checkpoints.
+    pub val_curve: Vec<f64>,
+    /// Per MoE layer, the routing on the validation set (empty for dense arms).
+    pub routing: Vec<LayerRouting>,
+    /// Wall-clock seconds of training and evaluation.
+    pub seconds: f64,
+}
+
+/// Everything one seed measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeedMeasurements {
+    /// The seed.
+    pub seed: u64,
+    /// The oracle's validation loss (true chain and domain; a floor no arm reaches).
+    pub oracle_loss: f64,
+    /// The four arms.
+    pub arms: Vec<ArmMeasurement>,
+}
+
+impl SeedMeasurements {
+    /// The arm `arm`, if measured.
+    pub fn arm(&self, arm: Arm) -> Option<&ArmMeasurement> {
+        self.arms.iter().find(|a| a.arm == arm)
+    }
+
+    /// The measurements as metric rows (see the [module docs](self)).
+    pub fn metrics(&self) -> Vec<MetricRow> {
+        let mut rows: Vec<MetricRow> = vec![
+            ("seed".into(), None, self.seed as f64),
+            ("oracle_loss".into(), None, self.oracle_loss),
+        ];
+        let idx = |i: usize| Some(i as i64);
+        for a in &self.arms {
+            let p = a.arm.as_str();
+            rows.push((format!("{p}/val_loss"), None, a.val_loss));
+            rows.push((format!("{p}/params_total"), None, a.params_total as f64));
+            rows.push((format!("{p}/params_active"), None, a.params_active as f64));
+            rows.push((format!("{p}/seconds"), None, a.seconds));
+            for (d, &v) in a.val_loss_domain.iter().enumerate() {
+                rows.push((format!("{p}/val_loss_domain"), idx(d), v));
+            }
+            for (i, &s) in a.curve_steps.iter().enumerate() {
+                rows.push((format!("{p}/train_curve"), idx(s), a.train_curve[i]));
+                rows.push((format!("{p}/val_curve"), idx(s), a.val_curve[i]));
+            }
+            for r in &a.routing {
+                let q = format!("{p}/layer{}", r.layer);
+                rows.push((format!("{q}/same_first"), None, r.same_first));
+                rows.push((format!("{q}/first_or_second"), None, r.first_or_second));
+                rows.push((format!("{q}/same_first_chance"), None, r.same_first_chance));
+                for (e, &s) in r.shares.iter().enumerate() {
+                    rows.push((format!("{q}/share"), idx(e), s));
+                }
+                for (d, &tv) in r.domain_tv.iter().enumerate() {
+                    rows.push((format!("{q}/domain_tv"), idx(d), tv));
+                }
+                for (d, h) in r.domain_hist.iter().enumerate() {
+                    for (e, &s) in h.iter().enumerate() {
+                        rows.push((format!("{q}/hist{d}"), idx(e), s));
+                    }
+                }
+            }
+        }
+        rows
+    }
+
+    /// The inverse of [`SeedMeasurements::metrics`] (arms in the order of their first row).
+    /// Errors: [`Error::Metrics`] naming the bad or missing row.
+    pub fn from_metrics(rows: &[MetricRow]) -> Result<Self, Error> {
+        let g = Grouped::new(rows);
+        let seed = whole(g.scalar("seed")?, "seed")? as u64;
+        let mut m = SeedMeasurements {
+            seed,
+            oracle_loss: g.scalar("oracle_loss")?,
+            arms: Vec::new(),
+        };
+        let mut arms: Vec<Arm> = Vec::new();
+        for name in &g.order {
+            if let Some((head, _)) = name.split_once('/') {
+                let arm = Arm::parse(head)
+                    .ok_or_else(|| Error::Metrics(format!("{name}: unknown arm {head}")))?;
+                if !arms.contains(&arm) {
+                    arms.push(arm);
+                }
+            }
+        }
+        for arm in arms {
+            let p = arm.as_str();
+            let val = g.indexed(&format!("{p}/val_curve"))?;
+            let train = g.indexed(&format!("{p}/train_curve"))?;
+            if train.iter().map(|t| t.0).ne(val.iter().map(|v| v.0)) {
+                return Err(Error::Metrics(format!(
+                    "{p}/train_curve and {p}/val_curve have different steps"
+                )));
+            }
+            let mut routing = Vec::new();
+            for l in 0.. {
+                let q = format!("{p}/layer{l}");
+                if !g.by.contains_key(format!("{q}/same_first").as_str()) {
+                    break;
+                }
+                let domain_tv = g.dense(&format!("{q}/domain_tv"))?;
+                let domain_hist = (0..domain_tv.len())
+                    .map(|d| g.dense(&format!("{q}/hist{d}")))
+                    .collect::<Result<_, _>>()?;
+                routing.push(LayerRouting {
+                    layer: l,
+                    same_first: g.scalar(&format!("{q}/same_first"))?,
+                    first_or_second: g.scalar(&format!("{q}/first_or_second"))?,
+                    same_first_chance: g.scalar(&format!("{q}/same_first_chance"))?,
+                    shares: g.dense(&format!("{q}/share"))?,
+                    domain_hist,
+                    domain_tv,
+                });
+            }
+            m.arms.push(ArmMeasurement {
+                arm,
+                params_total: whole(g.scalar(&format!("{p}/params_total"))?, "params_total")?
+                    as u64,
+                params_active: whole(g.scalar(&format!("{p}/params_active"))?, "params_active")?
+                    as u64,
+                val_loss: g.scalar(&format!("{p}/val_loss"))?,
+                val_loss_domain: g.dense(&format!("{p}/val_loss_domain"))?,
+                curve_steps: val.iter().map(|&(s, _)| s).collect(),
+                train_curve: train.iter().map(|&(_, v)| v).collect(),
+                val_curve: val.iter().map(|&(_, v)| v).collect(),
+                routing,
+                seconds: g.scalar(&format!("{p}/seconds"))?,
+            });
+        }
+        Ok(m)
+    }
+}
+
+fn whole(v: f64, name: &str) -> Result<usize, Error> {
+    if v >= 0.0 && v.fract() == 0.0 && v < 9e15 {
+        Ok(v as usize)
+    } else {
+        Err(Error::Metrics(format!(
+            "{name} is {v}; it must be a whole number ≥ 0"
+        )))
+    }
+}
+
+/// Rows grouped by name, in order of first appearance.
+struct Grouped<'a> {
+    order: Vec<&'a str>,
+    by: BTreeMap<&'a str, Vec<(Option<i64>, f64)>>,
+}
+
+impl<'a> Grouped<'a> {
+    fn new(rows: &'a [MetricRow]) -> Self {
+        let mut order = Vec::new();
+        let mut by: BTreeMap<&str, Vec<(Option<i64>, f64)>> = BTreeMap::new();
+        for (name, idx, v) in rows {
+            let e = by.entry(name.as_str()).or_default();
+            if e.is_empty() {
+                order.push(name.as_str());
+            }
+            e.push((*idx, *v));
+        }
+        Grouped { order, by }
+    }
+
+    fn scalar(&self, name: &str) -> Result<f64, Error> {
+        match self.by.get(name).map(Vec::as_slice) {
+            Some([(None, v)]) => Ok(*v),
+            Some([(Some(i), _)]) => Err(Error::Metrics(format!(
+                "{name} has index {i}; it is a scalar"
+            ))),
+            Some(rs) => Err(Error::Metrics(format!(
+                "{name} has {} rows; it needs exactly 1",
+                rs.len()
+            ))),
+            None => Err(Error::Metrics(format!("{name} is missing"))),
+        }
+    }
+
+    /// Rows with distinct indices ≥ 0, sorted by index.
+    fn indexed(&self, name: &str) -> Result<Vec<(usize, f64)>, Error> {
+        let rs = self
+            .by
+            .get(name)
+            .ok_or_else(|| Error::Metrics(format!("{name} is missing")))?;
+        let mut out = Vec::with_capacity(rs.len());
+        for &(idx, v) in rs {
+            match idx {
+                Some(i) if i >= 0 => out.push((i as usize, v)),
+                _ => {
+                    return Err(Error::Metrics(format!(
+                        "{name} has a bad index {idx:?}; it needs an index ≥ 0"
+                    )));
+                }
+            }
+        }
+        out.sort_by_key(|&(i, _)| i);
+        if out.windows(2).any(|w| w[0].0 == w[1].0) {
+            return Err(Error::Metrics(format!("{name} has a repeated index")));
+        }
+        Ok(out)
+    }
+
+    /// Rows indexed exactly `0..n`.
+    fn dense(&self, name: &str) -> Result<Vec<f64>, Error> {
+        let rs = self.indexed(name)?;
+        if rs.iter().enumerate().any(|(i, &(j, _))| i != j) {
+            return Err(Error::Metrics(format!(
+                "{name} has a gap: indices must be 0..{}",
+                rs.len()
+            )));
+        }
+        Ok(rs.into_iter().map(|(_, v)| v).collect())
+    }
+}

@@ -1,0 +1,420 @@
+//! The Mixtral reproduction's tests: config validation messages, the parameter counter (Mixtral
+//! 8x7B exactly, the toy models against burn's `num_params`), seeded data, the auxiliary losses
+//! on constructed routings, routing statistics, a smoke `run_seed` with every claim evaluated and
+//! its metric rows round-tripped, and training on wgpu (cubecl) vs Flex.
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::Module;
+use burn::prelude::*;
+use claimbench_claims::Verdict;
+use claimbench_mixtral::balance::{load_balancing_loss, router_z_loss};
+use claimbench_mixtral::data::stream;
+use claimbench_mixtral::{
+    Arm, AuxNorm, DataConfig, LayerRouting, MIXTRAL_8X7B_ACTIVE, MIXTRAL_8X7B_TOTAL, MixtralConfig,
+    ModelConfig, SeedData, SeedMeasurements, TrainConfig, arm_params, chance_overlap, evaluate,
+    init_model, mixtral_8x7b, param_counts, run_seed, specs, trace,
+};
+
+type T = Autodiff<Flex>;
+type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
+
+/// A config small enough for unit tests (a fraction of a second per arm).
+fn tiny() -> MixtralConfig {
+    MixtralConfig {
+        data: DataConfig {
+            vocab: 16,
+            domains: 3,
+            successors: 2,
+            seq_len: 8,
+            val_seqs_per_domain: 4,
+        },
+        model: ModelConfig {
+            vocab: 16,
+            d_model: 16,
+            n_layers: 2,
+            n_heads: 4,
+            n_kv_heads: 2,
+            experts: 4,
+            top_k: 2,
+            expert_hidden: 8,
+            dense_hidden: 16,
+            dense_total_hidden: ModelConfig::matched_total_hidden(4, 8),
+        },
+        train: TrainConfig {
+            steps: 12,
+            batch: 4,
+            lr: 1e-2,
+            warmup: 2,
+            eval_every: 4,
+            aux_coef: 1e-2,
+            aux_norm: AuxNorm::Hf,
+            z_coef: 1e-3,
+        },
+        ..MixtralConfig::for_scale("smoke")
+    }
+}
+
+#[test]
+fn config_validation_names_the_bad_setting() {
+    for scale in ["smoke", "small", "full"] {
+        MixtralConfig::for_scale(scale).validate().unwrap();
+    }
+    let msg = |f: &dyn Fn(&mut MixtralConfig)| {
+        let mut c = tiny();
+        f(&mut c);
+        c.validate().unwrap_err().to_string()
+    };
+    assert_eq!(
+        msg(&|c| c.model.top_k = 5),
+        "mixtral setting model.top_k = 5: must be at most model.experts = 4"
+    );
+    assert_eq!(
+        msg(&|c| c.model.experts = 0),
+        "mixtral setting model.experts = 0: must be at least 1"
+    );
+    assert_eq!(
+        msg(&|c| c.model.expert_hidden = 0),
+        "mixtral setting model.expert_hidden = 0: must be at least 1"
+    );
+    assert_eq!(
+        msg(&|c| c.model.dense_hidden = 0),
+        "mixtral setting model.dense_hidden = 0: must be at least 1"
+    );
+    assert_eq!(
+        msg(&|c| c.model.d_model = 0),
+        "mixtral setting model.d_model = 0: must be at least 1"
+    );
+    assert_eq!(
+        msg(&|c| c.data.vocab = 20),
+        "mixtral setting data.vocab = 20: must equal model.vocab = 16 (the model embeds and \
+         predicts the data's tokens)"
+    );
+    assert_eq!(
+        msg(&|c| c.model.n_heads = 3),
+        "mixtral setting model.n_heads = 3: must divide model.d_model = 16"
+    );
+    assert_eq!(
+        msg(&|c| c.model.n_kv_heads = 3),
+        "mixtral setting model.n_kv_heads = 3: must divide model.n_heads = 4"
+    );
+    assert!(
+        msg(&|c| c.model.n_heads = 16).contains("odd head width d_model / n_heads = 1"),
+        "rotary positions need an even head width"
+    );
+    assert_eq!(
+        msg(&|c| c.model.dense_hidden = 12),
+        "mixtral setting model.dense_hidden = 12: must equal model.top_k · model.expert_hidden \
+         = 16 (equal active FFN parameters)"
+    );
+    assert_eq!(
+        msg(&|c| c.data.successors = 17),
+        "mixtral setting data.successors = 17: must be at most data.vocab = 16"
+    );
+    assert!(msg(&|c| c.data.seq_len = 1).starts_with("mixtral setting data.seq_len = 1"));
+    assert_eq!(
+        msg(&|c| c.train.lr = f64::NAN),
+        "mixtral setting train.lr = NaN: must be a finite number above 0"
+    );
+    assert!(msg(&|c| c.train.warmup = 12).starts_with("mixtral setting train.warmup = 12"));
+    assert!(msg(&|c| c.share_bounds = [1.5, 2.0]).starts_with("mixtral setting share_bounds"));
+    assert!(
+        msg(&|c| c.specialisation_tv_bound = 1.0)
+            .starts_with("mixtral setting specialisation_tv_bound = 1")
+    );
+    // Seeds.
+    assert_eq!(
+        tiny().validate_with_seeds(&[]).unwrap_err().to_string(),
+        "mixtral setting seeds = []: must hold at least one seed"
+    );
+    assert_eq!(
+        tiny()
+            .validate_with_seeds(&[0, 1, 0])
+            .unwrap_err()
+            .to_string(),
+        "mixtral setting seeds[2] = 0: seeds must be distinct (claims pair arms by seed)"
+    );
+    tiny().validate_with_seeds(&[0, 1, 2, 3, 4]).unwrap();
+    // A bad config never trains.
+    let mut bad = tiny();
+    bad.model.top_k = 7;
+    assert!(run_seed::<T>(&bad, 0, &Default::default()).is_err());
+    // serde: missing fields take the small preset, unknown fields are refused.
+    let cfg: MixtralConfig = serde_json::from_str(r#"{"train": {"steps": 7}}"#).unwrap();
+    let mut want = MixtralConfig::for_scale("small");
+    want.train.steps = 7;
+    assert_eq!(cfg, want);
+    let e = serde_json::from_str::<MixtralConfig>(r#"{"model": {"expert": 4}}"#).unwrap_err();
+    assert!(e.to_string().contains("unknown field `expert`"), "{e}");
+    let e = serde_json::from_str::<MixtralConfig>(r#"{"seeds": [1]}"#).unwrap_err();
+    assert!(e.to_string().contains("unknown field `seeds`"), "{e}");
+}
+
+#[test]
+fn parameter_counter_is_exact() {
+    let c = param_counts(&mixtral_8x7b());
+    assert_eq!(c.total, 46_702_792_704);
+    assert_eq!(c.active, 12_879_925_248);
+    assert_eq!(
+        (c.total, c.active),
+        (MIXTRAL_8X7B_TOTAL, MIXTRAL_8X7B_ACTIVE)
+    );
+    // 8 experts × 3 × 4096 × 14336 per layer, 32 layers.
+    assert_eq!(c.ffn_total, 32 * 8 * 3 * 4096 * 14_336);
+    assert_eq!(c.ffn_active, 32 * 2 * 3 * 4096 * 14_336);
+    // The toy models: the counter agrees with burn's own count, for every FFN kind.
+    for cfg in [tiny(), MixtralConfig::for_scale("small")] {
+        for arm in Arm::ALL {
+            let model = init_model::<Flex>(&cfg, arm, 0, &Default::default());
+            let p = arm_params(&cfg.model, arm);
+            assert_eq!(model.num_params() as u64, p.total, "{arm:?}");
+            if !arm.is_moe() {
+                assert_eq!(p.total, p.active, "{arm:?}");
+            }
+        }
+        // Equal active FFN parameters (the first claim's premise); the MoE's active count
+        // exceeds the dense one by the router alone.
+        let (moe, dense) = (
+            arm_params(&cfg.model, Arm::Moe),
+            arm_params(&cfg.model, Arm::DenseActive),
+        );
+        assert_eq!(moe.ffn_active, dense.ffn_active);
+        let m = &cfg.model;
+        assert_eq!(
+            moe.active - dense.active,
+            (m.n_layers * m.d_model * m.experts) as u64
+        );
+    }
+}
+
+#[test]
+fn data_is_seeded_and_sound() {
+    let cfg = tiny();
+    let a = SeedData::new(&cfg, 3);
+    let b = SeedData::new(&cfg, 3);
+    assert_eq!(a.domains, b.domains);
+    assert_eq!(a.val, b.val);
+    let c = SeedData::new(&cfg, 4);
+    assert_ne!(a.val.tokens, c.val.tokens);
+    // Training batches come from their own stream: the same for every arm of a seed.
+    let x = a.domains.mixed_batch(5, &mut stream(3, 3));
+    let y = b.domains.mixed_batch(5, &mut stream(3, 3));
+    assert_eq!(x, y);
+    assert_eq!(x.tokens.len(), 5 * (cfg.data.seq_len + 1));
+    assert!(x.tokens.iter().all(|&t| (t as usize) < cfg.data.vocab));
+    // Validation: domain-major, `val_seqs_per_domain` each.
+    let per = cfg.data.val_seqs_per_domain;
+    assert_eq!(a.val.domain.len(), cfg.data.domains * per);
+    assert!(a.val.domain.windows(2).all(|w| w[0] <= w[1]));
+    // Each context has `successors` successors whose probabilities sum to 1, and every
+    // sampled transition (after the two uniform start tokens) has positive probability.
+    let chain = &a.domains.chains[0];
+    let total: f64 = (0..16).map(|c| chain.p(2, 5, c)).sum();
+    assert!((total - 1.0).abs() < 1e-12, "{total}");
+    assert_eq!((0..16).filter(|&c| chain.p(2, 5, c) > 0.0).count(), 2);
+    for (r, &d) in a.val.domain.iter().enumerate() {
+        let s = &a.val.tokens[r * a.val.len..(r + 1) * a.val.len];
+        for i in 2..s.len() {
+            assert!(a.domains.chains[d].p(s[i - 2], s[i - 1], s[i]) > 0.0);
+        }
+    }
+    let oracle = a.domains.oracle_loss(&a.val);
+    assert!(oracle > 0.0 && oracle < (16f64).ln(), "{oracle}");
+}
+
+/// HF's load-balancing loss is `k` and megablocks' is 1 under perfectly balanced routing
+/// (uniform router probabilities, every expert chosen equally often); a collapsed routing
+/// scores higher; the z-loss of zero logits is `(ln E)²`.
+#[test]
+fn auxiliary_losses_on_constructed_routings() {
+    let device = Default::default();
+    let (e, k, n) = (8usize, 2usize, 16usize);
+    let probs = Tensor::<Flex, 2>::full([n, e], 1.0 / e as f64, &device);
+    // Token t picks experts (t mod 8, (t + 1) mod 8): each expert 4 of the 32 assignments.
+    let ids: Vec<i32> = (0..n)
+        .flat_map(|t| [(t % e) as i32, ((t + 1) % e) as i32])
+        .collect();
+    let ids = Tensor::<Flex, 2, Int>::from_data(TensorData::new(ids, [n, k]), &device);
+    let read = |t: Tensor<Flex, 1>| t.into_data().to_vec::<f32>().unwrap()[0];
+    let hf = read(load_balancing_loss(probs.clone(), ids.clone(), AuxNorm::Hf));
+    let mb = read(load_balancing_loss(probs, ids, AuxNorm::Megablocks));
+    assert!((hf - k as f32).abs() < 1e-5, "HF balanced: {hf}");
+    assert!((mb - 1.0).abs() < 1e-5, "megablocks balanced: {mb}");
+    // Collapsed: every token to experts 0 and 1, the router certain of expert 0.
+    let mut p = vec![0.0f32; n * e];
+    (0..n).for_each(|t| p[t * e] = 1.0);
+    let probs = Tensor::<Flex, 2>::from_data(TensorData::new(p, [n, e]), &device);
+    let ids = Tensor::<Flex, 2, Int>::from_data(
+        TensorData::new((0..n).flat_map(|_| [0i32, 1]).collect::<Vec<_>>(), [n, k]),
+        &device,
+    );
+    let hf = read(load_balancing_loss(probs, ids, AuxNorm::Hf));
+    assert!((hf - e as f32).abs() < 1e-5, "HF collapsed: {hf}");
+    let z = read(router_z_loss(Tensor::<Flex, 2>::zeros([n, e], &device)));
+    let want = (e as f32).ln().powi(2);
+    assert!((z - want).abs() < 1e-5, "z-loss {z} vs {want}");
+}
+
+#[test]
+fn routing_statistics_on_constructed_ids() {
+    assert!((chance_overlap(8, 2) - (1.0 - 15.0 / 28.0)).abs() < 1e-12);
+    assert!((chance_overlap(8, 2) - 0.4643).abs() < 1e-4);
+    // One sequence of 4 positions, k = 2, E = 4: pairs (0,1) same first and overlap,
+    // (1,2) overlap through the second choice only, (2,3) disjoint.
+    let ids = [0, 1, 0, 2, 3, 2, 1, 0];
+    let r = LayerRouting::from_ids(0, &ids, 2, 4, &[0], 1, 4);
+    assert!((r.same_first - 1.0 / 3.0).abs() < 1e-12);
+    assert!((r.first_or_second - 2.0 / 3.0).abs() < 1e-12);
+    assert_eq!(r.shares, vec![3.0 / 8.0, 2.0 / 8.0, 2.0 / 8.0, 1.0 / 8.0]);
+    assert_eq!(r.domain_tv, vec![0.0]);
+    assert!((r.max_share_ratio() - 1.5).abs() < 1e-12);
+    assert!((r.min_share_ratio() - 0.5).abs() < 1e-12);
+    // Two domains on disjoint experts: TV 0.5 each.
+    let ids = [0, 1, 0, 1, 2, 3, 2, 3];
+    let r = LayerRouting::from_ids(1, &ids, 2, 2, &[0, 1], 2, 4);
+    assert_eq!(r.domain_tv, vec![0.5, 0.5]);
+    assert!((r.same_first - 1.0).abs() < 1e-12);
+}
+
+fn without_timing(mut m: SeedMeasurements) -> SeedMeasurements {
+    m.arms.iter_mut().for_each(|a| a.seconds = 0.0);
+    m
+}
+
+#[test]
+fn smoke_run_is_deterministic_and_every_claim_gets_a_verdict() {
+    let cfg = tiny();
+    let device = Default::default();
+    let a = run_seed::<T>(&cfg, 3, &device).unwrap();
+    let b = run_seed::<T>(&cfg, 3, &device).unwrap();
+    assert_eq!(without_timing(a.clone()), without_timing(b));
+    let c = run_seed::<T>(&cfg, 4, &device).unwrap();
+    assert_eq!(a.arms.len(), 4);
+    for arm in &a.arms {
+        assert!(arm.val_loss.is_finite(), "{:?}", arm.arm);
+        assert_eq!(arm.curve_steps, vec![0, 4, 8, 12]);
+        assert!(arm.val_curve.iter().all(|v| v.is_finite()));
+        assert!(arm.train_curve.iter().all(|v| v.is_finite()));
+        assert_eq!(arm.val_loss_domain.len(), 3);
+        assert!(
+            arm.val_curve[3] < arm.val_curve[0],
+            "{:?} learns: {:?}",
+            arm.arm,
+            arm.val_curve
+        );
+        if arm.arm.is_moe() {
+            assert_eq!(arm.routing.len(), 2);
+            for r in &arm.routing {
+                assert!((r.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+                assert_eq!(r.domain_hist.len(), 3);
+            }
+        } else {
+            assert!(arm.routing.is_empty());
+        }
+    }
+    // Both MoE arms start from the same weights: their first validation point agrees.
+    let (moe, noaux) = (a.arm(Arm::Moe).unwrap(), a.arm(Arm::MoeNoAux).unwrap());
+    assert_eq!(moe.val_curve[0], noaux.val_curve[0]);
+    assert_ne!(moe.val_loss, noaux.val_loss);
+    assert_ne!(a.oracle_loss, c.oracle_loss);
+    // Metric rows round-trip; a missing row is named.
+    assert_eq!(SeedMeasurements::from_metrics(&a.metrics()).unwrap(), a);
+    let rows: Vec<_> = a
+        .metrics()
+        .into_iter()
+        .filter(|r| r.0 != "moe/layer1/same_first_chance")
+        .collect();
+    let e = SeedMeasurements::from_metrics(&rows).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("moe/layer1/same_first_chance is missing"),
+        "{e}"
+    );
+    // Every claim gets a computed verdict; with 2 seeds the trained ones are inconclusive,
+    // the parameter counts reproduced.
+    let claims = evaluate(&cfg, &[a, c], "smoke").unwrap();
+    assert_eq!(claims.len(), specs(&cfg).len());
+    for claim in &claims {
+        assert!(claim.id.starts_with("mixtral/"));
+        assert!(claim.details.ends_with(&format!(": {}", claim.verdict)));
+        if claim.id.starts_with("mixtral/params-") {
+            assert_eq!(claim.verdict, Verdict::Reproduced, "{}", claim.details);
+            assert!(!claim.proxy);
+        } else {
+            assert_eq!(claim.verdict, Verdict::Inconclusive, "{}", claim.details);
+            assert_eq!(claim.seeds, vec![3, 4]);
+        }
+    }
+    // A seed without an arm cannot be evaluated.
+    let mut partial = run_seed::<T>(&cfg, 5, &device).unwrap();
+    partial.arms.retain(|a| a.arm != Arm::MoeNoAux);
+    assert!(evaluate(&cfg, &[partial], "smoke").is_err());
+}
+
+#[test]
+fn specs_cover_every_layer() {
+    let cfg = MixtralConfig::for_scale("small");
+    let ids: Vec<String> = specs(&cfg).into_iter().map(|s| s.id).collect();
+    for l in 0..cfg.model.n_layers {
+        for p in [
+            "same-first-expert-above-chance",
+            "same-first-expert-above-share-chance",
+            "first-or-second-above-chance",
+            "no-domain-specialisation",
+        ] {
+            assert!(ids.contains(&format!("mixtral/{p}-l{l}")), "{p} l{l}");
+        }
+    }
+    for s in specs(&cfg) {
+        if s.id.starts_with("mixtral/params-") {
+            assert!(!s.proxy);
+        } else {
+            assert!(
+                s.proxy && s.min_seeds == 5 && !s.margin_why.is_empty(),
+                "{}",
+                s.id
+            );
+        }
+    }
+}
+
+/// Training the MoE model through `CubeBackend<wgpu>` (Mesa lavapipe on a CPU-only machine)
+/// follows Flex from the same seed: 3 steps of the total loss (cross-entropy + aux + z), and the
+/// first step's gradients of the embedding, `W_q`, the experts, the router and the head.
+/// Tolerances: losses relative 1e-4; gradients max |Δ| ≤ 1e-3 · max |g| per tensor (f32 GEMMs
+/// and reductions in different orders). Skipped without a wgpu device unless
+/// `CLAIMBENCH_REQUIRE_DEVICE=1`.
+#[test]
+fn wgpu_and_flex_train_the_same() {
+    if claimbench_kernels::testing::client_or_skip::<cubecl::wgpu::WgpuRuntime>(
+        "mixtral training on wgpu",
+    )
+    .is_none()
+    {
+        return;
+    }
+    let cfg = tiny();
+    let a = trace::<T>(&cfg, Arm::Moe, 7, 3, &Default::default()).unwrap();
+    let b = trace::<Autodiff<CubeWgpu>>(&cfg, Arm::Moe, 7, 3, &Default::default()).unwrap();
+    assert_eq!(a.losses.len(), 3);
+    for (x, y) in a.losses.iter().zip(&b.losses) {
+        let rel = (x - y).abs() / x.abs();
+        eprintln!("loss flex {x} wgpu {y}: relative {rel:.2e}");
+        assert!(rel < 1e-4, "flex {:?} vs wgpu {:?}", a.losses, b.losses);
+    }
+    assert_eq!(a.grads.len(), 6);
+    for ((name, ga), (nb, gb)) in a.grads.iter().zip(&b.grads) {
+        assert_eq!(name, nb);
+        assert_eq!(ga.len(), gb.len());
+        let scale = ga.iter().fold(0.0f64, |m, g| m.max(g.abs()));
+        let worst = ga
+            .iter()
+            .zip(gb)
+            .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
+        eprintln!("{name}: max |Δ| = {worst:.2e} (max |g| = {scale:.2e})");
+        assert!(scale > 0.0, "{name} has a zero gradient");
+        assert!(
+            worst <= 1e-3 * scale,
+            "{name}: max |Δ| = {worst:.2e}, max |g| {scale:.2e}"
+        );
+    }
+}
