@@ -85,6 +85,9 @@ pub fn wgpu_adapters() -> Vec<DeviceInfo> {
 #[cfg(feature = "cuda")]
 pub fn cuda_devices() -> Vec<DeviceInfo> {
     use cubecl::Runtime;
+    // Without a driver cudarc panics (on cubecl's device thread too); the probe keeps that quiet.
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
     let ok = std::panic::catch_unwind(|| {
         let client = cubecl::cuda::CudaRuntime::client(&Default::default());
         let props = client.properties();
@@ -93,6 +96,7 @@ pub fn cuda_devices() -> Vec<DeviceInfo> {
             props.hardware.num_streaming_multiprocessors.unwrap_or(0)
         )
     });
+    std::panic::set_hook(hook);
     match ok {
         Ok(sms) => vec![DeviceInfo {
             backend: "cuda".into(),

@@ -91,6 +91,49 @@ pub fn poison_masked(values: &[f32], mask: &[f32]) -> Vec<f32> {
         .collect()
 }
 
+/// The precision of the backend's own GEMM (burn's `matmul`, i.e. cubek), which the DoRA layer
+/// and the MoE router build on. cubek runs f32 inputs as TF32 (10 explicit mantissa bits, unit
+/// roundoff 2⁻¹¹) on tensor cores wherever the device supports TF32 (CUDA from Ampere on); seen on
+/// an H200, where DoRA's outputs then differ from the f64 reference by up to ~1e-3 relative.
+/// Elsewhere (lavapipe, Flex) the GEMM is plain f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmPrecision {
+    F32,
+    Tf32,
+}
+
+impl GemmPrecision {
+    /// TF32 when `client`'s device supports it (cubek then picks it for f32 inputs).
+    pub fn of<R: Runtime>(client: &ComputeClient<R>) -> Self {
+        let tf32 = cubecl::tf32::as_type_native_unchecked().storage_type();
+        if client.properties().supports_type(tf32) {
+            Self::Tf32
+        } else {
+            Self::F32
+        }
+    }
+
+    /// [`GemmPrecision::of`] the default device of `R`; `F32` when there is none.
+    pub fn of_default<R: Runtime>() -> Self
+    where
+        R::Device: Default,
+    {
+        std::panic::catch_unwind(|| Self::of(&R::client(&R::Device::default())))
+            .unwrap_or(Self::F32)
+    }
+
+    /// Widens an f32 tolerance `(atol, rtol)` for a result that went through the backend's GEMM
+    /// with sums of `k` terms of magnitude ≲ 1: under TF32 each product carries up to 2⁻¹⁰
+    /// relative error (both factors rounded), so `k` terms add `2e-3·√k` (about four standard
+    /// deviations of the random-sign sum) and the relative part becomes at least 4e-3.
+    pub fn widen(self, atol: f32, rtol: f32, k: usize) -> (f32, f32) {
+        match self {
+            Self::F32 => (atol, rtol),
+            Self::Tf32 => (atol + 2e-3 * (k as f32).sqrt(), rtol.max(4e-3)),
+        }
+    }
+}
+
 /// The largest `|got − want|` and its index.
 pub fn max_abs_diff(got: &[f32], want: &[f32]) -> (f32, usize) {
     got.iter()

@@ -15,6 +15,7 @@ use crate::bench::BenchConfig;
 use crate::configs::PaperConfigs;
 use crate::devices::{Exec, Plan};
 use crate::store::{MetricRow, UnitRecord, UnitStatus};
+use claimbench_kernels::testing::GemmPrecision;
 use token_logprob::TrainConfig;
 
 /// The known top-level ids: kernels and papers (contracts.md). A paper id selects the units of
@@ -539,7 +540,7 @@ pub fn execute(
         Job::MoeCheckFlex => (
             Exec::Flex,
             plan_flex_name(),
-            mixtral::check::<Flex>(&Default::default(), seed),
+            mixtral::check::<Flex>(&Default::default(), seed, GemmPrecision::F32),
         ),
         Job::MoeCheckDevice | Job::MoeBench => {
             type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
@@ -553,7 +554,11 @@ pub fn execute(
                 .unwrap_or_default();
             let check = unit.job == Job::MoeCheckDevice;
             let out = match exec {
-                Exec::Wgpu if check => mixtral::check::<CubeWgpu>(&Default::default(), seed),
+                Exec::Wgpu if check => mixtral::check::<CubeWgpu>(
+                    &Default::default(),
+                    seed,
+                    GemmPrecision::of_default::<cubecl::wgpu::WgpuRuntime>(),
+                ),
                 Exec::Wgpu => mixtral::bench::<CubeWgpu>(
                     &Default::default(),
                     "wgpu (unfused CubeBackend)",
@@ -565,7 +570,11 @@ pub fn execute(
                 #[cfg(feature = "cuda")]
                 Exec::Cuda if check => mixtral::check::<
                     burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>,
-                >(&Default::default(), seed),
+                >(
+                    &Default::default(),
+                    seed,
+                    GemmPrecision::of_default::<cubecl::cuda::CudaRuntime>(),
+                ),
                 #[cfg(feature = "cuda")]
                 Exec::Cuda => mixtral::bench::<
                     burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>,
@@ -584,7 +593,7 @@ pub fn execute(
         Job::DoraCheckFlex => (
             Exec::Flex,
             plan_flex_name(),
-            dora::check::<Flex>(&Default::default(), seed),
+            dora::check::<Flex>(&Default::default(), seed, GemmPrecision::F32),
         ),
         Job::DoraCheckDevice | Job::DoraBench => {
             let exec = plan
@@ -597,9 +606,14 @@ pub fn execute(
                 .unwrap_or_default();
             let check = unit.job == Job::DoraCheckDevice;
             let out = match exec {
-                Exec::Wgpu if check => dora::check::<Wgpu>(&Default::default(), seed),
+                Exec::Wgpu if check => dora::check::<Wgpu>(
+                    &Default::default(),
+                    seed,
+                    GemmPrecision::of_default::<cubecl::wgpu::WgpuRuntime>(),
+                ),
                 Exec::Wgpu => dora::bench::<Wgpu>(
                     &Default::default(),
+                    GemmPrecision::of_default::<cubecl::wgpu::WgpuRuntime>(),
                     "wgpu",
                     &name,
                     scale.bench(),
@@ -607,12 +621,15 @@ pub fn execute(
                     tick,
                 ),
                 #[cfg(feature = "cuda")]
-                Exec::Cuda if check => {
-                    dora::check::<burn::backend::Cuda>(&Default::default(), seed)
-                }
+                Exec::Cuda if check => dora::check::<burn::backend::Cuda>(
+                    &Default::default(),
+                    seed,
+                    GemmPrecision::of_default::<cubecl::cuda::CudaRuntime>(),
+                ),
                 #[cfg(feature = "cuda")]
                 Exec::Cuda => dora::bench::<burn::backend::Cuda>(
                     &Default::default(),
+                    GemmPrecision::of_default::<cubecl::cuda::CudaRuntime>(),
                     "cuda",
                     &name,
                     scale.bench(),

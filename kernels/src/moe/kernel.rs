@@ -331,9 +331,16 @@ pub fn glu_kernel<N: Size>(
     let c = i % h_vecs;
     let g = hpre[(p * 2 * h_vecs + c) as usize];
     let u = hpre[(p * 2 * h_vecs + h_vecs + c) as usize];
+    act[i as usize] = g * sigmoid::<N>(g) * u;
+}
+
+/// `σ(g) = 1 / (1 + e^(−g))` per lane. Written `0 − g`: cubecl 0.10's CUDA code generator emits
+/// a unary minus on a vector type that NVRTC rejects (found on an H200).
+#[cube]
+fn sigmoid<N: Size>(g: Vector<f32, N>) -> Vector<f32, N> {
     let one = Vector::<f32, N>::new(1.0f32);
-    let s = one / (one + (-g).exp());
-    act[i as usize] = g * s * u;
+    let zero = Vector::<f32, N>::new(0.0f32);
+    one / (one + (zero - g).exp())
 }
 
 /// SwiGLU gate backward: from `dact [m, h]` and `hpre [m, 2h]`, `dhpre [m, 2h]` with
@@ -357,7 +364,7 @@ pub fn glu_backward_kernel<N: Size>(
     let g = hpre[gi];
     let u = hpre[ui];
     let one = Vector::<f32, N>::new(1.0f32);
-    let s = one / (one + (-g).exp());
+    let s = sigmoid::<N>(g);
     let da = dact[i as usize];
     dhpre[gi] = da * u * s * (one + g * (one - s));
     dhpre[ui] = da * g * s;
