@@ -41,3 +41,10 @@ pub fn cube_size_pow2<R: Runtime>(client: &ComputeClient<R>, want: usize) -> usi
 pub fn max_buffer_bytes<R: Runtime>(client: &ComputeClient<R>) -> u64 {
     client.properties().memory.max_page_size
 }
+
+/// Whether the device is a SIMD-on-CPU software device (no plane operations: lavapipe), where a
+/// load whose address is the same on every unit of a cube is one scalar load and a broadcast,
+/// and any other load is paid per lane.
+pub fn cpu_like<R: Runtime>(client: &ComputeClient<R>) -> bool {
+    client.properties().features.plane.is_empty()
+}

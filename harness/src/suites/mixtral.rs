@@ -330,8 +330,10 @@ pub fn check<B: MoeBackend>(device: &B::Device, seed: u64, gemm: GemmPrecision) 
 /// gradient.
 ///
 /// `B` is the unfused `CubeBackend` (burn's matmul, autotuned): burn 0.21's fused wgpu computes
-/// the loop wrongly (see the kernels' ignored test), so no fused baseline can be timed honestly.
-pub fn bench<B: MoeBackend>(
+/// the loop wrongly (see the kernels' ignored test), so the MoE layer and the loop run there. The
+/// dense FFN runs on `D`, burn's fused default backend on the same device (fusion and autotune),
+/// the baseline a burn user would pick for it.
+pub fn bench<B: MoeBackend, D: Backend<Device = B::Device>>(
     device: &B::Device,
     backend: &str,
     device_name: &str,
@@ -362,7 +364,7 @@ pub fn bench<B: MoeBackend>(
     let correctness = format!(
         "checked before timing: forward max |Δ| = {diff:.2e} against the f64 reference (tolerance {atol:.1e} + 2e-4·|y|); gradients checked by the check units"
     );
-    let dense13 = Tensor::<B, 2>::from_data(
+    let dense13 = Tensor::<D, 2>::from_data(
         TensorData::new(
             uniform(d * 2 * k * h, seed + 7)
                 .into_iter()
@@ -372,7 +374,7 @@ pub fn bench<B: MoeBackend>(
         ),
         device,
     );
-    let dense2 = Tensor::<B, 2>::from_data(
+    let dense2 = Tensor::<D, 2>::from_data(
         TensorData::new(
             uniform(k * h * d, seed + 8)
                 .into_iter()
@@ -400,10 +402,11 @@ pub fn bench<B: MoeBackend>(
             + w2a.grad(&grads).expect("dw2").sum();
         crate::bench::read_back(sum);
     };
+    let x_dense = Tensor::<D, 2>::from_data(TensorData::new(c.x.clone(), [n, d]), device);
     let mut dense_step = || {
-        let xa = Tensor::<A<B>, 2>::from_inner(x.clone()).require_grad();
-        let a = Tensor::<A<B>, 2>::from_inner(dense13.clone()).require_grad();
-        let b = Tensor::<A<B>, 2>::from_inner(dense2.clone()).require_grad();
+        let xa = Tensor::<A<D>, 2>::from_inner(x_dense.clone()).require_grad();
+        let a = Tensor::<A<D>, 2>::from_inner(dense13.clone()).require_grad();
+        let b = Tensor::<A<D>, 2>::from_inner(dense2.clone()).require_grad();
         let grads = dense_swiglu(xa.clone(), a.clone(), b.clone())
             .sum()
             .backward();
@@ -447,7 +450,7 @@ pub fn bench<B: MoeBackend>(
             "moe-step-vs-dense",
             &vs_dense,
             DENSE_TARGET,
-            "dense SwiGLU FFN with equal active parameters (hidden k·h)",
+            "dense SwiGLU FFN with equal active parameters (hidden k·h), on burn's fused default backend",
         ),
     ] {
         let comparison = Comparison {

@@ -559,9 +559,9 @@ pub fn execute(
                     seed,
                     GemmPrecision::of_default::<cubecl::wgpu::WgpuRuntime>(),
                 ),
-                Exec::Wgpu => mixtral::bench::<CubeWgpu>(
+                Exec::Wgpu => mixtral::bench::<CubeWgpu, burn::backend::Wgpu>(
                     &Default::default(),
-                    "wgpu (unfused CubeBackend)",
+                    "wgpu (unfused CubeBackend; the dense baseline fused)",
                     &name,
                     scale.moe_bench(),
                     seed,
@@ -578,9 +578,10 @@ pub fn execute(
                 #[cfg(feature = "cuda")]
                 Exec::Cuda => mixtral::bench::<
                     burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>,
+                    burn::backend::Cuda,
                 >(
                     &Default::default(),
-                    "cuda (unfused CubeBackend)",
+                    "cuda (unfused CubeBackend; the dense baseline fused)",
                     &name,
                     scale.bench(),
                     seed,

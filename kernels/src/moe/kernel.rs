@@ -34,10 +34,13 @@ fn find_tile(offsets: &Array<u32>, tile: u32, tile_rows: u32, experts: u32) -> (
 /// `gather`, else `p`; `N` divides `cols`. Each unit computes `unit_rows` rows × `N` columns; a
 /// cube covers `CUBE_DIM_Y · unit_rows` rows of one expert (a row tile; the last tile of a group
 /// may be partial, no padding beyond it) × `CUBE_DIM_X · N` columns. Grid: x over column tiles,
-/// y over row tiles (at most `⌈m / tile⌉ + E`; the extra ones exit).
+/// y over row tiles (at most `⌈m / tile⌉ + E`; the extra ones exit). With `quads` (needs
+/// `4 | inner`), `a` is also read as 4-wide vectors through `a4` (the same buffer), four inner
+/// steps per iteration.
 #[cube(launch_unchecked)]
 pub fn grouped_matmul_kernel<N: Size>(
     a: &Array<f32>,
+    a4: &Array<Vector<f32, Const<4>>>,
     rows: &Array<u32>,
     b: &Array<Vector<f32, N>>,
     offsets: &Array<u32>,
@@ -48,6 +51,7 @@ pub fn grouped_matmul_kernel<N: Size>(
     top_k: u32,
     #[comptime] unit_rows: usize,
     #[comptime] gather: bool,
+    #[comptime] quads: bool,
 ) {
     let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
     let tile_rows = CUBE_DIM_Y * unit_rows as u32;
@@ -78,12 +82,32 @@ pub fn grouped_matmul_kernel<N: Size>(
         acc[r] = Vector::<f32, N>::new(0.0f32);
     }
     let mut b_pos = expert as usize * inner * col_vecs + col;
-    for i in 0..inner {
-        let bv = b[b_pos];
-        b_pos += col_vecs;
-        #[unroll]
-        for r in 0..unit_rows {
-            acc[r] += Vector::<f32, N>::new(a[src[r] + i]) * bv;
+    if quads {
+        // Four inner steps at a time: one 4-wide load of each row of `a` (the same address on
+        // every unit of the cube, so a software device loads it once and broadcasts it).
+        for q in 0..inner / 4 {
+            let b0 = b[b_pos];
+            let b1 = b[b_pos + col_vecs];
+            let b2 = b[b_pos + 2 * col_vecs];
+            let b3 = b[b_pos + 3 * col_vecs];
+            b_pos += 4 * col_vecs;
+            #[unroll]
+            for r in 0..unit_rows {
+                let av = a4[src[r] / 4 + q];
+                acc[r] += Vector::<f32, N>::new(av[0]) * b0
+                    + Vector::<f32, N>::new(av[1]) * b1
+                    + Vector::<f32, N>::new(av[2]) * b2
+                    + Vector::<f32, N>::new(av[3]) * b3;
+            }
+        }
+    } else {
+        for i in 0..inner {
+            let bv = b[b_pos];
+            b_pos += col_vecs;
+            #[unroll]
+            for r in 0..unit_rows {
+                acc[r] += Vector::<f32, N>::new(a[src[r] + i]) * bv;
+            }
         }
     }
     #[unroll]
@@ -461,10 +485,12 @@ pub fn combine_weights_backward_kernel<N: Size>(
 /// Grouped weight gradient: `dw[e, i, c] = Σ_{p ∈ group e} lhs[src(p), i] · rhs[p, c]` with
 /// `lhs [·, inner]` (gathered through `assign[p] / k` when `gather`), `rhs [m, cols]`,
 /// `dw [E, inner, cols]`. Each unit computes `unit_rows` consecutive `i` × `N` columns; grid x
-/// over column vectors, y over (expert, `i` tile).
+/// over column vectors, y over (expert, `i` tile). With `quads` (needs `4 | inner` and
+/// `4 | unit_rows`), `lhs` is read as 4-wide vectors through `lhs4` (the same buffer).
 #[cube(launch_unchecked)]
 pub fn grouped_weight_grad_kernel<N: Size>(
     lhs: &Array<f32>,
+    lhs4: &Array<Vector<f32, Const<4>>>,
     rhs: &Array<Vector<f32, N>>,
     assign: &Array<u32>,
     offsets: &Array<u32>,
@@ -475,6 +501,7 @@ pub fn grouped_weight_grad_kernel<N: Size>(
     top_k: u32,
     #[comptime] unit_rows: usize,
     #[comptime] gather: bool,
+    #[comptime] quads: bool,
 ) {
     let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
     let col_vecs = col_vecs as usize;
@@ -497,10 +524,22 @@ pub fn grouped_weight_grad_kernel<N: Size>(
             src = source_row(assign, p, top_k);
         }
         let g = rhs[p * col_vecs + col];
-        #[unroll]
-        for r in 0..unit_rows {
-            let i = min(i0 + r, inner - 1);
-            acc[r] += Vector::<f32, N>::new(lhs[src * inner + i]) * g;
+        if quads {
+            let row = src * inner / 4;
+            #[unroll]
+            for q in 0..unit_rows / 4 {
+                let lv = lhs4[row + min(i0 / 4 + q, inner / 4 - 1)];
+                #[unroll]
+                for j in 0..4usize {
+                    acc[4 * q + j] += Vector::<f32, N>::new(lv[j]) * g;
+                }
+            }
+        } else {
+            #[unroll]
+            for r in 0..unit_rows {
+                let i = min(i0 + r, inner - 1);
+                acc[r] += Vector::<f32, N>::new(lhs[src * inner + i]) * g;
+            }
         }
     }
     #[unroll]

@@ -16,7 +16,7 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 
 use crate::KernelError;
-use crate::launch::{cube_size_pow2, grid_1d, vector_size_dividing};
+use crate::launch::{cpu_like, cube_size_pow2, grid_1d, vector_size_dividing};
 
 pub mod kernel;
 
@@ -255,7 +255,9 @@ const DISPATCH_CHUNK: usize = 256;
 /// Vulkan on the CPU (lavapipe), where every load is paid per lane: 16 units of 32 rows each (a
 /// 32-row tile per cube). Measured there at tokens 2048, d 512, h 1024, E 8, top-2: the
 /// gathered up-projection took 9.3 s with 16 × 4 units of 4 rows, 7.5 s with 16 × 2 of 8,
-/// 6.4 s with 16 × 1 of 16 and 5.9 s with 16 × 1 of 32.
+/// 6.4 s with 16 × 1 of 16 and 5.9 s with 16 × 1 of 32; reading `a` four inner steps at a time
+/// ([`quad_loads`]) took the experts' forward from 9.0 s to 7.9 s and their backward from 17.7 s
+/// to 16.2 s (64 rows a unit then changed neither beyond noise).
 pub const GEMM_CPU: GemmTiling = GemmTiling {
     cube_x: 16,
     cube_y: 1,
@@ -270,20 +272,23 @@ pub const GEMM_GPU: GemmTiling = GemmTiling {
 /// The weight-gradient kernel: 64 units along the columns.
 const WGRAD_CUBE: u32 = 64;
 
-/// Whether the device is a SIMD-on-CPU software device (no plane operations: lavapipe).
-fn cpu_like<R: Runtime>(client: &ComputeClient<R>) -> bool {
-    client.properties().features.plane.is_empty()
-}
-
 /// The grouped GEMM's tiling for the client's device ([`GEMM_CPU`] or [`GEMM_GPU`]).
 pub fn gemm_tiling<R: Runtime>(client: &ComputeClient<R>) -> GemmTiling {
     if cpu_like(client) { GEMM_CPU } else { GEMM_GPU }
 }
 
-/// Inner rows per unit of the weight-gradient kernel: 32 on CPU-like devices (3.4 s → 2.7 s for
-/// `dw2` from 16 to 32 at the benchmark shape; 6.1 s at 4), 4 on GPUs.
+/// Whether the grouped GEMMs read their left operand four inner steps at a time: on CPU-like
+/// devices (where a load the whole cube shares is one scalar load and a broadcast, so four
+/// steps per load cut the loads of `a` fourfold) when `4 | inner`.
+fn quad_loads<R: Runtime>(client: &ComputeClient<R>, inner: usize) -> bool {
+    cpu_like(client) && inner.is_multiple_of(4)
+}
+
+/// Inner rows per unit of the weight-gradient kernel: 64 on CPU-like devices, 4 on GPUs. At the
+/// benchmark shape on lavapipe `dw2` took 6.1 s at 4, 3.4 s at 16 and 2.7 s at 32; with
+/// [`quad_loads`], 2.47 s at 32 and 2.33 s at 64 (`dw13`: 5.45 s and 4.71 s).
 fn wgrad_rows<R: Runtime>(client: &ComputeClient<R>) -> usize {
-    if cpu_like(client) { 32 } else { 4 }
+    if cpu_like(client) { 64 } else { 4 }
 }
 
 /// Launch geometry of a one-unit-per-item kernel over `items`.
@@ -457,8 +462,10 @@ pub fn grouped_matmul<R: Runtime>(
     let tiles = m.div_ceil(tiling.tile_rows()) + e;
     let rows = gather.cloned().unwrap_or_else(|| offsets.clone());
     let rows_len = if gather.is_some() { m } else { e + 1 };
+    let quads = quad_loads(client, inner);
     // SAFETY: a holds a_rows·inner, b E·inner·cols f32, assign m u32 (or stands in unread),
-    // offsets E + 1 u32 with offsets[E] = m; width divides cols.
+    // offsets E + 1 u32 with offsets[E] = m; width divides cols; a4 binds a as
+    // a_rows·inner / 4 vectors, read only when 4 divides inner.
     unsafe {
         kernel::grouped_matmul_kernel::launch_unchecked::<R>(
             client,
@@ -469,7 +476,8 @@ pub fn grouped_matmul<R: Runtime>(
             ),
             CubeDim::new_2d(tiling.cube_x, tiling.cube_y),
             width,
-            ArrayArg::from_raw_parts(a, a_rows * inner),
+            ArrayArg::from_raw_parts(a.clone(), a_rows * inner),
+            ArrayArg::from_raw_parts(a, (a_rows * inner / 4).max(1)),
             ArrayArg::from_raw_parts(rows, rows_len),
             ArrayArg::from_raw_parts(b, e * inner * col_vecs),
             ArrayArg::from_raw_parts(offsets.clone(), e + 1),
@@ -480,6 +488,7 @@ pub fn grouped_matmul<R: Runtime>(
             dims.top_k as u32,
             tiling.unit_rows,
             gather.is_some(),
+            quads,
         );
     }
     out
@@ -516,7 +525,8 @@ pub fn grouped_weight_grad<R: Runtime>(
             ),
             CubeDim::new_1d(WGRAD_CUBE),
             width,
-            ArrayArg::from_raw_parts(lhs, lhs_rows * inner),
+            ArrayArg::from_raw_parts(lhs.clone(), lhs_rows * inner),
+            ArrayArg::from_raw_parts(lhs, (lhs_rows * inner / 4).max(1)),
             ArrayArg::from_raw_parts(rhs, m * col_vecs),
             ArrayArg::from_raw_parts(dispatch.assign.clone(), m),
             ArrayArg::from_raw_parts(dispatch.offsets.clone(), e + 1),
@@ -527,6 +537,7 @@ pub fn grouped_weight_grad<R: Runtime>(
             dims.top_k as u32,
             rows_per_unit,
             gather,
+            quad_loads(client, inner) && rows_per_unit.is_multiple_of(4),
         );
     }
     dw

@@ -12,10 +12,12 @@
 //! - [`regression`]: benchmark comparisons across two independent runs (Mann–Whitney U,
 //!   bootstrap ratio of medians, Benjamini–Hochberg, a four-way [`regression::Change`] verdict)
 //!   and PELT change points over run history.
+//! - [`metrics`]: measurements read back from their metric rows, each lookup shape-checked.
 //! - [`ClaimError`]: bad input; nothing here panics on user input.
 
 pub mod claim;
 pub mod error;
+pub mod metrics;
 pub mod regression;
 pub mod stats;
 

@@ -11,15 +11,15 @@
 //!   (no index), `…/score` (index = position in the grid; absent where that learning rate
 //!   diverged).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use claimbench_claims::metrics::{MetricTable, whole};
 
 use crate::error::Error;
 use crate::layer::Method;
 
 /// One metric row: name, index (a step, a point, a grid position; `None` for a scalar), value.
-pub type MetricRow = (String, Option<i64>, f64);
+pub use claimbench_claims::metrics::MetricRow;
 
 /// The three training experiments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -164,20 +164,20 @@ impl SeedMeasurements {
     /// The inverse of [`SeedMeasurements::metrics`] (arms in the order of their first row).
     /// Errors: [`Error::Metrics`] naming the bad row.
     pub fn from_metrics(rows: &[MetricRow]) -> Result<Self, Error> {
-        let g = Grouped::new(rows);
+        let g = MetricTable::new(rows);
         let mut m = SeedMeasurements {
             seed: whole(g.scalar("seed")?, "seed")? as u64,
             pretrain_nmse: g.scalar("pretrain_nmse")?,
             arms: Vec::new(),
             analysis: Vec::new(),
         };
-        for prefix in g.prefixes() {
+        for prefix in prefixes(&g) {
             let (head, method, rank) = parse_prefix(&prefix)?;
             if head == "analysis" {
                 let ints = |field: &str| -> Result<Vec<usize>, Error> {
                     g.dense(&format!("{prefix}/{field}"))?
                         .into_iter()
-                        .map(|v| whole(v, field))
+                        .map(|v| whole(v, field).map_err(Error::from))
                         .collect()
                 };
                 m.analysis.push(AnalysisMeasurement {
@@ -272,7 +272,7 @@ impl Tuning {
 
     /// The inverse of [`Tuning::metrics`]. Errors: [`Error::Metrics`].
     pub fn from_metrics(rows: &[MetricRow]) -> Result<Self, Error> {
-        let g = Grouped::new(rows);
+        let g = MetricTable::new(rows);
         let seeds = g
             .dense("tune/seed")?
             .into_iter()
@@ -280,7 +280,7 @@ impl Tuning {
             .collect::<Result<_, _>>()?;
         let lr_grid = g.dense("tune/lr_grid")?;
         let mut choices = Vec::new();
-        for prefix in g.prefixes() {
+        for prefix in prefixes(&g) {
             let Some(rest) = prefix.strip_prefix("tune/") else {
                 continue;
             };
@@ -335,97 +335,16 @@ fn parse_prefix(prefix: &str) -> Result<(&str, Method, usize), Error> {
     Ok((head, method, rank))
 }
 
-fn whole(v: f64, name: &str) -> Result<usize, Error> {
-    if v >= 0.0 && v.fract() == 0.0 && v < 9e15 {
-        Ok(v as usize)
-    } else {
-        Err(Error::Metrics(format!(
-            "{name} is {v}; it must be a whole number ≥ 0"
-        )))
-    }
-}
-
-/// Rows grouped by name, in order of first appearance.
-struct Grouped<'a> {
-    order: Vec<&'a str>,
-    by: BTreeMap<&'a str, Vec<(Option<i64>, f64)>>,
-}
-
-impl<'a> Grouped<'a> {
-    fn new(rows: &'a [MetricRow]) -> Self {
-        let mut order = Vec::new();
-        let mut by: BTreeMap<&str, Vec<(Option<i64>, f64)>> = BTreeMap::new();
-        for (name, idx, v) in rows {
-            let e = by.entry(name.as_str()).or_default();
-            if e.is_empty() {
-                order.push(name.as_str());
-            }
-            e.push((*idx, *v));
-        }
-        Grouped { order, by }
-    }
-
-    /// The distinct `a/b/c` prefixes of three-level-plus-field names, in order.
-    fn prefixes(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for name in &self.order {
-            if let Some((prefix, _)) = name.rsplit_once('/')
-                && prefix.matches('/').count() >= 2
-                && !out.iter().any(|p| p == prefix)
-            {
-                out.push(prefix.to_string());
-            }
-        }
-        out
-    }
-
-    fn scalar(&self, name: &str) -> Result<f64, Error> {
-        match self.by.get(name).map(Vec::as_slice) {
-            Some([(None, v)]) => Ok(*v),
-            Some([(Some(i), _)]) => Err(Error::Metrics(format!(
-                "{name} has index {i}; it is a scalar"
-            ))),
-            Some(rs) => Err(Error::Metrics(format!(
-                "{name} has {} rows; it needs exactly 1",
-                rs.len()
-            ))),
-            None => Err(Error::Metrics(format!("{name} is missing"))),
+/// The distinct `a/b/c` prefixes of three-level-plus-field names, in order.
+fn prefixes(table: &MetricTable<'_>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for name in table.names() {
+        if let Some((prefix, _)) = name.rsplit_once('/')
+            && prefix.matches('/').count() >= 2
+            && !out.iter().any(|p| p == prefix)
+        {
+            out.push(prefix.to_string());
         }
     }
-
-    /// Rows with distinct indices ≥ 0, sorted by index.
-    fn indexed(&self, name: &str) -> Result<Vec<(usize, f64)>, Error> {
-        let rs = self
-            .by
-            .get(name)
-            .ok_or_else(|| Error::Metrics(format!("{name} is missing")))?;
-        let mut out = Vec::with_capacity(rs.len());
-        for &(idx, v) in rs {
-            match idx {
-                Some(i) if i >= 0 => out.push((i as usize, v)),
-                _ => {
-                    return Err(Error::Metrics(format!(
-                        "{name} has a bad index {idx:?}; it needs an index ≥ 0"
-                    )));
-                }
-            }
-        }
-        out.sort_by_key(|&(i, _)| i);
-        if out.windows(2).any(|w| w[0].0 == w[1].0) {
-            return Err(Error::Metrics(format!("{name} has a repeated index")));
-        }
-        Ok(out)
-    }
-
-    /// Rows indexed exactly `0..n`.
-    fn dense(&self, name: &str) -> Result<Vec<f64>, Error> {
-        let rs = self.indexed(name)?;
-        if rs.iter().enumerate().any(|(i, &(j, _))| i != j) {
-            return Err(Error::Metrics(format!(
-                "{name} has a gap: indices must be 0..{}",
-                rs.len()
-            )));
-        }
-        Ok(rs.into_iter().map(|(_, v)| v).collect())
-    }
+    out
 }

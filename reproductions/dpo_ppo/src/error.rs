@@ -331,3 +331,9 @@ pub(crate) fn check_clip(name: &'static str, value: f64) -> Result<(), Error> {
         Err(Error::ClipRange { name, value })
     }
 }
+
+impl From<claimbench_claims::metrics::MetricsError> for Error {
+    fn from(e: claimbench_claims::metrics::MetricsError) -> Self {
+        Error::Metrics(e.0)
+    }
+}

@@ -49,12 +49,11 @@
 //! [`evaluate`] computes their verdicts from per-seed measurements through
 //! `claimbench_claims::evaluate`.
 
-use std::collections::BTreeMap;
-
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::backend::AutodiffBackend;
+use claimbench_claims::metrics::{MetricTable, whole};
 use claimbench_claims::{Claim, ClaimError, ClaimSpec, Direction, Evidence, TestSpec};
 use claimbench_kernels::burn_ops::{PreferenceBackend, dpo_loss_unchecked};
 use claimbench_kernels::preference::DpoSettings;
@@ -871,7 +870,7 @@ pub struct Fig1Measurements {
 }
 
 /// One metric row: name, index (a cell `x·Y + y`, a step, a round; `None` for a scalar), value.
-pub type MetricRow = (String, Option<i64>, f64);
+pub use claimbench_claims::metrics::MetricRow;
 
 /// The scalar fields (name, accessor) of [`Fig1Measurements`], in metric order.
 type Getter = fn(&Fig1Measurements) -> f64;
@@ -952,65 +951,18 @@ impl Fig1Measurements {
     /// indices `0..n`, no gaps or repeats; scalars once, without index). Errors:
     /// [`Error::Metrics`] naming the bad row.
     pub fn from_metrics(rows: &[MetricRow]) -> Result<Self, Error> {
-        let mut by: BTreeMap<&str, Vec<(Option<i64>, f64)>> = BTreeMap::new();
-        for (name, idx, v) in rows {
-            by.entry(name.as_str()).or_default().push((*idx, *v));
-        }
-        let one = |name: &str| -> Result<(Option<i64>, f64), Error> {
-            match by.get(name).map(Vec::as_slice) {
-                Some([r]) => Ok(*r),
-                Some(rs) => Err(Error::Metrics(format!(
+        let table = MetricTable::new(rows);
+        let plain = |name: &str| table.scalar(name);
+        let count = |name: &str| whole(table.scalar(name)?, name);
+        let vector = |name: &str| table.dense(name);
+        let cell = |name: &str| -> Result<(usize, f64), Error> {
+            match table.indexed(name)?.as_slice() {
+                [one] => Ok(*one),
+                rs => Err(Error::Metrics(format!(
                     "{name} has {} rows; it needs exactly 1",
                     rs.len()
                 ))),
-                None => Err(Error::Metrics(format!("{name} is missing"))),
             }
-        };
-        let plain = |name: &str| -> Result<f64, Error> {
-            match one(name)? {
-                (None, v) => Ok(v),
-                (Some(i), _) => Err(Error::Metrics(format!(
-                    "{name} has index {i}; it is a scalar"
-                ))),
-            }
-        };
-        let count = |name: &str| -> Result<usize, Error> {
-            let v = plain(name)?;
-            if v >= 0.0 && v.fract() == 0.0 && v < 9e15 {
-                Ok(v as usize)
-            } else {
-                Err(Error::Metrics(format!(
-                    "{name} is {v}; it must be a whole number ≥ 0"
-                )))
-            }
-        };
-        let cell = |name: &str| -> Result<(usize, f64), Error> {
-            match one(name)? {
-                (Some(i), v) if i >= 0 => Ok((i as usize, v)),
-                (i, _) => Err(Error::Metrics(format!(
-                    "{name} has index {i:?}; it needs a cell index ≥ 0"
-                ))),
-            }
-        };
-        let vector = |name: &str| -> Result<Vec<f64>, Error> {
-            let rs = by
-                .get(name)
-                .ok_or_else(|| Error::Metrics(format!("{name} is missing")))?;
-            let mut out = vec![None; rs.len()];
-            for &(idx, v) in rs {
-                match idx {
-                    Some(i) if i >= 0 && (i as usize) < out.len() && out[i as usize].is_none() => {
-                        out[i as usize] = Some(v);
-                    }
-                    _ => {
-                        return Err(Error::Metrics(format!(
-                            "{name} has a bad or repeated index {idx:?} among {} rows",
-                            rs.len()
-                        )));
-                    }
-                }
-            }
-            Ok(out.into_iter().flatten().collect())
         };
         let (dpo_cell, dpo_inc) = cell("dpo_uncovered_increase")?;
         let (ppo_cell, ppo_inc) = cell("ppo_uncovered_increase")?;

@@ -40,3 +40,9 @@ pub enum Error {
     #[error("metric rows: {0}")]
     Metrics(String),
 }
+
+impl From<claimbench_claims::metrics::MetricsError> for Error {
+    fn from(e: claimbench_claims::metrics::MetricsError) -> Self {
+        Error::Metrics(e.0)
+    }
+}

@@ -11,15 +11,15 @@
 //!   `…/same_first_chance` (no index), `…/share` (index = expert), `…/domain_tv` (index =
 //!   domain), `…/hist{δ}` (index = expert; domain `δ`'s histogram).
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
+
+use claimbench_claims::metrics::{MetricTable, whole};
 
 use crate::error::Error;
 use crate::routing::LayerRouting;
 
 /// One metric row: name, index (a step, a domain, an expert; `None` for a scalar), value.
-pub type MetricRow = (String, Option<i64>, f64);
+pub use claimbench_claims::metrics::MetricRow;
 
 /// The four arms every seed trains (same data, batches, token budget and shared init).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -147,7 +147,7 @@ impl SeedMeasurements {
     /// The inverse of [`SeedMeasurements::metrics`] (arms in the order of their first row).
     /// Errors: [`Error::Metrics`] naming the bad or missing row.
     pub fn from_metrics(rows: &[MetricRow]) -> Result<Self, Error> {
-        let g = Grouped::new(rows);
+        let g = MetricTable::new(rows);
         let seed = whole(g.scalar("seed")?, "seed")? as u64;
         let mut m = SeedMeasurements {
             seed,
@@ -155,7 +155,7 @@ impl SeedMeasurements {
             arms: Vec::new(),
         };
         let mut arms: Vec<Arm> = Vec::new();
-        for name in &g.order {
+        for name in g.names() {
             if let Some((head, _)) = name.split_once('/') {
                 let arm = Arm::parse(head)
                     .ok_or_else(|| Error::Metrics(format!("{name}: unknown arm {head}")))?;
@@ -176,7 +176,7 @@ impl SeedMeasurements {
             let mut routing = Vec::new();
             for l in 0.. {
                 let q = format!("{p}/layer{l}");
-                if !g.by.contains_key(format!("{q}/same_first").as_str()) {
+                if !g.contains(&format!("{q}/same_first")) {
                     break;
                 }
                 let domain_tv = g.dense(&format!("{q}/domain_tv"))?;
@@ -209,86 +209,5 @@ impl SeedMeasurements {
             });
         }
         Ok(m)
-    }
-}
-
-fn whole(v: f64, name: &str) -> Result<usize, Error> {
-    if v >= 0.0 && v.fract() == 0.0 && v < 9e15 {
-        Ok(v as usize)
-    } else {
-        Err(Error::Metrics(format!(
-            "{name} is {v}; it must be a whole number ≥ 0"
-        )))
-    }
-}
-
-/// Rows grouped by name, in order of first appearance.
-struct Grouped<'a> {
-    order: Vec<&'a str>,
-    by: BTreeMap<&'a str, Vec<(Option<i64>, f64)>>,
-}
-
-impl<'a> Grouped<'a> {
-    fn new(rows: &'a [MetricRow]) -> Self {
-        let mut order = Vec::new();
-        let mut by: BTreeMap<&str, Vec<(Option<i64>, f64)>> = BTreeMap::new();
-        for (name, idx, v) in rows {
-            let e = by.entry(name.as_str()).or_default();
-            if e.is_empty() {
-                order.push(name.as_str());
-            }
-            e.push((*idx, *v));
-        }
-        Grouped { order, by }
-    }
-
-    fn scalar(&self, name: &str) -> Result<f64, Error> {
-        match self.by.get(name).map(Vec::as_slice) {
-            Some([(None, v)]) => Ok(*v),
-            Some([(Some(i), _)]) => Err(Error::Metrics(format!(
-                "{name} has index {i}; it is a scalar"
-            ))),
-            Some(rs) => Err(Error::Metrics(format!(
-                "{name} has {} rows; it needs exactly 1",
-                rs.len()
-            ))),
-            None => Err(Error::Metrics(format!("{name} is missing"))),
-        }
-    }
-
-    /// Rows with distinct indices ≥ 0, sorted by index.
-    fn indexed(&self, name: &str) -> Result<Vec<(usize, f64)>, Error> {
-        let rs = self
-            .by
-            .get(name)
-            .ok_or_else(|| Error::Metrics(format!("{name} is missing")))?;
-        let mut out = Vec::with_capacity(rs.len());
-        for &(idx, v) in rs {
-            match idx {
-                Some(i) if i >= 0 => out.push((i as usize, v)),
-                _ => {
-                    return Err(Error::Metrics(format!(
-                        "{name} has a bad index {idx:?}; it needs an index ≥ 0"
-                    )));
-                }
-            }
-        }
-        out.sort_by_key(|&(i, _)| i);
-        if out.windows(2).any(|w| w[0].0 == w[1].0) {
-            return Err(Error::Metrics(format!("{name} has a repeated index")));
-        }
-        Ok(out)
-    }
-
-    /// Rows indexed exactly `0..n`.
-    fn dense(&self, name: &str) -> Result<Vec<f64>, Error> {
-        let rs = self.indexed(name)?;
-        if rs.iter().enumerate().any(|(i, &(j, _))| i != j) {
-            return Err(Error::Metrics(format!(
-                "{name} has a gap: indices must be 0..{}",
-                rs.len()
-            )));
-        }
-        Ok(rs.into_iter().map(|(_, v)| v).collect())
     }
 }
