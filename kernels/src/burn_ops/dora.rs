@@ -39,8 +39,9 @@ use crate::dora::{self, AdapterSpec, Dims, NORM_EPS};
 ///   `(base + s·xa·B) ⊙ g` (or without `⊙ g`), with `both = [base | xa]`;
 /// - `dora_epilogue_backward(dy [n, d_out], both, B, g, s) → (dy ⊙ g [n, d_out], Σ_t dy ⊙ z
 ///   [d_out])`, `z = base + s·xa·B`;
-/// - `adapted_forward(x [n, d_in], W0, A, B, g: Option<[d_out]>, s) → (y [n, d_out], both)`:
-///   `both = x [W0 | A]` (one GEMM), then the epilogue.
+/// - `adapted_forward(x [n, d_in], W0, A, B, g: Option<[d_out]>, s, keep_both) → (y [n, d_out],
+///   both)`: `y = (x W0 + s·(x A)·B) ⊙ g`, and `both = x [W0 | A]` (what the backward reads)
+///   when `keep_both` (it may also come without).
 ///
 /// Callers validate first (the entry points of this module do): implementations may panic on
 /// invalid input.
@@ -70,7 +71,7 @@ pub trait DoraBackend: Backend {
         scale: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 
-    /// The whole adapted layer: the backend's GEMM `x [W0 | A]`, then [`Self::lora_epilogue`].
+    /// The whole adapted layer; by default [`gemm_then_epilogue`] (`both` always comes).
     fn adapted_forward(
         x: FloatTensor<Self>,
         w0: FloatTensor<Self>,
@@ -78,12 +79,28 @@ pub trait DoraBackend: Backend {
         b: FloatTensor<Self>,
         g: Option<FloatTensor<Self>>,
         scale: f32,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let wa = Tensor::cat(vec![float::<Self, 2>(w0), float(a)], 1);
-        let both = float::<Self, 2>(x).matmul(wa);
-        let y = Self::lora_epilogue(prim(both.clone()), b, g, scale);
-        (y, prim(both))
+        keep_both: bool,
+    ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
+        let _ = keep_both;
+        let (y, both) = gemm_then_epilogue::<Self>(x, w0, a, b, g, scale);
+        (y, Some(both))
     }
+}
+
+/// [`DoraBackend::adapted_forward`] through the backend's GEMM: `both = x [W0 | A]`, then
+/// [`DoraBackend::lora_epilogue`]. Returns `(y, both)`.
+pub fn gemm_then_epilogue<B: DoraBackend>(
+    x: FloatTensor<B>,
+    w0: FloatTensor<B>,
+    a: FloatTensor<B>,
+    b: FloatTensor<B>,
+    g: Option<FloatTensor<B>>,
+    scale: f32,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let wa = Tensor::cat(vec![float::<B, 2>(w0), float(a)], 1);
+    let both = float::<B, 2>(x).matmul(wa);
+    let y = B::lora_epilogue(prim(both.clone()), b, g, scale);
+    (y, prim(both))
 }
 
 /// The composition of tensor ops for the column norms (materialises `W0 + s A B`).
@@ -268,6 +285,48 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> DoraBacken
         (
             tensor_like(&both, [n, d_out], dbase),
             tensor_like(&both, [d_out], dg),
+        )
+    }
+
+    /// [`dora::adapted_matmul`] on CPU-like devices ([`dora::fused_gemm`]), else the backend's
+    /// GEMM and the epilogue.
+    fn adapted_forward(
+        x: FloatTensor<Self>,
+        w0: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        g: Option<FloatTensor<Self>>,
+        scale: f32,
+        keep_both: bool,
+    ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
+        if !dora::fused_gemm(&x.client) {
+            let (y, both) = gemm_then_epilogue::<Self>(x, w0, a, b, g, scale);
+            return (y, Some(both));
+        }
+        let [x, w0, a, b] = [x, w0, a, b].map(contiguous_f32);
+        let g = g.map(contiguous_f32);
+        let [n, d_in] = x.shape().dims::<2>();
+        let [rank, d_out] = b.shape().dims::<2>();
+        let dims = Dims {
+            rows: n,
+            d_out,
+            rank,
+        };
+        let (y, both) = dora::adapted_matmul(
+            &x.client,
+            dims,
+            d_in,
+            x.handle.clone(),
+            w0.handle.clone(),
+            a.handle.clone(),
+            b.handle.clone(),
+            g.map(|g| g.handle.clone()),
+            scale,
+            keep_both,
+        );
+        (
+            tensor_like(&x, [n, d_out], y),
+            both.map(|both| tensor_like(&x, [n, d_out + rank], both)),
         )
     }
 }
@@ -572,34 +631,49 @@ impl<B: DoraBackend, C: CheckpointStrategy> DoraBackend for Autodiff<B, C> {
         b: FloatTensor<Self>,
         g: Option<FloatTensor<Self>>,
         scale: f32,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        let (y, both) = B::adapted_forward(
-            x.primitive.clone(),
-            w0.primitive.clone(),
-            a.primitive.clone(),
-            b.primitive.clone(),
-            g.as_ref().map(|g| g.primitive.clone()),
-            scale,
-        );
-        let both_out = <Self as AutodiffBackend>::from_inner(both.clone());
-        let state = |g: Option<FloatTensor<B>>| {
-            (
-                x.primitive.clone(),
-                w0.primitive.clone(),
-                a.primitive.clone(),
-                b.primitive.clone(),
-                g,
-                both.clone(),
-                scale,
-            )
-        };
+        keep_both: bool,
+    ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
         let nodes = [
             x.node.clone(),
             w0.node.clone(),
             a.node.clone(),
             b.node.clone(),
         ];
-        let y = match g {
+        // The backward reads `both`: ask for it when any input is tracked.
+        let tracked = nodes
+            .iter()
+            .chain(g.as_ref().map(|g| &g.node))
+            .any(|n| !n.requirement.is_none());
+        let forward = |keep| {
+            B::adapted_forward(
+                x.primitive.clone(),
+                w0.primitive.clone(),
+                a.primitive.clone(),
+                b.primitive.clone(),
+                g.as_ref().map(|g| g.primitive.clone()),
+                scale,
+                keep,
+            )
+        };
+        let (y, both) = forward(tracked || keep_both);
+        let both_out = both.clone().map(<Self as AutodiffBackend>::from_inner);
+        let state = |g: Option<FloatTensor<B>>| {
+            // Tracked without `both` (no input looked tracked): run the forward again for it.
+            let both = both
+                .clone()
+                .or_else(|| forward(true).1)
+                .expect("adapted_forward returns both when asked");
+            (
+                x.primitive.clone(),
+                w0.primitive.clone(),
+                a.primitive.clone(),
+                b.primitive.clone(),
+                g,
+                both,
+                scale,
+            )
+        };
+        let y = match &g {
             Some(g) => {
                 let [nx, nw, na, nb] = nodes;
                 match DoraLayerGrad
@@ -607,7 +681,7 @@ impl<B: DoraBackend, C: CheckpointStrategy> DoraBackend for Autodiff<B, C> {
                     .compute_bound()
                     .stateful()
                 {
-                    OpsKind::Tracked(prep) => prep.finish(state(Some(g.primitive)), y),
+                    OpsKind::Tracked(prep) => prep.finish(state(Some(g.primitive.clone())), y),
                     OpsKind::UnTracked(prep) => prep.finish(y),
                 }
             }
@@ -635,6 +709,13 @@ mod fusion {
         Lora,
         Dora,
         DoraBackward,
+        /// The layer; `keep`: `both` is a second output.
+        LoraLayer {
+            keep: bool,
+        },
+        DoraLayer {
+            keep: bool,
+        },
     }
 
     #[derive(Clone, Debug)]
@@ -664,6 +745,16 @@ mod fusion {
                 Kind::DoraBackward => {
                     let (d, g) = B::dora_epilogue_backward(next(), next(), next(), next(), s);
                     vec![d, g]
+                }
+                Kind::LoraLayer { keep } => {
+                    let (y, both) =
+                        B::adapted_forward(next(), next(), next(), next(), None, s, keep);
+                    [Some(y), both].into_iter().flatten().collect()
+                }
+                Kind::DoraLayer { keep } => {
+                    let g = Some(next());
+                    let (y, both) = B::adapted_forward(next(), next(), next(), next(), g, s, keep);
+                    [Some(y), both].into_iter().flatten().collect()
                 }
             };
             for (ir, t) in self.desc.outputs.iter().zip(outs) {
@@ -768,6 +859,49 @@ mod fusion {
             let dg = out.pop().expect("two outputs");
             (out.pop().expect("two outputs"), dg)
         }
+
+        fn adapted_forward(
+            x: FloatTensor<Self>,
+            w0: FloatTensor<Self>,
+            a: FloatTensor<Self>,
+            b: FloatTensor<Self>,
+            g: Option<FloatTensor<Self>>,
+            scale: f32,
+            keep_both: bool,
+        ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
+            let n = x.shape[0];
+            let [rank, d_out] = b.shape.dims::<2>();
+            let keep = keep_both;
+            let shapes = [vec![n, d_out], vec![n, d_out + rank]];
+            let shapes = &shapes[..if keep { 2 } else { 1 }];
+            let mut out = match g {
+                // g first: the op reads its inputs in order.
+                Some(g) => register::<B>(
+                    Kind::DoraLayer { keep },
+                    if keep {
+                        "dora_layer+both"
+                    } else {
+                        "dora_layer"
+                    },
+                    vec![g, x, w0, a, b],
+                    shapes,
+                    scale,
+                ),
+                None => register::<B>(
+                    Kind::LoraLayer { keep },
+                    if keep {
+                        "lora_layer+both"
+                    } else {
+                        "lora_layer"
+                    },
+                    vec![x, w0, a, b],
+                    shapes,
+                    scale,
+                ),
+            };
+            let both = keep.then(|| out.pop().expect("two outputs"));
+            (out.pop().expect("an output"), both)
+        }
     }
 }
 
@@ -822,7 +956,15 @@ pub fn lora_linear<B: DoraBackend>(
     b: Tensor<B, 2>,
 ) -> Result<Tensor<B, 2>, KernelError> {
     spec_check(spec, Some(&x), &w0, &a, &b, None)?;
-    let (y, _) = B::adapted_forward(prim(x), prim(w0), prim(a), prim(b), None, spec.scale());
+    let (y, _) = B::adapted_forward(
+        prim(x),
+        prim(w0),
+        prim(a),
+        prim(b),
+        None,
+        spec.scale(),
+        false,
+    );
     Ok(float(y))
 }
 
@@ -876,7 +1018,7 @@ pub fn dora_linear<B: DoraBackend>(
         }
     };
     let g = dora_gain(m, float(norms));
-    let (y, _) = B::adapted_forward(prim(x), prim(w0), prim(a), prim(b), Some(prim(g)), s);
+    let (y, _) = B::adapted_forward(prim(x), prim(w0), prim(a), prim(b), Some(prim(g)), s, false);
     Ok(float(y))
 }
 

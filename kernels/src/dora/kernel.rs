@@ -195,3 +195,143 @@ pub fn epilogue_backward_kernel<N: Size>(
     }
     partials[chunk * d_vecs + col] = acc;
 }
+
+/// The adapted layer's GEMM with its epilogue in registers, for CPU-like devices:
+/// `out[t, :] = (x[t, :]·W + s Σ_k xa[t, k] B[k, :]) ⊙ g` (`scaled`; without `⊙ g` otherwise;
+/// just `x[t, :]·W` when `rank = 0`, and then `xa`, `b`, `g` are not read), and the bare
+/// product `x[t, :]·W` also into `copy` when `keep` (row stride `copy_row_vecs` vectors, starting at vector
+/// column `copy_offset`). `x [rows, inner]`, `W [inner, col_vecs·N]`, `xa [rows, rank]`,
+/// `B [rank, col_vecs·N]`, `g [col_vecs·N]`. Each unit computes `unit_rows` rows × `N` columns;
+/// a cube covers `CUBE_DIM_X · N` columns × `CUBE_DIM_Y · unit_rows` rows. Grid: x over column
+/// tiles, y over row tiles. With `quads` (needs `4 | inner`), `x` is also read through `x4` (the
+/// same buffer as 4-wide vectors), four inner steps per load: on a software device a load whose
+/// address is the same on every unit of the cube is one scalar load and a broadcast. The
+/// low-rank term runs as `rank` more inner steps over `[xa | s·B]`, through `xa4` four at a
+/// time with `rank_quads` (needs `4 | rank`).
+#[cube(launch_unchecked)]
+pub fn adapted_matmul_kernel<N: Size>(
+    x: &Array<f32>,
+    x4: &Array<Vector<f32, Const<4>>>,
+    w: &Array<Vector<f32, N>>,
+    xa: &Array<f32>,
+    xa4: &Array<Vector<f32, Const<4>>>,
+    b: &Array<Vector<f32, N>>,
+    g: &Array<Vector<f32, N>>,
+    out: &mut Array<Vector<f32, N>>,
+    copy: &mut Array<Vector<f32, N>>,
+    rows: u32,
+    inner: u32,
+    col_vecs: u32,
+    copy_row_vecs: u32,
+    copy_offset: u32,
+    scale: f32,
+    #[comptime] unit_rows: usize,
+    #[comptime] rank: usize,
+    #[comptime] scaled: bool,
+    #[comptime] quads: bool,
+    #[comptime] rank_quads: bool,
+    #[comptime] keep: bool,
+) {
+    let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let col_vecs = col_vecs as usize;
+    let first = ((CUBE_POS_Y * CUBE_DIM_Y + UNIT_POS_Y) * unit_rows as u32) as usize;
+    let rows = rows as usize;
+    if col >= col_vecs || first >= rows {
+        terminate!();
+    }
+    let inner = inner as usize;
+    // Row offsets (rows past the end repeat the last row and are not written).
+    let mut src = Array::<usize>::new(unit_rows);
+    #[unroll]
+    for r in 0..unit_rows {
+        src[r] = min(first + r, rows - 1);
+    }
+    let mut acc = Array::<Vector<f32, N>>::new(unit_rows);
+    #[unroll]
+    for r in 0..unit_rows {
+        acc[r] = Vector::<f32, N>::new(0.0f32);
+    }
+    let mut w_pos = col;
+    if quads {
+        for q in 0..inner / 4 {
+            let w0 = w[w_pos];
+            let w1 = w[w_pos + col_vecs];
+            let w2 = w[w_pos + 2 * col_vecs];
+            let w3 = w[w_pos + 3 * col_vecs];
+            w_pos += 4 * col_vecs;
+            #[unroll]
+            for r in 0..unit_rows {
+                let xv = x4[src[r] * inner / 4 + q];
+                let mut s = fma(Vector::<f32, N>::new(xv[0]), w0, acc[r]);
+                s = fma(Vector::<f32, N>::new(xv[1]), w1, s);
+                s = fma(Vector::<f32, N>::new(xv[2]), w2, s);
+                acc[r] = fma(Vector::<f32, N>::new(xv[3]), w3, s);
+            }
+        }
+    } else {
+        for i in 0..inner {
+            let wv = w[w_pos];
+            w_pos += col_vecs;
+            #[unroll]
+            for r in 0..unit_rows {
+                acc[r] = fma(Vector::<f32, N>::new(x[src[r] * inner + i]), wv, acc[r]);
+            }
+        }
+    }
+    let copy_row_vecs = copy_row_vecs as usize;
+    let copy_offset = copy_offset as usize;
+    if keep {
+        #[unroll]
+        for r in 0..unit_rows {
+            let row = first + r;
+            if row < rows {
+                copy[row * copy_row_vecs + copy_offset + col] = acc[r];
+            }
+        }
+    }
+    if rank > 0 {
+        // The low-rank term as `r` more inner steps over `[xa | s·B]`, loaded like `x` and `W`.
+        let sv = Vector::<f32, N>::new(scale);
+        let mut b_pos = col;
+        if rank_quads {
+            for q in 0..rank / 4 {
+                let b0 = b[b_pos] * sv;
+                let b1 = b[b_pos + col_vecs] * sv;
+                let b2 = b[b_pos + 2 * col_vecs] * sv;
+                let b3 = b[b_pos + 3 * col_vecs] * sv;
+                b_pos += 4 * col_vecs;
+                #[unroll]
+                for r in 0..unit_rows {
+                    let xv = xa4[src[r] * rank / 4 + q];
+                    let mut s = fma(Vector::<f32, N>::new(xv[0]), b0, acc[r]);
+                    s = fma(Vector::<f32, N>::new(xv[1]), b1, s);
+                    s = fma(Vector::<f32, N>::new(xv[2]), b2, s);
+                    acc[r] = fma(Vector::<f32, N>::new(xv[3]), b3, s);
+                }
+            }
+        } else {
+            for k in 0..rank {
+                let bv = b[b_pos] * sv;
+                b_pos += col_vecs;
+                #[unroll]
+                for r in 0..unit_rows {
+                    acc[r] = fma(Vector::<f32, N>::new(xa[src[r] * rank + k]), bv, acc[r]);
+                }
+            }
+        }
+        if scaled {
+            let gj = g[col];
+            #[unroll]
+            for r in 0..unit_rows {
+                acc[r] = acc[r] * gj;
+            }
+        }
+    }
+    #[unroll]
+    for r in 0..unit_rows {
+        let row = first + r;
+        if row < rows {
+            out[row * col_vecs + col] = acc[r];
+        }
+    }
+}

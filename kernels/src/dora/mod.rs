@@ -23,7 +23,7 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 
 use crate::KernelError;
-use crate::launch::{cube_size_pow2, grid_1d, vector_size_dividing};
+use crate::launch::{cpu_like, cube_size_pow2, grid_1d, vector_size_dividing};
 
 /// The floor of the column norm `c` in `g = m / max(c, ε)`: a zero column of `V` gives a finite
 /// `g` (PEFT issue 2049 reports `inf` without one).
@@ -377,6 +377,146 @@ pub fn epilogue_backward<R: Runtime>(
     }
     let dg = sum_partials(client, partials, c.chunks, d_out, false);
     (dbase, dg)
+}
+
+/// The tiling of [`adapted_matmul`]: 16 units along the columns, each 32 rows × one vector of
+/// columns. At tokens 2048, d_in = d_out = 1024 on lavapipe the bare product took 0.28 s at
+/// 16 × 1 units of 32 rows (0.29 s at 64 rows, 8 or 32 units; 0.30 s at 16 rows), burn's
+/// autotuned matmul 0.34 s.
+const ADAPTED_CUBE_X: usize = 16;
+/// Rows per unit of [`adapted_matmul`].
+const ADAPTED_UNIT_ROWS: usize = 32;
+
+/// Whether the adapted layers run [`adapted_matmul`] (their own GEMM, with the low-rank term and
+/// the column scaling applied in registers) rather than the backend's GEMM and [`epilogue`]:
+/// on CPU-like devices ([`cpu_like`]: software Vulkan), where it is faster than burn's GEMM and
+/// a separate epilogue pass costs a second trip over the output. GPUs keep the backend's GEMM
+/// (tensor-core tiling this kernel does not have).
+pub fn fused_gemm<R: Runtime>(client: &ComputeClient<R>) -> bool {
+    cpu_like(client)
+}
+
+/// The adapted layer in two launches, `A B` and `W'` never formed: `xa = x A` (`[n, r]`), then
+/// `y = (x W0 + s·xa·B) ⊙ g` (`g = None`: LoRA, no `⊙ g`), with `x W0` computed once, in
+/// registers. Returns `y [n, d_out]` and, with `keep_both`, `both [n, d_out + r] = [x W0 | x A]`
+/// as the backend-GEMM path produces it (what the backward reads). `x [n, d_in]`, `W0 [d_in, d_out]`,
+/// `A [d_in, r]`, `B [r, d_out]`, `g [d_out]`; `dims.rows = n`.
+#[allow(clippy::too_many_arguments)]
+pub fn adapted_matmul<R: Runtime>(
+    client: &ComputeClient<R>,
+    dims: Dims,
+    d_in: usize,
+    x: Handle,
+    w0: Handle,
+    a: Handle,
+    b: Handle,
+    g: Option<Handle>,
+    scale: f32,
+    keep_both: bool,
+) -> (Handle, Option<Handle>) {
+    let Dims { rows, d_out, rank } = dims;
+    let row_len = d_out + rank;
+    // One vector width for both launches: it divides r, d_out and so d_out + r.
+    let width = vector_size_dividing(client, 4, gcd(d_out, rank));
+    let v = |len: usize| len / width;
+    let xa = client.empty(rows * rank * 4);
+    // Without `keep_both` the kernels never write `both`: a one-vector stand-in is bound.
+    let both = client.empty(if keep_both {
+        rows * row_len * 4
+    } else {
+        width * 4
+    });
+    let both_len = if keep_both { v(rows * row_len) } else { 1 };
+    let y = client.empty(rows * d_out * 4);
+    let quads = d_in.is_multiple_of(4);
+    let x4_len = (rows * d_in / 4).max(1);
+    // `x A` with the same vectors: scalar columns (to fill a cube with r = 16 units) took 21 ms
+    // at the benchmark's shape on lavapipe, 4-wide ones 13 ms.
+    let thin = width;
+    let geometry = |cols: usize, width: usize| {
+        let col_vecs = cols / width;
+        let cube_x = cube_size_pow2(client, ADAPTED_CUBE_X.min(col_vecs.next_power_of_two()));
+        (
+            CubeCount::Static(
+                col_vecs.div_ceil(cube_x) as u32,
+                rows.div_ceil(ADAPTED_UNIT_ROWS) as u32,
+                1,
+            ),
+            CubeDim::new_2d(cube_x as u32, 1),
+        )
+    };
+    let (count, dim) = geometry(rank, thin);
+    let t = |len: usize| len / thin;
+    let thin_both_len = if keep_both { t(rows * row_len) } else { 1 };
+    // SAFETY: x holds n·d_in, a d_in·r f32; xa n·r and both n·(d_out + r) are written in range
+    // (the width divides r and d_out); x4 is read only when 4 divides d_in; rank 0 leaves the
+    // stand-ins for xa, B and g (bound to a) unread.
+    unsafe {
+        kernel::adapted_matmul_kernel::launch_unchecked::<R>(
+            client,
+            count,
+            dim,
+            thin,
+            ArrayArg::from_raw_parts(x.clone(), rows * d_in),
+            ArrayArg::from_raw_parts(x.clone(), x4_len),
+            ArrayArg::from_raw_parts(a.clone(), t(d_in * rank)),
+            ArrayArg::from_raw_parts(a.clone(), d_in * rank),
+            ArrayArg::from_raw_parts(a.clone(), (d_in * rank / 4).max(1)),
+            ArrayArg::from_raw_parts(a.clone(), t(d_in * rank)),
+            ArrayArg::from_raw_parts(a, t(d_in * rank)),
+            ArrayArg::from_raw_parts(xa.clone(), t(rows * rank)),
+            ArrayArg::from_raw_parts(both.clone(), thin_both_len),
+            rows as u32,
+            d_in as u32,
+            t(rank) as u32,
+            t(row_len) as u32,
+            t(d_out) as u32,
+            scale,
+            ADAPTED_UNIT_ROWS,
+            0,
+            false,
+            quads,
+            false,
+            keep_both,
+        );
+    }
+    let scaled = g.is_some();
+    // LoRA: the kernel never reads g; bind B in its place.
+    let g = g.unwrap_or_else(|| b.clone());
+    let g_len = if scaled { d_out } else { rank * d_out };
+    let (count, dim) = geometry(d_out, width);
+    // SAFETY: x holds n·d_in, w0 d_in·d_out, xa n·r, b r·d_out, g d_out (or stands in unread) f32;
+    // y n·d_out and both n·(d_out + r) are written in range (the width divides d_out and r).
+    unsafe {
+        kernel::adapted_matmul_kernel::launch_unchecked::<R>(
+            client,
+            count,
+            dim,
+            width,
+            ArrayArg::from_raw_parts(x.clone(), rows * d_in),
+            ArrayArg::from_raw_parts(x, x4_len),
+            ArrayArg::from_raw_parts(w0, v(d_in * d_out)),
+            ArrayArg::from_raw_parts(xa.clone(), rows * rank),
+            ArrayArg::from_raw_parts(xa, (rows * rank / 4).max(1)),
+            ArrayArg::from_raw_parts(b, v(rank * d_out)),
+            ArrayArg::from_raw_parts(g, v(g_len)),
+            ArrayArg::from_raw_parts(y.clone(), v(rows * d_out)),
+            ArrayArg::from_raw_parts(both.clone(), both_len),
+            rows as u32,
+            d_in as u32,
+            v(d_out) as u32,
+            v(row_len) as u32,
+            0,
+            scale,
+            ADAPTED_UNIT_ROWS,
+            rank,
+            scaled,
+            quads,
+            rank.is_multiple_of(4),
+            keep_both,
+        );
+    }
+    (y, keep_both.then_some(both))
 }
 
 /// `left [rows, k] · right [k, cols]` in f64 (row-major).

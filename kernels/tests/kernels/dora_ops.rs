@@ -9,11 +9,11 @@
 
 use burn::backend::{Autodiff, Flex, Wgpu};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use claimbench_kernels::KernelError;
 use claimbench_kernels::burn_ops::{
-    DoraBackend, NormGrad, dora_linear, dora_linear_peft, dora_merge, dora_unmerge, lora_linear,
-    lora_linear_composition, lora_merge, lora_unmerge,
+    DoraBackend, NormGrad, dora_linear, dora_linear_peft, dora_merge, dora_unmerge,
+    gemm_then_epilogue, lora_linear, lora_linear_composition, lora_merge, lora_unmerge,
 };
 use claimbench_kernels::dora::{AdapterSpec, Grads, HostAdapter};
 use claimbench_kernels::testing::{GemmPrecision, assert_close, client_or_skip, uniform};
@@ -377,6 +377,108 @@ fn check_exactness<B: DoraBackend>(name: &str, gemm: GemmPrecision) {
     }
 }
 
+/// The two forward paths of the adapted layers on `B`: `B::adapted_forward` (on a CPU-like
+/// device the fused [`claimbench_kernels::dora::adapted_matmul`]: the GEMM with the low-rank
+/// term and the scaling in registers) and [`gemm_then_epilogue`] (the backend's GEMM, then the
+/// epilogue: the GPU path), for LoRA and DoRA over [`SHAPES`]: each `y` against the f64
+/// reference `(x W0 + s (x A) B) ⊙ g`, each `both` against `[x W0 | x A]`, and the two paths
+/// against each other.
+fn check_forward_paths<B: DoraBackend>(name: &str, gemm: GemmPrecision) {
+    for (i, &(n, d_in, d_out, r)) in SHAPES.iter().enumerate() {
+        let c = Case::new(n, d_in, d_out, r, 40 + i as u64);
+        let s = c.spec;
+        let h = c.host();
+        let norms = h.column_norms_reference();
+        let g: Vec<f32> =
+            c.m.iter()
+                .zip(&norms)
+                .map(|(&m, &c)| (m as f64 / c.max(1e-6)) as f32)
+                .collect();
+        let lora = h.lora_forward_reference(&c.x, n);
+        let base_ref = HostAdapter {
+            b: &vec![0.0; r * d_out],
+            ..h.clone()
+        }
+        .lora_forward_reference(&c.x, n);
+        let xa_ref = HostAdapter {
+            spec: AdapterSpec { d_out: r, ..s },
+            w0: &c.a,
+            a: &vec![0.0; d_in * r],
+            b: &vec![0.0; r * r],
+            m: &[],
+        }
+        .lora_forward_reference(&c.x, n);
+        let both_ref: Vec<f32> = (0..n)
+            .flat_map(|t| {
+                let base = &base_ref[t * d_out..(t + 1) * d_out];
+                let xa = &xa_ref[t * r..(t + 1) * r];
+                base.iter().chain(xa).map(|&v| v as f32).collect::<Vec<_>>()
+            })
+            .collect();
+        let (atol, rtol) = gemm.widen(tol(d_in + r), 2e-5, d_in);
+        for scaled in [false, true] {
+            let want: Vec<f32> = lora
+                .iter()
+                .enumerate()
+                .map(|(p, &v)| if scaled { v * g[p % d_out] as f64 } else { v } as f32)
+                .collect();
+            let args = || {
+                (
+                    t2::<B>(&c.x, [n, d_in]).into_primitive().tensor(),
+                    t2::<B>(&c.w0, [d_in, d_out]).into_primitive().tensor(),
+                    t2::<B>(&c.a, [d_in, r]).into_primitive().tensor(),
+                    t2::<B>(&c.b, [r, d_out]).into_primitive().tensor(),
+                    scaled.then(|| t1::<B>(&g).into_primitive().tensor()),
+                )
+            };
+            let what = format!(
+                "{name} {} {}",
+                c.what(),
+                if scaled { "DoRA" } else { "LoRA" }
+            );
+            let (x, w0, a, b, gt) = args();
+            let (y1, both1) = B::adapted_forward(x, w0, a, b, gt, s.scale(), true);
+            let (x, w0, a, b, gt) = args();
+            let (y0, _) = B::adapted_forward(x, w0, a, b, gt, s.scale(), false);
+            let (x, w0, a, b, gt) = args();
+            let (y2, both2) = gemm_then_epilogue::<B>(x, w0, a, b, gt, s.scale());
+            let f = |t| host(Tensor::<B, 2>::from_primitive(TensorPrimitive::Float(t)));
+            let both1 = both1.expect("both when asked");
+            let (y0, y1, y2, both1, both2) = (f(y0), f(y1), f(y2), f(both1), f(both2));
+            assert_eq!(y0, y1, "{what}: y with and without both");
+            assert_close(
+                &format!("{what}: adapted_forward y"),
+                &y1,
+                &want,
+                atol,
+                rtol,
+            );
+            assert_close(
+                &format!("{what}: GEMM + epilogue y"),
+                &y2,
+                &want,
+                atol,
+                rtol,
+            );
+            assert_close(
+                &format!("{what}: adapted_forward both"),
+                &both1,
+                &both_ref,
+                atol,
+                rtol,
+            );
+            assert_close(
+                &format!("{what}: GEMM + epilogue both"),
+                &both2,
+                &both_ref,
+                atol,
+                rtol,
+            );
+            assert_close(&format!("{what}: paths agree"), &y1, &y2, atol, rtol);
+        }
+    }
+}
+
 #[test]
 fn flex_composition_matches_reference() {
     check_backend::<Flex>("flex", GemmPrecision::F32);
@@ -389,6 +491,7 @@ fn cube_kernels_match_reference() {
         let gemm = GemmPrecision::of_default::<cubecl::wgpu::WgpuRuntime>();
         check_backend::<CubeWgpu>("cube-wgpu", gemm);
         check_exactness::<CubeWgpu>("cube-wgpu", gemm);
+        check_forward_paths::<CubeWgpu>("cube-wgpu", gemm);
     }
 }
 
@@ -398,6 +501,7 @@ fn fused_wgpu_matches_reference() {
         let gemm = GemmPrecision::of_default::<cubecl::wgpu::WgpuRuntime>();
         check_backend::<Wgpu>("fused-wgpu", gemm);
         check_exactness::<Wgpu>("fused-wgpu", gemm);
+        check_forward_paths::<Wgpu>("fused-wgpu", gemm);
     }
 }
 
@@ -408,6 +512,7 @@ fn cuda_matches_reference() {
         let gemm = GemmPrecision::of_default::<cubecl::cuda::CudaRuntime>();
         check_backend::<burn::backend::Cuda>("cuda", gemm);
         check_exactness::<burn::backend::Cuda>("cuda", gemm);
+        check_forward_paths::<burn::backend::Cuda>("cuda", gemm);
     }
 }
 
@@ -512,7 +617,7 @@ fn dora_pieces_speed<B: DoraBackend>(what: &str, iters: usize, reps: usize) {
             for _ in 1..iters {
                 out = f();
             }
-            let _ = out.into_data();
+            let _ = out.slice([0..1, 0..1]).into_data();
             let _ = B::sync(&device);
             if rep > 0 {
                 v.push(t0.elapsed().as_secs_f64() * 1e3 / iters as f64);
@@ -568,6 +673,25 @@ fn dora_pieces_speed<B: DoraBackend>(what: &str, iters: usize, reps: usize) {
             }),
         ),
         (
+            "lora_linear",
+            Box::new(|| lora_linear(&s, x.clone(), w0.clone(), a.clone(), b.clone()).unwrap()),
+        ),
+        (
+            "adapted_forward (g given)",
+            Box::new(|| {
+                let (y, _) = B::adapted_forward(
+                    x.clone().into_primitive().tensor(),
+                    w0.clone().into_primitive().tensor(),
+                    a.clone().into_primitive().tensor(),
+                    b.clone().into_primitive().tensor(),
+                    Some(g.clone().into_primitive().tensor()),
+                    s.scale(),
+                    false,
+                );
+                Tensor::<B, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(y))
+            }),
+        ),
+        (
             "dora_linear",
             Box::new(|| {
                 dora_linear(
@@ -592,7 +716,8 @@ fn dora_pieces_speed<B: DoraBackend>(what: &str, iters: usize, reps: usize) {
 #[ignore]
 fn dora_pieces_speed_wgpu() {
     if has_wgpu() {
-        dora_pieces_speed::<Wgpu>("fused wgpu", 1, 3);
+        dora_pieces_speed::<Wgpu>("fused wgpu", 1, 7);
+        dora_pieces_speed::<CubeWgpu>("cube wgpu", 1, 7);
     }
 }
 
@@ -602,5 +727,179 @@ fn dora_pieces_speed_wgpu() {
 fn dora_pieces_speed_cuda() {
     if client_or_skip::<cubecl::cuda::CudaRuntime>("dora pieces cuda").is_some() {
         dora_pieces_speed::<burn::backend::Cuda>("cuda", 20, 7);
+    }
+}
+
+/// The fused path's GEMM at the benchmark's shape (tokens 2048, d_in = d_out = 1024, r = 16)
+/// on lavapipe, as a probe: medians of 7 interleaved rounds (each one call, then a full read)
+/// of the bare kernel (`rank = 0`), the MoE grouped GEMM with one expert, `adapted_matmul` for
+/// DoRA with and without `both`, `adapted_matmul` at `d_out = r` (two thin launches: what `x A`
+/// costs, twice) and burn's matmul on the fused default backend. Ignored; run with
+/// `cargo test --release -p claimbench-kernels --test kernels adapted_gemm_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn adapted_gemm_speed_wgpu() {
+    use claimbench_kernels::dora;
+    use claimbench_kernels::moe::{self, MoeDims};
+    use cubecl::prelude::{ArrayArg, CubeCount, CubeDim, CubeElement};
+    use std::time::Instant;
+    let Some(client) = client_or_skip::<cubecl::wgpu::WgpuRuntime>("probe") else {
+        return;
+    };
+    let (n, d, r) = (2048usize, 1024usize, 16usize);
+    let dims = MoeDims {
+        tokens: n,
+        experts: 1,
+        top_k: 1,
+        d_model: d,
+        hidden: d,
+    };
+    let f = |len: usize, seed| client.create_from_slice(f32::as_bytes(&uniform(len, seed)));
+    let x = f(n * d, 1);
+    let w = f(d * d, 2);
+    let a = f(d * r, 3);
+    let b = f(d * r, 4);
+    let g = f(d, 5);
+    let offsets = client.create_from_slice(u32::as_bytes(&[0u32, n as u32]));
+    let tiling = moe::GemmTiling {
+        cube_x: 16,
+        cube_y: 1,
+        unit_rows: 32,
+    };
+    let ddims = dora::Dims {
+        rows: n,
+        d_out: d,
+        rank: r,
+    };
+    let tdims = dora::Dims {
+        rows: n,
+        d_out: r,
+        rank: r,
+    };
+    let bare = || {
+        let y = client.empty(n * d * 4);
+        unsafe {
+            dora::kernel::adapted_matmul_kernel::launch_unchecked::<cubecl::wgpu::WgpuRuntime>(
+                &client,
+                CubeCount::Static(16, (n / 32) as u32, 1),
+                CubeDim::new_2d(16, 1),
+                4,
+                ArrayArg::from_raw_parts(x.clone(), n * d),
+                ArrayArg::from_raw_parts(x.clone(), n * d / 4),
+                ArrayArg::from_raw_parts(w.clone(), d * d / 4),
+                ArrayArg::from_raw_parts(a.clone(), d * r),
+                ArrayArg::from_raw_parts(a.clone(), d * r / 4),
+                ArrayArg::from_raw_parts(a.clone(), d * r / 4),
+                ArrayArg::from_raw_parts(a.clone(), d * r / 4),
+                ArrayArg::from_raw_parts(y.clone(), n * d / 4),
+                ArrayArg::from_raw_parts(y.clone(), n * d / 4),
+                n as u32,
+                d as u32,
+                (d / 4) as u32,
+                (d / 4) as u32,
+                0,
+                1.0,
+                32,
+                0,
+                false,
+                true,
+                false,
+                false,
+            );
+        }
+        y
+    };
+    type BW = Wgpu;
+    let dev = Default::default();
+    let xt = Tensor::<BW, 2>::from_data(TensorData::new(uniform(n * d, 1), [n, d]), &dev);
+    let wt = Tensor::<BW, 2>::from_data(TensorData::new(uniform(d * d, 2), [d, d]), &dev);
+    let _ = xt.clone().matmul(wt.clone()).into_data();
+    let mut t = vec![Vec::new(); 6];
+    for _ in 0..7 {
+        let t0 = Instant::now();
+        let _ = xt.clone().matmul(wt.clone()).into_data();
+        t[5].push(t0.elapsed().as_secs_f64() * 1e3);
+        let runs: [Box<dyn Fn() -> cubecl::server::Handle>; 5] = [
+            Box::new(bare),
+            Box::new(|| {
+                moe::grouped_matmul(
+                    &client,
+                    dims,
+                    x.clone(),
+                    n,
+                    None,
+                    w.clone(),
+                    &offsets,
+                    d,
+                    d,
+                    tiling,
+                )
+            }),
+            Box::new(|| {
+                dora::adapted_matmul(
+                    &client,
+                    ddims,
+                    d,
+                    x.clone(),
+                    w.clone(),
+                    a.clone(),
+                    b.clone(),
+                    Some(g.clone()),
+                    1.0,
+                    true,
+                )
+                .0
+            }),
+            Box::new(|| {
+                dora::adapted_matmul(
+                    &client,
+                    ddims,
+                    d,
+                    x.clone(),
+                    w.clone(),
+                    a.clone(),
+                    b.clone(),
+                    Some(g.clone()),
+                    1.0,
+                    false,
+                )
+                .0
+            }),
+            Box::new(|| {
+                dora::adapted_matmul(
+                    &client,
+                    tdims,
+                    d,
+                    x.clone(),
+                    a.clone(),
+                    a.clone(),
+                    b.clone(),
+                    None,
+                    1.0,
+                    false,
+                )
+                .0
+            }),
+        ];
+        for (i, run) in runs.iter().enumerate() {
+            let _ = client.read_one(run()).unwrap();
+            let t0 = Instant::now();
+            let _ = client.read_one(run()).unwrap();
+            t[i].push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    for (name, mut v) in [
+        "bare adapted kernel",
+        "grouped",
+        "adapted keep",
+        "adapted",
+        "thin (xa twice)",
+        "burn x·W0",
+    ]
+    .into_iter()
+    .zip(t)
+    {
+        v.sort_by(f64::total_cmp);
+        println!("{name}: median {:.1} ms, min {:.1}", v[v.len() / 2], v[0]);
     }
 }
