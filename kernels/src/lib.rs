@@ -11,6 +11,7 @@
 pub mod cross_entropy;
 pub mod dora;
 pub mod error;
+pub mod gemm;
 pub mod launch;
 pub mod moe;
 pub mod ppo;

@@ -5,6 +5,8 @@
 
 use cubecl::prelude::*;
 
+use crate::gemm::accumulate_rows;
+
 /// Loads the `N` columns at vector column `col` of `B [rank, d_out]` into registers (`rank`
 /// is comptime: the loops over it unroll).
 #[cube]
@@ -251,33 +253,9 @@ pub fn adapted_matmul_kernel<N: Size>(
     for r in 0..unit_rows {
         acc[r] = Vector::<f32, N>::new(0.0f32);
     }
-    let mut w_pos = col;
-    if quads {
-        for q in 0..inner / 4 {
-            let w0 = w[w_pos];
-            let w1 = w[w_pos + col_vecs];
-            let w2 = w[w_pos + 2 * col_vecs];
-            let w3 = w[w_pos + 3 * col_vecs];
-            w_pos += 4 * col_vecs;
-            #[unroll]
-            for r in 0..unit_rows {
-                let xv = x4[src[r] * inner / 4 + q];
-                let mut s = fma(Vector::<f32, N>::new(xv[0]), w0, acc[r]);
-                s = fma(Vector::<f32, N>::new(xv[1]), w1, s);
-                s = fma(Vector::<f32, N>::new(xv[2]), w2, s);
-                acc[r] = fma(Vector::<f32, N>::new(xv[3]), w3, s);
-            }
-        }
-    } else {
-        for i in 0..inner {
-            let wv = w[w_pos];
-            w_pos += col_vecs;
-            #[unroll]
-            for r in 0..unit_rows {
-                acc[r] = fma(Vector::<f32, N>::new(x[src[r] * inner + i]), wv, acc[r]);
-            }
-        }
-    }
+    accumulate_rows::<N>(
+        &mut acc, &src, x, x4, w, col, inner, col_vecs, 1.0f32, unit_rows, quads, false,
+    );
     let copy_row_vecs = copy_row_vecs as usize;
     let copy_offset = copy_offset as usize;
     if keep {
@@ -291,34 +269,9 @@ pub fn adapted_matmul_kernel<N: Size>(
     }
     if rank > 0 {
         // The low-rank term as `r` more inner steps over `[xa | s·B]`, loaded like `x` and `W`.
-        let sv = Vector::<f32, N>::new(scale);
-        let mut b_pos = col;
-        if rank_quads {
-            for q in 0..rank / 4 {
-                let b0 = b[b_pos] * sv;
-                let b1 = b[b_pos + col_vecs] * sv;
-                let b2 = b[b_pos + 2 * col_vecs] * sv;
-                let b3 = b[b_pos + 3 * col_vecs] * sv;
-                b_pos += 4 * col_vecs;
-                #[unroll]
-                for r in 0..unit_rows {
-                    let xv = xa4[src[r] * rank / 4 + q];
-                    let mut s = fma(Vector::<f32, N>::new(xv[0]), b0, acc[r]);
-                    s = fma(Vector::<f32, N>::new(xv[1]), b1, s);
-                    s = fma(Vector::<f32, N>::new(xv[2]), b2, s);
-                    acc[r] = fma(Vector::<f32, N>::new(xv[3]), b3, s);
-                }
-            }
-        } else {
-            for k in 0..rank {
-                let bv = b[b_pos] * sv;
-                b_pos += col_vecs;
-                #[unroll]
-                for r in 0..unit_rows {
-                    acc[r] = fma(Vector::<f32, N>::new(xa[src[r] * rank + k]), bv, acc[r]);
-                }
-            }
-        }
+        accumulate_rows::<N>(
+            &mut acc, &src, xa, xa4, b, col, rank, col_vecs, scale, unit_rows, rank_quads, true,
+        );
         if scaled {
             let gj = g[col];
             #[unroll]

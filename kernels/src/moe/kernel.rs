@@ -6,6 +6,8 @@
 
 use cubecl::prelude::*;
 
+use crate::gemm::accumulate_rows;
+
 /// Finds the expert and first grouped row of virtual row tile `tile` (`tile_rows` rows a tile,
 /// each expert's group cut into `⌈count_e / tile_rows⌉` tiles, tiles numbered expert by expert).
 /// Returns `(expert, start, end)`; `expert = experts` when the tile index is past the last tile.
@@ -65,7 +67,7 @@ pub fn grouped_matmul_kernel<N: Size>(
     }
     let inner = inner as usize;
     let col_vecs = col_vecs as usize;
-    // Source row offsets (rows past the tile's end repeat its last row and are not written).
+    // Source rows (rows past the tile's end repeat its last row and are not written).
     let mut src = Array::<usize>::new(unit_rows);
     #[unroll]
     for r in 0..unit_rows {
@@ -74,42 +76,17 @@ pub fn grouped_matmul_kernel<N: Size>(
         if gather {
             row = source_row(rows, p, top_k);
         }
-        src[r] = row * inner;
+        src[r] = row;
     }
     let mut acc = Array::<Vector<f32, N>>::new(unit_rows);
     #[unroll]
     for r in 0..unit_rows {
         acc[r] = Vector::<f32, N>::new(0.0f32);
     }
-    let mut b_pos = expert as usize * inner * col_vecs + col;
-    if quads {
-        // Four inner steps at a time: one 4-wide load of each row of `a` (the same address on
-        // every unit of the cube, so a software device loads it once and broadcasts it).
-        for q in 0..inner / 4 {
-            let b0 = b[b_pos];
-            let b1 = b[b_pos + col_vecs];
-            let b2 = b[b_pos + 2 * col_vecs];
-            let b3 = b[b_pos + 3 * col_vecs];
-            b_pos += 4 * col_vecs;
-            #[unroll]
-            for r in 0..unit_rows {
-                let av = a4[src[r] / 4 + q];
-                acc[r] += Vector::<f32, N>::new(av[0]) * b0
-                    + Vector::<f32, N>::new(av[1]) * b1
-                    + Vector::<f32, N>::new(av[2]) * b2
-                    + Vector::<f32, N>::new(av[3]) * b3;
-            }
-        }
-    } else {
-        for i in 0..inner {
-            let bv = b[b_pos];
-            b_pos += col_vecs;
-            #[unroll]
-            for r in 0..unit_rows {
-                acc[r] += Vector::<f32, N>::new(a[src[r] + i]) * bv;
-            }
-        }
-    }
+    let b_start = expert as usize * inner * col_vecs + col;
+    accumulate_rows::<N>(
+        &mut acc, &src, a, a4, b, b_start, inner, col_vecs, 1.0f32, unit_rows, quads, false,
+    );
     #[unroll]
     for r in 0..unit_rows {
         let p = first as usize + r;

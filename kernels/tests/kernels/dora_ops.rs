@@ -814,6 +814,23 @@ fn adapted_gemm_speed_wgpu() {
     let xt = Tensor::<BW, 2>::from_data(TensorData::new(uniform(n * d, 1), [n, d]), &dev);
     let wt = Tensor::<BW, 2>::from_data(TensorData::new(uniform(d * d, 2), [d, d]), &dev);
     let _ = xt.clone().matmul(wt.clone()).into_data();
+    let adapted =
+        |dims, right: &cubecl::server::Handle, g: Option<&cubecl::server::Handle>, keep| {
+            let (a, b) = (a.clone(), b.clone());
+            dora::adapted_matmul(
+                &client,
+                dims,
+                d,
+                x.clone(),
+                right.clone(),
+                a,
+                b,
+                g.cloned(),
+                1.0,
+                keep,
+            )
+            .0
+        };
     let mut t = vec![Vec::new(); 6];
     for _ in 0..7 {
         let t0 = Instant::now();
@@ -835,51 +852,9 @@ fn adapted_gemm_speed_wgpu() {
                     tiling,
                 )
             }),
-            Box::new(|| {
-                dora::adapted_matmul(
-                    &client,
-                    ddims,
-                    d,
-                    x.clone(),
-                    w.clone(),
-                    a.clone(),
-                    b.clone(),
-                    Some(g.clone()),
-                    1.0,
-                    true,
-                )
-                .0
-            }),
-            Box::new(|| {
-                dora::adapted_matmul(
-                    &client,
-                    ddims,
-                    d,
-                    x.clone(),
-                    w.clone(),
-                    a.clone(),
-                    b.clone(),
-                    Some(g.clone()),
-                    1.0,
-                    false,
-                )
-                .0
-            }),
-            Box::new(|| {
-                dora::adapted_matmul(
-                    &client,
-                    tdims,
-                    d,
-                    x.clone(),
-                    a.clone(),
-                    a.clone(),
-                    b.clone(),
-                    None,
-                    1.0,
-                    false,
-                )
-                .0
-            }),
+            Box::new(|| adapted(ddims, &w, Some(&g), true)),
+            Box::new(|| adapted(ddims, &w, Some(&g), false)),
+            Box::new(|| adapted(tdims, &a, None, false)),
         ];
         for (i, run) in runs.iter().enumerate() {
             let _ = client.read_one(run()).unwrap();
