@@ -2,13 +2,18 @@
 
 use cubecl::prelude::*;
 
-/// `acc[r] += scale · Σ_{i < inner} left[src[r]·inner + i] · right[right_start + i·col_vecs]`
-/// for the `unit_rows` rows of a unit and one vector of `N` columns: `left` row-major with rows of
-/// `inner` elements (row ids `src`), `right` `[inner, col_vecs]` vectors. With `quads` (needs
-/// `4 | inner`) `left` is read through `left4` (the same buffer as 4-wide vectors), four inner
-/// steps per load: on a software device (lavapipe) a load whose address is the same on every unit
-/// of the cube is one scalar load and a broadcast, so the rows should depend on the cube alone.
-/// `scaled` multiplies `right` by `scale` as it is loaded (otherwise `scale` is unread).
+/// `acc[r·V + v] += scale · Σ_{i < inner} left[src[r]·inner + i] · right[right_start + i·col_vecs + c_v]`
+/// for the `unit_rows` rows of a unit and its `V = unit_vecs` vectors of `N` columns,
+/// `c_v = min(first_vec + v, col_vecs − 1)` (a vector past the row's end repeats the last one; the
+/// caller does not store it): `left` row-major with rows of `inner` elements (row ids `src`),
+/// `right` `[inner, col_vecs]` vectors. With `quads` (needs `4 | inner`) `left` is read through
+/// `left4` (the same buffer as 4-wide vectors), four inner steps per load. `scaled` multiplies
+/// `right` by `scale` as it is loaded (otherwise `scale` is unread).
+///
+/// Why a unit holds a block of rows *and* columns: on lavapipe (Mesa 22.3) every buffer load
+/// inside a loop runs as a scalar loop over the SIMD lanes, whatever its address, so the cost of
+/// a GEMM there is its loads per lane: `R + 4V` scalars per inner step for `4·R·V` multiply–adds.
+/// One vector column per unit (`V = 1`) spends a load of `left` on every four of them.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn accumulate_rows<N: Size>(
@@ -18,47 +23,74 @@ pub fn accumulate_rows<N: Size>(
     left4: &Array<Vector<f32, Const<4>>>,
     right: &Array<Vector<f32, N>>,
     right_start: usize,
+    first_vec: usize,
     inner: usize,
     col_vecs: usize,
     scale: f32,
     #[comptime] unit_rows: usize,
+    #[comptime] unit_vecs: usize,
     #[comptime] quads: bool,
     #[comptime] scaled: bool,
 ) {
     let sv = Vector::<f32, N>::new(scale);
-    let mut pos = right_start;
+    let mut cols = Array::<usize>::new(unit_vecs);
+    #[unroll]
+    for v in 0..unit_vecs {
+        cols[v] = right_start + min(first_vec + v, col_vecs - 1);
+    }
+    let mut pos = 0usize;
     if quads {
+        let mut w = Array::<Vector<f32, N>>::new(4 * unit_vecs);
         for q in 0..inner / 4 {
-            let mut w0 = right[pos];
-            let mut w1 = right[pos + col_vecs];
-            let mut w2 = right[pos + 2 * col_vecs];
-            let mut w3 = right[pos + 3 * col_vecs];
-            if scaled {
-                w0 *= sv;
-                w1 *= sv;
-                w2 *= sv;
-                w3 *= sv;
+            #[unroll]
+            for j in 0..4usize {
+                #[unroll]
+                for v in 0..unit_vecs {
+                    let mut wv = right[pos + j * col_vecs + cols[v]];
+                    if scaled {
+                        wv *= sv;
+                    }
+                    w[j * unit_vecs + v] = wv;
+                }
             }
             pos += 4 * col_vecs;
             #[unroll]
             for r in 0..unit_rows {
                 let xv = left4[src[r] * inner / 4 + q];
-                let mut s = fma(Vector::<f32, N>::new(xv[0]), w0, acc[r]);
-                s = fma(Vector::<f32, N>::new(xv[1]), w1, s);
-                s = fma(Vector::<f32, N>::new(xv[2]), w2, s);
-                acc[r] = fma(Vector::<f32, N>::new(xv[3]), w3, s);
+                let x0 = Vector::<f32, N>::new(xv[0]);
+                let x1 = Vector::<f32, N>::new(xv[1]);
+                let x2 = Vector::<f32, N>::new(xv[2]);
+                let x3 = Vector::<f32, N>::new(xv[3]);
+                #[unroll]
+                for v in 0..unit_vecs {
+                    let i = r * unit_vecs + v;
+                    let mut s = fma(x0, w[v], acc[i]);
+                    s = fma(x1, w[unit_vecs + v], s);
+                    s = fma(x2, w[2 * unit_vecs + v], s);
+                    acc[i] = fma(x3, w[3 * unit_vecs + v], s);
+                }
             }
         }
     } else {
+        let mut w = Array::<Vector<f32, N>>::new(unit_vecs);
         for i in 0..inner {
-            let mut wv = right[pos];
-            if scaled {
-                wv *= sv;
+            #[unroll]
+            for v in 0..unit_vecs {
+                let mut wv = right[pos + cols[v]];
+                if scaled {
+                    wv *= sv;
+                }
+                w[v] = wv;
             }
             pos += col_vecs;
             #[unroll]
             for r in 0..unit_rows {
-                acc[r] = fma(Vector::<f32, N>::new(left[src[r] * inner + i]), wv, acc[r]);
+                let xs = Vector::<f32, N>::new(left[src[r] * inner + i]);
+                #[unroll]
+                for v in 0..unit_vecs {
+                    let k = r * unit_vecs + v;
+                    acc[k] = fma(xs, w[v], acc[k]);
+                }
             }
         }
     }

@@ -42,9 +42,11 @@ pub fn max_buffer_bytes<R: Runtime>(client: &ComputeClient<R>) -> u64 {
     client.properties().memory.max_page_size
 }
 
-/// Whether the device is a SIMD-on-CPU software device (no plane operations: lavapipe), where a
-/// load whose address is the same on every unit of a cube is one scalar load and a broadcast,
-/// and any other load is paid per lane.
+/// Whether the device is a SIMD-on-CPU software device (no plane operations: lavapipe), where
+/// loads are paid per lane: Mesa 22.3's llvmpipe turns a buffer load inside any loop or branch
+/// into a scalar loop over the SIMD lanes (its one-load-and-broadcast path for an address every
+/// lane shares applies only outside control flow), so kernels there are tiled to minimise loads
+/// per multiply–add (loads the whole cube shares still measure cheaper than divergent ones).
 pub fn cpu_like<R: Runtime>(client: &ComputeClient<R>) -> bool {
     client.properties().features.plane.is_empty()
 }

@@ -408,7 +408,9 @@ enum Layer {
 
 /// Benchmarks the fused DoRA layer at [`BENCH`] on backend `B` (burn's fused default: fusion and
 /// autotune on), after checking its forward against the f64 reference there: DoRA forward vs the
-/// bare base linear `x W0` (target [`FORWARD_TARGET`]); a DoRA training step (forward, backward
+/// bare base linear `x W0` (target [`FORWARD_TARGET`]); DoRA forward vs the fused LoRA forward
+/// (reported: what the norms and `⊙ g` cost on the same GEMM, since on lavapipe the layer's own
+/// GEMM outruns burn's and the first ratio then exceeds 1); a DoRA training step (forward, backward
 /// for `x`, `A`, `B`, `m`) vs a fused LoRA step (target [`STEP_TARGET`]); and the DoRA step vs
 /// PEFT's unfused composition in burn ops (reported). `gemm`: the precision of `B`'s matmul, for
 /// the check's tolerance.
@@ -511,6 +513,13 @@ pub fn bench<B: DoraBackend>(
         None,
         &mut tick,
     );
+    let forward_vs_lora = interleaved(
+        cfg,
+        || crate::bench::read_back(fwd(Layer::Dora).slice([0..1, 0..1])),
+        || crate::bench::read_back(fwd(Layer::Lora).slice([0..1, 0..1])),
+        None,
+        &mut tick,
+    );
     let vs_lora = interleaved(
         cfg,
         || step(Layer::Dora),
@@ -537,6 +546,14 @@ pub fn bench<B: DoraBackend>(
             &forward,
             Some(FORWARD_TARGET),
             "bare base linear x·W0 (burn matmul)",
+            2 * act + (d * d * 4) as u64,
+            gemm + low_rank,
+        ),
+        (
+            "dora-forward-vs-lora",
+            &forward_vs_lora,
+            None,
+            "fused LoRA forward (the same GEMM and low-rank steps, no norms or ⊙ g)",
             2 * act + (d * d * 4) as u64,
             gemm + low_rank,
         ),

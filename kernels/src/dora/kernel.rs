@@ -7,25 +7,32 @@ use cubecl::prelude::*;
 
 use crate::gemm::accumulate_rows;
 
-/// Loads the `N` columns at vector column `col` of `B [rank, d_out]` into registers (`rank`
-/// is comptime: the loops over it unroll).
+/// Loads the `V = unit_vecs` vector columns `col .. col + V` of `B [rank, d_out]` into registers,
+/// `out[k·V + v]` (a column past the end repeats the last one; `rank` and `V` are comptime: the
+/// loops unroll).
 #[cube]
 fn load_columns<N: Size>(
     b: &Array<Vector<f32, N>>,
     col: usize,
     d_vecs: usize,
     #[comptime] rank: usize,
+    #[comptime] unit_vecs: usize,
 ) -> Array<Vector<f32, N>> {
-    let mut out = Array::<Vector<f32, N>>::new(rank);
+    let mut out = Array::<Vector<f32, N>>::new(rank * unit_vecs);
     #[unroll]
     for k in 0..rank {
-        out[k] = b[k * d_vecs + col];
+        #[unroll]
+        for v in 0..unit_vecs {
+            out[k * unit_vecs + v] = b[k * d_vecs + min(col + v, d_vecs - 1)];
+        }
     }
     out
 }
 
-/// `s · Σ_k left[start + k] · bcols[k]`: `N` adjacent elements of `s · (left · B)` for the row
-/// of `left` that starts at scalar offset `start`, with `B`'s columns in registers.
+/// `s · Σ_k left[start + k] · bcols[k·V + v]` for `v < V`: `V` vectors of `s · (left · B)` for
+/// the row of `left` that starts at scalar offset `start`, with `B`'s columns in registers (as
+/// [`load_columns`] lays them out). Each element of `left` is loaded once for the `V` vectors:
+/// on lavapipe the loads, not the multiply–adds, are what costs.
 #[cube]
 fn low_rank<N: Size>(
     left: &Array<f32>,
@@ -33,20 +40,33 @@ fn low_rank<N: Size>(
     start: usize,
     scale: f32,
     #[comptime] rank: usize,
-) -> Vector<f32, N> {
-    let mut acc = Vector::<f32, N>::new(0.0f32);
+    #[comptime] unit_vecs: usize,
+) -> Array<Vector<f32, N>> {
+    let mut acc = Array::<Vector<f32, N>>::new(unit_vecs);
+    #[unroll]
+    for v in 0..unit_vecs {
+        acc[v] = Vector::<f32, N>::new(0.0f32);
+    }
     #[unroll]
     for k in 0..rank {
-        acc += Vector::<f32, N>::new(left[start + k]) * bcols[k];
+        let l = Vector::<f32, N>::new(left[start + k]);
+        #[unroll]
+        for v in 0..unit_vecs {
+            acc[v] = fma(l, bcols[k * unit_vecs + v], acc[v]);
+        }
     }
-    acc * Vector::<f32, N>::new(scale)
+    let sv = Vector::<f32, N>::new(scale);
+    #[unroll]
+    for v in 0..unit_vecs {
+        acc[v] *= sv;
+    }
+    acc
 }
 
 /// Partial squared column norms of `V = W0 + s·A·B` without storing `V` (nor `A·B`):
 /// `partials[chunk, j] = Σ_{i ∈ chunk} (W0[i, j] + s Σ_k A[i, k] B[k, j])²`, chunks of
-/// `chunk_rows` consecutive rows. Grid: x over blocks of `CUBE_DIM_X` vector columns, y over row
-/// chunks; one unit per (vector column, chunk), adjacent units on adjacent columns (coalesced
-/// rows), `B`'s columns held in registers.
+/// `chunk_rows` consecutive rows. Grid: x over blocks of `CUBE_DIM_X` units, y over row chunks;
+/// one unit per (`unit_vecs` vector columns, chunk), `B`'s columns held in registers.
 #[cube(launch_unchecked)]
 pub fn column_sq_partials_kernel<N: Size>(
     w0: &Array<Vector<f32, N>>,
@@ -58,22 +78,36 @@ pub fn column_sq_partials_kernel<N: Size>(
     chunk_rows: u32,
     scale: f32,
     #[comptime] rank: usize,
+    #[comptime] unit_vecs: usize,
 ) {
-    let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let col = ((CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize) * unit_vecs;
     let d_vecs = d_vecs as usize;
     if col >= d_vecs {
         terminate!();
     }
-    let bcols = load_columns::<N>(b, col, d_vecs, rank);
+    let bcols = load_columns::<N>(b, col, d_vecs, rank, unit_vecs);
     let chunk = CUBE_POS_Y as usize;
     let start = chunk * chunk_rows as usize;
     let end = min(start + chunk_rows as usize, d_in as usize);
-    let mut acc = Vector::<f32, N>::new(0.0f32);
-    for i in start..end {
-        let v = w0[i * d_vecs + col] + low_rank::<N>(a, &bcols, i * rank, scale, rank);
-        acc += v * v;
+    let mut acc = Array::<Vector<f32, N>>::new(unit_vecs);
+    #[unroll]
+    for v in 0..unit_vecs {
+        acc[v] = Vector::<f32, N>::new(0.0f32);
     }
-    partials[chunk * d_vecs + col] = acc;
+    for i in start..end {
+        let lr = low_rank::<N>(a, &bcols, i * rank, scale, rank, unit_vecs);
+        #[unroll]
+        for v in 0..unit_vecs {
+            let w = w0[i * d_vecs + min(col + v, d_vecs - 1)] + lr[v];
+            acc[v] = fma(w, w, acc[v]);
+        }
+    }
+    #[unroll]
+    for v in 0..unit_vecs {
+        if col + v < d_vecs {
+            partials[chunk * d_vecs + col + v] = acc[v];
+        }
+    }
 }
 
 /// Sums `partials [chunks, d_out]` over the chunks: `out[j] = Σ_c partials[c, j]`, then the square
@@ -105,11 +139,11 @@ pub fn sum_partials_kernel(
 
 /// The LoRA/DoRA epilogue after the one GEMM `both = x·[W0 | A]` (`[n, d_out + r]`: the base
 /// output `x·W0` in the first `d_out` columns, `x·A` in the last `r`), over `[n, d_out]` in
-/// (vector column, row chunk) units: `out[t, j] = (both[t, j] + s Σ_k both[t, d_out + k] B[k, j])
-/// · g[j]` (DoRA, `scaled`), or without `· g` (LoRA; `g` is not read). `both` is bound twice: as
-/// vectors (`base`, `row_vecs` vectors a row) and as scalars (`xa`, `row_len` a row). `B`'s
-/// columns and `g` are loaded once per unit. With `both = [W0 | A]` it merges the adapter into
-/// one weight matrix. Grid as [`column_sq_partials_kernel`].
+/// (`unit_vecs` vector columns, row chunk) units: `out[t, j] = (both[t, j] + s Σ_k both[t, d_out
+/// + k] B[k, j]) · g[j]` (DoRA, `scaled`), or without `· g` (LoRA; `g` is not read). `both` is
+/// bound twice: as vectors (`base`, `row_vecs` vectors a row) and as scalars (`xa`, `row_len` a
+/// row). `B`'s columns and `g` are loaded once per unit. With `both = [W0 | A]` it merges the
+/// adapter into one weight matrix. Grid as [`column_sq_partials_kernel`].
 #[cube(launch_unchecked)]
 pub fn epilogue_kernel<N: Size>(
     base: &Array<Vector<f32, N>>,
@@ -126,28 +160,45 @@ pub fn epilogue_kernel<N: Size>(
     scale: f32,
     #[comptime] rank: usize,
     #[comptime] scaled: bool,
+    #[comptime] unit_vecs: usize,
 ) {
-    let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let col = ((CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize) * unit_vecs;
     let d_vecs = d_vecs as usize;
     if col >= d_vecs {
         terminate!();
     }
-    let bcols = load_columns::<N>(b, col, d_vecs, rank);
-    let mut gj = Vector::<f32, N>::new(1.0f32);
-    if scaled {
-        gj = g[col];
+    let bcols = load_columns::<N>(b, col, d_vecs, rank, unit_vecs);
+    let mut gs = Array::<Vector<f32, N>>::new(unit_vecs);
+    #[unroll]
+    for v in 0..unit_vecs {
+        gs[v] = Vector::<f32, N>::new(1.0f32);
+        if scaled {
+            gs[v] = g[min(col + v, d_vecs - 1)];
+        }
     }
     let start = CUBE_POS_Y as usize * chunk_rows as usize;
     let end = min(start + chunk_rows as usize, rows as usize);
     let xa_offset = xa_offset as usize;
     for t in start..end {
-        let lr = low_rank::<N>(xa, &bcols, t * row_len as usize + xa_offset, scale, rank);
-        let z = base[t * row_vecs as usize + col] + lr;
-        let pos = t * d_vecs + col;
-        if scaled {
-            out[pos] = z * gj;
-        } else {
-            out[pos] = z;
+        let lr = low_rank::<N>(
+            xa,
+            &bcols,
+            t * row_len as usize + xa_offset,
+            scale,
+            rank,
+            unit_vecs,
+        );
+        #[unroll]
+        for v in 0..unit_vecs {
+            if col + v < d_vecs {
+                let z = base[t * row_vecs as usize + col + v] + lr[v];
+                let pos = t * d_vecs + col + v;
+                if scaled {
+                    out[pos] = z * gs[v];
+                } else {
+                    out[pos] = z;
+                }
+            }
         }
     }
 }
@@ -174,42 +225,65 @@ pub fn epilogue_backward_kernel<N: Size>(
     chunk_rows: u32,
     scale: f32,
     #[comptime] rank: usize,
+    #[comptime] unit_vecs: usize,
 ) {
-    let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let col = ((CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize) * unit_vecs;
     let d_vecs = d_vecs as usize;
     if col >= d_vecs {
         terminate!();
     }
-    let bcols = load_columns::<N>(b, col, d_vecs, rank);
+    let bcols = load_columns::<N>(b, col, d_vecs, rank, unit_vecs);
     let chunk = CUBE_POS_Y as usize;
     let start = chunk * chunk_rows as usize;
     let end = min(start + chunk_rows as usize, rows as usize);
-    let gj = g[col];
-    let mut acc = Vector::<f32, N>::new(0.0f32);
+    let mut gs = Array::<Vector<f32, N>>::new(unit_vecs);
+    let mut acc = Array::<Vector<f32, N>>::new(unit_vecs);
+    #[unroll]
+    for v in 0..unit_vecs {
+        gs[v] = g[min(col + v, d_vecs - 1)];
+        acc[v] = Vector::<f32, N>::new(0.0f32);
+    }
     let xa_offset = xa_offset as usize;
     for t in start..end {
-        let pos = t * d_vecs + col;
-        let up = dy[pos];
-        let lr = low_rank::<N>(xa, &bcols, t * row_len as usize + xa_offset, scale, rank);
-        let z = base[t * row_vecs as usize + col] + lr;
-        acc += up * z;
-        dbase[pos] = up * gj;
+        let lr = low_rank::<N>(
+            xa,
+            &bcols,
+            t * row_len as usize + xa_offset,
+            scale,
+            rank,
+            unit_vecs,
+        );
+        #[unroll]
+        for v in 0..unit_vecs {
+            if col + v < d_vecs {
+                let pos = t * d_vecs + col + v;
+                let up = dy[pos];
+                let z = base[t * row_vecs as usize + col + v] + lr[v];
+                acc[v] = fma(up, z, acc[v]);
+                dbase[pos] = up * gs[v];
+            }
+        }
     }
-    partials[chunk * d_vecs + col] = acc;
+    #[unroll]
+    for v in 0..unit_vecs {
+        if col + v < d_vecs {
+            partials[chunk * d_vecs + col + v] = acc[v];
+        }
+    }
 }
 
 /// The adapted layer's GEMM with its epilogue in registers, for CPU-like devices:
 /// `out[t, :] = (x[t, :]·W + s Σ_k xa[t, k] B[k, :]) ⊙ g` (`scaled`; without `⊙ g` otherwise;
 /// just `x[t, :]·W` when `rank = 0`, and then `xa`, `b`, `g` are not read), and the bare
-/// product `x[t, :]·W` also into `copy` when `keep` (row stride `copy_row_vecs` vectors, starting at vector
-/// column `copy_offset`). `x [rows, inner]`, `W [inner, col_vecs·N]`, `xa [rows, rank]`,
-/// `B [rank, col_vecs·N]`, `g [col_vecs·N]`. Each unit computes `unit_rows` rows × `N` columns;
-/// a cube covers `CUBE_DIM_X · N` columns × `CUBE_DIM_Y · unit_rows` rows. Grid: x over column
+/// product `x[t, :]·W` also into `copy` when `keep` (row stride `copy_row_vecs` vectors,
+/// starting at vector column `copy_offset`). `x [rows, inner]`, `W [inner, col_vecs·N]`,
+/// `xa [rows, rank]`, `B [rank, col_vecs·N]`, `g [col_vecs·N]`. Each unit computes `unit_rows`
+/// rows × `unit_vecs` vectors of `N` columns (see [`accumulate_rows`]); a cube covers
+/// `CUBE_DIM_X · unit_vecs · N` columns × `CUBE_DIM_Y · unit_rows` rows. Grid: x over column
 /// tiles, y over row tiles. With `quads` (needs `4 | inner`), `x` is also read through `x4` (the
-/// same buffer as 4-wide vectors), four inner steps per load: on a software device a load whose
-/// address is the same on every unit of the cube is one scalar load and a broadcast. The
-/// low-rank term runs as `rank` more inner steps over `[xa | s·B]`, through `xa4` four at a
-/// time with `rank_quads` (needs `4 | rank`).
+/// same buffer as 4-wide vectors), four inner steps per load. The low-rank term runs as `rank`
+/// more inner steps over `[xa | s·B]`, through `xa4` four at a time with `rank_quads` (needs
+/// `4 | rank`).
 #[cube(launch_unchecked)]
 pub fn adapted_matmul_kernel<N: Size>(
     x: &Array<f32>,
@@ -228,13 +302,14 @@ pub fn adapted_matmul_kernel<N: Size>(
     copy_offset: u32,
     scale: f32,
     #[comptime] unit_rows: usize,
+    #[comptime] unit_vecs: usize,
     #[comptime] rank: usize,
     #[comptime] scaled: bool,
     #[comptime] quads: bool,
     #[comptime] rank_quads: bool,
     #[comptime] keep: bool,
 ) {
-    let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let col = ((CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize) * unit_vecs;
     let col_vecs = col_vecs as usize;
     let first = ((CUBE_POS_Y * CUBE_DIM_Y + UNIT_POS_Y) * unit_rows as u32) as usize;
     let rows = rows as usize;
@@ -248,43 +323,54 @@ pub fn adapted_matmul_kernel<N: Size>(
     for r in 0..unit_rows {
         src[r] = min(first + r, rows - 1);
     }
-    let mut acc = Array::<Vector<f32, N>>::new(unit_rows);
+    let mut acc = Array::<Vector<f32, N>>::new(unit_rows * unit_vecs);
     #[unroll]
-    for r in 0..unit_rows {
-        acc[r] = Vector::<f32, N>::new(0.0f32);
+    for i in 0..unit_rows * unit_vecs {
+        acc[i] = Vector::<f32, N>::new(0.0f32);
     }
     accumulate_rows::<N>(
-        &mut acc, &src, x, x4, w, col, inner, col_vecs, 1.0f32, unit_rows, quads, false,
+        &mut acc, &src, x, x4, w, 0, col, inner, col_vecs, 1.0f32, unit_rows, unit_vecs, quads,
+        false,
     );
     let copy_row_vecs = copy_row_vecs as usize;
     let copy_offset = copy_offset as usize;
     if keep {
         #[unroll]
         for r in 0..unit_rows {
-            let row = first + r;
-            if row < rows {
-                copy[row * copy_row_vecs + copy_offset + col] = acc[r];
+            #[unroll]
+            for v in 0..unit_vecs {
+                let row = first + r;
+                if row < rows && col + v < col_vecs {
+                    copy[row * copy_row_vecs + copy_offset + col + v] = acc[r * unit_vecs + v];
+                }
             }
         }
     }
     if rank > 0 {
         // The low-rank term as `r` more inner steps over `[xa | s·B]`, loaded like `x` and `W`.
         accumulate_rows::<N>(
-            &mut acc, &src, xa, xa4, b, col, rank, col_vecs, scale, unit_rows, rank_quads, true,
+            &mut acc, &src, xa, xa4, b, 0, col, rank, col_vecs, scale, unit_rows, unit_vecs,
+            rank_quads, true,
         );
         if scaled {
-            let gj = g[col];
             #[unroll]
-            for r in 0..unit_rows {
-                acc[r] = acc[r] * gj;
+            for v in 0..unit_vecs {
+                let gj = g[min(col + v, col_vecs - 1)];
+                #[unroll]
+                for r in 0..unit_rows {
+                    acc[r * unit_vecs + v] = acc[r * unit_vecs + v] * gj;
+                }
             }
         }
     }
     #[unroll]
     for r in 0..unit_rows {
-        let row = first + r;
-        if row < rows {
-            out[row * col_vecs + col] = acc[r];
+        #[unroll]
+        for v in 0..unit_vecs {
+            let row = first + r;
+            if row < rows && col + v < col_vecs {
+                out[row * col_vecs + col + v] = acc[r * unit_vecs + v];
+            }
         }
     }
 }

@@ -175,8 +175,34 @@ struct Chunking {
     chunk_rows: usize,
     /// Number of chunks.
     chunks: usize,
+    /// Vector columns per unit ([`column_unit_vecs`]).
+    unit_vecs: usize,
     count: CubeCount,
     dim: CubeDim,
+}
+
+/// Vector columns per unit of the chunked kernels: 4 on CPU-like devices (lavapipe, where a
+/// unit's loads of `A`'s or `xa`'s row then serve four vectors: at tokens 2048, d = 1024, r = 16
+/// the epilogue's backward took 12 ms with one), 1 on GPUs (adjacent units on adjacent vectors,
+/// for coalesced rows).
+fn column_unit_vecs<R: Runtime>(client: &ComputeClient<R>) -> usize {
+    if cpu_like(client) { 4 } else { 1 }
+}
+
+/// The grid of the chunked kernels: x over blocks of units of `unit_vecs` vector columns, y over
+/// the chunks.
+fn chunk_grid<R: Runtime>(
+    client: &ComputeClient<R>,
+    d_vecs: usize,
+    unit_vecs: usize,
+    chunks: usize,
+) -> (CubeCount, CubeDim) {
+    let units = d_vecs.div_ceil(unit_vecs);
+    let cube = cube_size_pow2(client, COLUMN_CUBE.min(units.next_power_of_two()));
+    (
+        CubeCount::Static(units.div_ceil(cube) as u32, chunks as u32, 1),
+        CubeDim::new_1d(cube as u32),
+    )
 }
 
 /// Chunks of at least `min_rows` rows (at most 1024 chunks), vectors as wide as the device loads
@@ -191,14 +217,16 @@ fn chunking<R: Runtime>(
     let d_vecs = d_out / width;
     let chunk_rows = min_rows.max(rows.div_ceil(1024));
     let chunks = rows.div_ceil(chunk_rows).max(1);
-    let cube = cube_size_pow2(client, COLUMN_CUBE.min(d_vecs.next_power_of_two()));
+    let unit_vecs = column_unit_vecs(client);
+    let (count, dim) = chunk_grid(client, d_vecs, unit_vecs, chunks);
     Chunking {
         width,
         d_vecs,
         chunk_rows,
         chunks,
-        count: CubeCount::Static(d_vecs.div_ceil(cube) as u32, chunks as u32, 1),
-        dim: CubeDim::new_1d(cube as u32),
+        unit_vecs,
+        count,
+        dim,
     }
 }
 
@@ -258,6 +286,7 @@ pub fn column_norms<R: Runtime>(
             c.chunk_rows as u32,
             scale,
             rank,
+            c.unit_vecs,
         );
     }
     sum_partials(client, partials, c.chunks, d_out, true)
@@ -280,9 +309,7 @@ fn both_chunking<R: Runtime>(
     let mut c = chunking(client, rows, gcd(d_out, row_len), min_rows);
     // `chunking` sized the vector for gcd(d_out, d_out + r); the columns are d_out.
     c.d_vecs = d_out / c.width;
-    let cube = cube_size_pow2(client, COLUMN_CUBE.min(c.d_vecs.next_power_of_two()));
-    c.count = CubeCount::Static(c.d_vecs.div_ceil(cube) as u32, c.chunks as u32, 1);
-    c.dim = CubeDim::new_1d(cube as u32);
+    (c.count, c.dim) = chunk_grid(client, c.d_vecs, c.unit_vecs, c.chunks);
     let row_vecs = row_len / c.width;
     (c, row_vecs, row_len)
 }
@@ -328,6 +355,7 @@ pub fn epilogue<R: Runtime>(
             scale,
             rank,
             scaled,
+            c.unit_vecs,
         );
     }
     out
@@ -373,19 +401,49 @@ pub fn epilogue_backward<R: Runtime>(
             c.chunk_rows as u32,
             scale,
             rank,
+            c.unit_vecs,
         );
     }
     let dg = sum_partials(client, partials, c.chunks, d_out, false);
     (dbase, dg)
 }
 
-/// The tiling of [`adapted_matmul`]: 16 units along the columns, each 32 rows × one vector of
-/// columns. At tokens 2048, d_in = d_out = 1024 on lavapipe the bare product took 0.28 s at
-/// 16 × 1 units of 32 rows (0.29 s at 64 rows, 8 or 32 units; 0.30 s at 16 rows), burn's
-/// autotuned matmul 0.34 s.
-const ADAPTED_CUBE_X: usize = 16;
-/// Rows per unit of [`adapted_matmul`].
-const ADAPTED_UNIT_ROWS: usize = 32;
+/// A unit of [`adapted_matmul`]: `unit_rows` rows × `unit_vecs` vectors of columns, cubes of
+/// `cube_x × cube_y` units.
+#[derive(Clone, Copy, Debug)]
+pub struct AdaptedTiling {
+    /// Units of a cube along the columns.
+    pub cube_x: usize,
+    /// Units of a cube along the rows.
+    pub cube_y: usize,
+    /// Rows per unit.
+    pub unit_rows: usize,
+    /// Vectors of columns per unit.
+    pub unit_vecs: usize,
+}
+
+/// The tiling of the main launch of [`adapted_matmul`]: 16 units along the columns, each 32 rows
+/// × 4 vectors. At tokens 2048, d_in = d_out = 1024 on lavapipe the bare product took 137 ms at
+/// this tiling against 287 ms at one vector per unit (32 × 1), 160 ms at 16 × 4, 147 ms at
+/// 16 × 8, 131 ms at 64 × 4 and 129 ms at 32 × 8 (more registers, more waste on ragged shapes);
+/// units stacked along the rows in a cube (4 × 4 units of 16 × 4) took 248 ms. Burn's autotuned
+/// matmul took about 330 ms in the same probe.
+pub const ADAPTED_MAIN: AdaptedTiling = AdaptedTiling {
+    cube_x: 16,
+    cube_y: 1,
+    unit_rows: 32,
+    unit_vecs: 4,
+};
+/// The tiling of the thin `x A` launch of [`adapted_matmul`] (`r` columns): one vector a unit,
+/// all units of a cube on the same rows. At the benchmark shape (r = 16) it took 6.4 ms; 32 × 2
+/// units in 2 × 4 cubes 6.6 ms, 64 × 1 6.9 ms, 32 × 4 in 1 × 8 cubes 9.1 ms, 8 × 4 in 1 × 16
+/// cubes 11.5 ms (loads shared by the whole cube are cheaper on lavapipe).
+pub const ADAPTED_THIN: AdaptedTiling = AdaptedTiling {
+    cube_x: 16,
+    cube_y: 1,
+    unit_rows: 32,
+    unit_vecs: 1,
+};
 
 /// Whether the adapted layers run [`adapted_matmul`] (their own GEMM, with the low-rank term and
 /// the column scaling applied in registers) rather than the backend's GEMM and [`epilogue`]:
@@ -394,6 +452,79 @@ const ADAPTED_UNIT_ROWS: usize = 32;
 /// (tensor-core tiling this kernel does not have).
 pub fn fused_gemm<R: Runtime>(client: &ComputeClient<R>) -> bool {
     cpu_like(client)
+}
+
+/// The grid of an [`adapted_matmul`] launch over `rows` rows and `col_vecs` vector columns.
+fn adapted_grid<R: Runtime>(
+    client: &ComputeClient<R>,
+    rows: usize,
+    col_vecs: usize,
+    tiling: AdaptedTiling,
+) -> (CubeCount, CubeDim) {
+    let units = col_vecs.div_ceil(tiling.unit_vecs);
+    let cube_x = cube_size_pow2(client, tiling.cube_x.min(units.next_power_of_two()));
+    (
+        CubeCount::Static(
+            units.div_ceil(cube_x) as u32,
+            rows.div_ceil(tiling.unit_rows * tiling.cube_y) as u32,
+            1,
+        ),
+        CubeDim::new_2d(cube_x as u32, tiling.cube_y as u32),
+    )
+}
+
+/// The bare product `y = x·W0` (`x [rows, d_in]`, `W0 [d_in, d_out]`, `y [rows, d_out]`) by the
+/// main launch of [`adapted_matmul`] at rank 0: the GEMM the adapted layers run on CPU-like
+/// devices, without the adapter (tiling [`ADAPTED_MAIN`]; correct anywhere, tuned for lavapipe).
+/// The peak probe times it beside burn's matmul, so that the practical FLOP rate it records is
+/// the best this suite reaches on the device.
+pub fn base_matmul<R: Runtime>(
+    client: &ComputeClient<R>,
+    rows: usize,
+    d_in: usize,
+    d_out: usize,
+    x: Handle,
+    w0: Handle,
+) -> Handle {
+    let width = vector_size_dividing(client, 4, d_out);
+    let v = |len: usize| len / width;
+    let y = client.empty(rows * d_out * 4);
+    let (count, dim) = adapted_grid(client, rows, v(d_out), ADAPTED_MAIN);
+    let quads = d_in.is_multiple_of(4);
+    // SAFETY: x holds rows·d_in, w0 d_in·d_out f32; y rows·d_out is written in range (the width
+    // divides d_out); x4 is read only when 4 divides d_in; at rank 0 the stand-ins for xa, B, g
+    // and the copy are never touched.
+    unsafe {
+        kernel::adapted_matmul_kernel::launch_unchecked::<R>(
+            client,
+            count,
+            dim,
+            width,
+            ArrayArg::from_raw_parts(x.clone(), rows * d_in),
+            ArrayArg::from_raw_parts(x.clone(), (rows * d_in / 4).max(1)),
+            ArrayArg::from_raw_parts(w0.clone(), v(d_in * d_out)),
+            ArrayArg::from_raw_parts(x.clone(), rows * d_in),
+            ArrayArg::from_raw_parts(x, (rows * d_in / 4).max(1)),
+            ArrayArg::from_raw_parts(w0.clone(), v(d_in * d_out)),
+            ArrayArg::from_raw_parts(w0, v(d_in * d_out)),
+            ArrayArg::from_raw_parts(y.clone(), v(rows * d_out)),
+            ArrayArg::from_raw_parts(client.empty(width * 4), 1),
+            rows as u32,
+            d_in as u32,
+            v(d_out) as u32,
+            v(d_out) as u32,
+            0,
+            1.0,
+            ADAPTED_MAIN.unit_rows,
+            ADAPTED_MAIN.unit_vecs,
+            0,
+            false,
+            quads,
+            false,
+            false,
+        );
+    }
+    y
 }
 
 /// The adapted layer in two launches, `A B` and `W'` never formed: `xa = x A` (`[n, r]`), then
@@ -433,19 +564,10 @@ pub fn adapted_matmul<R: Runtime>(
     // `x A` with the same vectors: scalar columns (to fill a cube with r = 16 units) took 21 ms
     // at the benchmark's shape on lavapipe, 4-wide ones 13 ms.
     let thin = width;
-    let geometry = |cols: usize, width: usize| {
-        let col_vecs = cols / width;
-        let cube_x = cube_size_pow2(client, ADAPTED_CUBE_X.min(col_vecs.next_power_of_two()));
-        (
-            CubeCount::Static(
-                col_vecs.div_ceil(cube_x) as u32,
-                rows.div_ceil(ADAPTED_UNIT_ROWS) as u32,
-                1,
-            ),
-            CubeDim::new_2d(cube_x as u32, 1),
-        )
+    let geometry = |cols: usize, width: usize, tiling: AdaptedTiling| {
+        adapted_grid(client, rows, cols / width, tiling)
     };
-    let (count, dim) = geometry(rank, thin);
+    let (count, dim) = geometry(rank, thin, ADAPTED_THIN);
     let t = |len: usize| len / thin;
     let thin_both_len = if keep_both { t(rows * row_len) } else { 1 };
     // SAFETY: x holds n·d_in, a d_in·r f32; xa n·r and both n·(d_out + r) are written in range
@@ -472,7 +594,8 @@ pub fn adapted_matmul<R: Runtime>(
             t(row_len) as u32,
             t(d_out) as u32,
             scale,
-            ADAPTED_UNIT_ROWS,
+            ADAPTED_THIN.unit_rows,
+            ADAPTED_THIN.unit_vecs,
             0,
             false,
             quads,
@@ -484,7 +607,7 @@ pub fn adapted_matmul<R: Runtime>(
     // LoRA: the kernel never reads g; bind B in its place.
     let g = g.unwrap_or_else(|| b.clone());
     let g_len = if scaled { d_out } else { rank * d_out };
-    let (count, dim) = geometry(d_out, width);
+    let (count, dim) = geometry(d_out, width, ADAPTED_MAIN);
     // SAFETY: x holds n·d_in, w0 d_in·d_out, xa n·r, b r·d_out, g d_out (or stands in unread) f32;
     // y n·d_out and both n·(d_out + r) are written in range (the width divides d_out and r).
     unsafe {
@@ -508,7 +631,8 @@ pub fn adapted_matmul<R: Runtime>(
             v(row_len) as u32,
             0,
             scale,
-            ADAPTED_UNIT_ROWS,
+            ADAPTED_MAIN.unit_rows,
+            ADAPTED_MAIN.unit_vecs,
             rank,
             scaled,
             quads,

@@ -52,10 +52,11 @@ pub fn grouped_matmul_kernel<N: Size>(
     experts: u32,
     top_k: u32,
     #[comptime] unit_rows: usize,
+    #[comptime] unit_vecs: usize,
     #[comptime] gather: bool,
     #[comptime] quads: bool,
 ) {
-    let col = (CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize;
+    let col = ((CUBE_POS_X * CUBE_DIM_X + UNIT_POS_X) as usize) * unit_vecs;
     let tile_rows = CUBE_DIM_Y * unit_rows as u32;
     let (expert, tile_start, tile_end) = find_tile(offsets, CUBE_POS_Y, tile_rows, experts);
     if expert == experts || col >= col_vecs as usize {
@@ -78,20 +79,24 @@ pub fn grouped_matmul_kernel<N: Size>(
         }
         src[r] = row;
     }
-    let mut acc = Array::<Vector<f32, N>>::new(unit_rows);
+    let mut acc = Array::<Vector<f32, N>>::new(unit_rows * unit_vecs);
     #[unroll]
-    for r in 0..unit_rows {
-        acc[r] = Vector::<f32, N>::new(0.0f32);
+    for i in 0..unit_rows * unit_vecs {
+        acc[i] = Vector::<f32, N>::new(0.0f32);
     }
-    let b_start = expert as usize * inner * col_vecs + col;
+    let b_start = expert as usize * inner * col_vecs;
     accumulate_rows::<N>(
-        &mut acc, &src, a, a4, b, b_start, inner, col_vecs, 1.0f32, unit_rows, quads, false,
+        &mut acc, &src, a, a4, b, b_start, col, inner, col_vecs, 1.0f32, unit_rows, unit_vecs,
+        quads, false,
     );
     #[unroll]
     for r in 0..unit_rows {
-        let p = first as usize + r;
-        if p < tile_end as usize {
-            out[p * col_vecs + col] = acc[r];
+        #[unroll]
+        for v in 0..unit_vecs {
+            let p = first as usize + r;
+            if p < tile_end as usize && col + v < col_vecs {
+                out[p * col_vecs + col + v] = acc[r * unit_vecs + v];
+            }
         }
     }
 }

@@ -252,8 +252,10 @@ const ELEMENTWISE_CUBE: usize = 256;
 /// Assignments per dispatch chunk (one cube each).
 const DISPATCH_CHUNK: usize = 256;
 /// The grouped GEMM's tiling on devices without plane (subgroup) operations, i.e. software
-/// Vulkan on the CPU (lavapipe), where every load is paid per lane: 16 units of 32 rows each (a
-/// 32-row tile per cube). Measured there at tokens 2048, d 512, h 1024, E 8, top-2: the
+/// Vulkan on the CPU (lavapipe), where every load is paid per lane: 16 units of 32 rows × 4
+/// vectors of columns each (a 32-row tile per cube; see [`crate::gemm::accumulate_rows`] for why
+/// a unit holds several column vectors, and [`crate::dora::ADAPTED_MAIN`] for the figures of the
+/// same loop at DoRA's shape). Measured, with one vector a unit, there at tokens 2048, d 512, h 1024, E 8, top-2: the
 /// gathered up-projection took 9.3 s with 16 × 4 units of 4 rows, 7.5 s with 16 × 2 of 8,
 /// 6.4 s with 16 × 1 of 16 and 5.9 s with 16 × 1 of 32; reading `a` four inner steps at a time
 /// ([`quad_loads`]) took the experts' forward from 9.0 s to 7.9 s and their backward from 17.7 s
@@ -262,12 +264,14 @@ pub const GEMM_CPU: GemmTiling = GemmTiling {
     cube_x: 16,
     cube_y: 1,
     unit_rows: 32,
+    unit_vecs: 4,
 };
 /// The grouped GEMM's tiling on GPUs: 16 × 16 units of 4 rows (a 64-row tile per cube).
 pub const GEMM_GPU: GemmTiling = GemmTiling {
     cube_x: 16,
     cube_y: 16,
     unit_rows: 4,
+    unit_vecs: 1,
 };
 /// The weight-gradient kernel: 64 units along the columns.
 const WGRAD_CUBE: u32 = 64;
@@ -278,8 +282,8 @@ pub fn gemm_tiling<R: Runtime>(client: &ComputeClient<R>) -> GemmTiling {
 }
 
 /// Whether the grouped GEMMs read their left operand four inner steps at a time: on CPU-like
-/// devices (where a load the whole cube shares is one scalar load and a broadcast, so four
-/// steps per load cut the loads of `a` fourfold) when `4 | inner`.
+/// devices (where every load is paid per lane, so four steps per load cut the loads of `a`
+/// fourfold) when `4 | inner`.
 fn quad_loads<R: Runtime>(client: &ComputeClient<R>, inner: usize) -> bool {
     cpu_like(client) && inner.is_multiple_of(4)
 }
@@ -431,6 +435,8 @@ pub struct GemmTiling {
     pub cube_y: u32,
     /// Rows per unit.
     pub unit_rows: usize,
+    /// Vectors of columns per unit.
+    pub unit_vecs: usize,
 }
 
 impl GemmTiling {
@@ -470,7 +476,9 @@ pub fn grouped_matmul<R: Runtime>(
         kernel::grouped_matmul_kernel::launch_unchecked::<R>(
             client,
             CubeCount::Static(
-                col_vecs.div_ceil(tiling.cube_x as usize) as u32,
+                col_vecs
+                    .div_ceil(tiling.unit_vecs)
+                    .div_ceil(tiling.cube_x as usize) as u32,
                 tiles as u32,
                 1,
             ),
@@ -487,6 +495,7 @@ pub fn grouped_matmul<R: Runtime>(
             e as u32,
             dims.top_k as u32,
             tiling.unit_rows,
+            tiling.unit_vecs,
             gather.is_some(),
             quads,
         );

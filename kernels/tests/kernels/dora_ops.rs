@@ -673,6 +673,20 @@ fn dora_pieces_speed<B: DoraBackend>(what: &str, iters: usize, reps: usize) {
             }),
         ),
         (
+            "epilogue backward",
+            Box::new(|| {
+                // `x` stands in for `∂L/∂y` (same shape, d_in = d_out).
+                let (dz, _) = B::dora_epilogue_backward(
+                    x.clone().into_primitive().tensor(),
+                    both.clone().into_primitive().tensor(),
+                    b.clone().into_primitive().tensor(),
+                    g.clone().into_primitive().tensor(),
+                    s.scale(),
+                );
+                Tensor::<B, 2>::from_primitive(burn::tensor::TensorPrimitive::Float(dz))
+            }),
+        ),
+        (
             "lora_linear",
             Box::new(|| lora_linear(&s, x.clone(), w0.clone(), a.clone(), b.clone()).unwrap()),
         ),
@@ -731,8 +745,10 @@ fn dora_pieces_speed_cuda() {
 }
 
 /// The fused path's GEMM at the benchmark's shape (tokens 2048, d_in = d_out = 1024, r = 16)
-/// on lavapipe, as a probe: medians of 7 interleaved rounds (each one call, then a full read)
-/// of the bare kernel (`rank = 0`), the MoE grouped GEMM with one expert, `adapted_matmul` for
+/// on lavapipe, as a probe. First the bare kernel (`rank = 0`) at several unit tilings `(rows,
+/// vectors, cube_x, cube_y)`, the first being [`dora::ADAPTED_MAIN`], checked equal, medians of 5
+/// rounds; the same for the thin `x A` launch ([`dora::ADAPTED_THIN`] first). Then medians of 7
+/// interleaved rounds (each one call, then a full read) of the bare kernel, the MoE grouped GEMM with one expert, `adapted_matmul` for
 /// DoRA with and without `both`, `adapted_matmul` at `d_out = r` (two thin launches: what `x A`
 /// costs, twice) and burn's matmul on the fused default backend. Ignored; run with
 /// `cargo test --release -p claimbench-kernels --test kernels adapted_gemm_speed -- --ignored --nocapture`.
@@ -761,11 +777,7 @@ fn adapted_gemm_speed_wgpu() {
     let b = f(d * r, 4);
     let g = f(d, 5);
     let offsets = client.create_from_slice(u32::as_bytes(&[0u32, n as u32]));
-    let tiling = moe::GemmTiling {
-        cube_x: 16,
-        cube_y: 1,
-        unit_rows: 32,
-    };
+    let tiling = moe::GEMM_CPU;
     let ddims = dora::Dims {
         rows: n,
         d_out: d,
@@ -776,30 +788,38 @@ fn adapted_gemm_speed_wgpu() {
         d_out: r,
         rank: r,
     };
-    let bare = || {
-        let y = client.empty(n * d * 4);
+    // The bare product (rank 0) at one tiling: `(unit_rows, unit_vecs, cube_x, cube_y)`.
+    let bare_cols = |cols: usize,
+                     right: &cubecl::server::Handle,
+                     (ur, uv, cx, cy): (usize, usize, usize, usize)| {
+        let y = client.empty(n * cols * 4);
         unsafe {
             dora::kernel::adapted_matmul_kernel::launch_unchecked::<cubecl::wgpu::WgpuRuntime>(
                 &client,
-                CubeCount::Static(16, (n / 32) as u32, 1),
-                CubeDim::new_2d(16, 1),
+                CubeCount::Static(
+                    (cols / 4).div_ceil(uv * cx) as u32,
+                    n.div_ceil(ur * cy) as u32,
+                    1,
+                ),
+                CubeDim::new_2d(cx as u32, cy as u32),
                 4,
                 ArrayArg::from_raw_parts(x.clone(), n * d),
                 ArrayArg::from_raw_parts(x.clone(), n * d / 4),
-                ArrayArg::from_raw_parts(w.clone(), d * d / 4),
+                ArrayArg::from_raw_parts(right.clone(), d * cols / 4),
                 ArrayArg::from_raw_parts(a.clone(), d * r),
                 ArrayArg::from_raw_parts(a.clone(), d * r / 4),
                 ArrayArg::from_raw_parts(a.clone(), d * r / 4),
                 ArrayArg::from_raw_parts(a.clone(), d * r / 4),
-                ArrayArg::from_raw_parts(y.clone(), n * d / 4),
-                ArrayArg::from_raw_parts(y.clone(), n * d / 4),
+                ArrayArg::from_raw_parts(y.clone(), n * cols / 4),
+                ArrayArg::from_raw_parts(y.clone(), n * cols / 4),
                 n as u32,
                 d as u32,
-                (d / 4) as u32,
-                (d / 4) as u32,
+                (cols / 4) as u32,
+                (cols / 4) as u32,
                 0,
                 1.0,
-                32,
+                ur,
+                uv,
                 0,
                 false,
                 true,
@@ -809,6 +829,79 @@ fn adapted_gemm_speed_wgpu() {
         }
         y
     };
+    let bare = |t| bare_cols(d, &w, t);
+    let thin = dora::ADAPTED_THIN;
+    let thin_tilings = [
+        (
+            thin.unit_rows,
+            thin.unit_vecs,
+            thin.cube_x.min(r / 4),
+            thin.cube_y,
+        ),
+        (32, 4, 1, 8),
+        (8, 4, 1, 16),
+        (32, 2, 2, 4),
+        (16, 4, 1, 8),
+        (64, 1, 4, 1),
+    ];
+    let thin_ref =
+        f32::from_bytes(&client.read_one(bare_cols(r, &a, thin_tilings[0])).unwrap()).to_vec();
+    let mut tt = vec![Vec::new(); thin_tilings.len()];
+    for _ in 0..7 {
+        for (i, t) in thin_tilings.iter().enumerate() {
+            let t0 = Instant::now();
+            let got = f32::from_bytes(&client.read_one(bare_cols(r, &a, *t)).unwrap()).to_vec();
+            tt[i].push(t0.elapsed().as_secs_f64() * 1e3);
+            assert!(
+                got.iter().zip(&thin_ref).all(|(p, q)| (p - q).abs() < 1e-3),
+                "{t:?}"
+            );
+        }
+    }
+    for (t, mut v) in thin_tilings.iter().zip(tt) {
+        v.sort_by(f64::total_cmp);
+        println!(
+            "thin {t:?}: median {:.2} ms, min {:.2}",
+            v[v.len() / 2],
+            v[0]
+        );
+    }
+    let main = dora::ADAPTED_MAIN;
+    let tilings = [
+        (main.unit_rows, main.unit_vecs, main.cube_x, main.cube_y),
+        (32, 1, 16, 1),
+        (16, 4, 16, 1),
+        (64, 4, 16, 1),
+        (32, 8, 16, 1),
+        (16, 4, 4, 4),
+    ];
+    // Every tiling must give the same product.
+    let reference = f32::from_bytes(&client.read_one(bare(tilings[0])).unwrap()).to_vec();
+    for t in &tilings[1..] {
+        let got = f32::from_bytes(&client.read_one(bare(*t)).unwrap()).to_vec();
+        let worst = reference
+            .iter()
+            .zip(&got)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst < 1e-3, "tiling {t:?} differs by {worst}");
+    }
+    let mut tt = vec![Vec::new(); tilings.len()];
+    for _ in 0..5 {
+        for (i, t) in tilings.iter().enumerate() {
+            let t0 = Instant::now();
+            let _ = client.read_one(bare(*t)).unwrap();
+            tt[i].push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    for (t, mut v) in tilings.iter().zip(tt) {
+        v.sort_by(f64::total_cmp);
+        println!(
+            "bare {t:?}: median {:.1} ms, min {:.1}",
+            v[v.len() / 2],
+            v[0]
+        );
+    }
     type BW = Wgpu;
     let dev = Default::default();
     let xt = Tensor::<BW, 2>::from_data(TensorData::new(uniform(n * d, 1), [n, d]), &dev);
@@ -837,7 +930,7 @@ fn adapted_gemm_speed_wgpu() {
         let _ = xt.clone().matmul(wt.clone()).into_data();
         t[5].push(t0.elapsed().as_secs_f64() * 1e3);
         let runs: [Box<dyn Fn() -> cubecl::server::Handle>; 5] = [
-            Box::new(bare),
+            Box::new(|| bare(tilings[0])),
             Box::new(|| {
                 moe::grouped_matmul(
                     &client,
@@ -876,5 +969,136 @@ fn adapted_gemm_speed_wgpu() {
     {
         v.sort_by(f64::total_cmp);
         println!("{name}: median {:.1} ms, min {:.1}", v[v.len() / 2], v[0]);
+    }
+}
+
+/// `dora::base_matmul` (the layer's GEMM at rank 0, which the peak probe times) against the
+/// f64 product `x W0` over [`SHAPES`] (n = 1, odd widths, `d_in` not a multiple of 4, ragged row
+/// and column tiles, 1100 rows), on lavapipe; tolerance `4e-6·√d_in + 1e-6` + 2e-5 relative.
+#[test]
+fn base_matmul_matches_reference_wgpu() {
+    use claimbench_kernels::dora;
+    use cubecl::prelude::CubeElement;
+    let Some(client) = client_or_skip::<cubecl::wgpu::WgpuRuntime>("base_matmul") else {
+        return;
+    };
+    for (i, &(n, d_in, d_out, r)) in SHAPES.iter().enumerate() {
+        let c = Case::new(n, d_in, d_out, r, 70 + i as u64);
+        let h = c.host();
+        let want: Vec<f32> = HostAdapter {
+            b: &vec![0.0; r * d_out],
+            ..h
+        }
+        .lora_forward_reference(&c.x, n)
+        .iter()
+        .map(|&v| v as f32)
+        .collect();
+        let x = client.create_from_slice(f32::as_bytes(&c.x));
+        let w0 = client.create_from_slice(f32::as_bytes(&c.w0));
+        let y = dora::base_matmul(&client, n, d_in, d_out, x, w0);
+        let got = f32::from_bytes(&client.read_one(y).unwrap()).to_vec();
+        assert_close(
+            &format!("base_matmul {n}×{d_in}·{d_in}×{d_out}"),
+            &got,
+            &want,
+            tol(d_in),
+            2e-5,
+        );
+    }
+}
+
+/// Training steps at the benchmark's shape (tokens 2048, d_in = d_out = 1024, r = 16) on
+/// lavapipe, as a probe: the forward alone and forward + backward (loss `Σ y`, gradients for
+/// `x`, `A`, `B` and, for DoRA, `m`; every gradient reduced and read) of LoRA, DoRA, and DoRA
+/// with a fixed untracked `g` (what the column norms and the gain cost in a step). Medians of 5
+/// interleaved rounds, each uploading its tensors. It found the detached norms still tracked
+/// (see `dora_linear`): 20–25 ms of the step. Ignored; run with
+/// `cargo test --release -p claimbench-kernels --test kernels dora_step_speed -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn dora_step_speed_wgpu() {
+    dora_step_speed::<Wgpu>("fused wgpu");
+    dora_step_speed::<CubeWgpu>("cube wgpu");
+}
+
+#[derive(Clone, Copy)]
+enum StepLayer {
+    Lora,
+    Dora,
+    FixedGain,
+}
+
+fn dora_step_speed<B: DoraBackend>(what: &str) {
+    use std::time::Instant;
+    type A<B> = Autodiff<B>;
+    let (n, d, r) = (2048usize, 1024usize, 16usize);
+    let c = Case::new(n, d, d, r, 5);
+    let s = c.spec;
+    let step = |layer: StepLayer, backward: bool| {
+        let x = t2::<A<B>>(&c.x, [n, d]).require_grad();
+        let w0 = t2::<A<B>>(&c.w0, [d, d]);
+        let a = t2::<A<B>>(&c.a, [d, r]).require_grad();
+        let b = t2::<A<B>>(&c.b, [r, d]).require_grad();
+        let m = t1::<A<B>>(&c.m).require_grad();
+        let y = match layer {
+            StepLayer::Lora => lora_linear(&s, x.clone(), w0, a.clone(), b.clone()).unwrap(),
+            StepLayer::Dora => dora_linear(
+                &s,
+                x.clone(),
+                w0,
+                a.clone(),
+                b.clone(),
+                m,
+                NormGrad::Detached,
+            )
+            .unwrap(),
+            StepLayer::FixedGain => {
+                let (y, _) = <A<B> as DoraBackend>::adapted_forward(
+                    x.clone().into_primitive().tensor(),
+                    w0.into_primitive().tensor(),
+                    a.clone().into_primitive().tensor(),
+                    b.clone().into_primitive().tensor(),
+                    Some(t1::<A<B>>(&c.m).into_primitive().tensor()),
+                    s.scale(),
+                    false,
+                );
+                Tensor::<A<B>, 2>::from_primitive(TensorPrimitive::Float(y))
+            }
+        };
+        if !backward {
+            let _ = y.slice([0..1, 0..1]).into_data();
+            return;
+        }
+        let grads = y.sum().backward();
+        let sum = x.grad(&grads).unwrap().sum()
+            + a.grad(&grads).unwrap().sum()
+            + b.grad(&grads).unwrap().sum();
+        let _ = sum.into_data();
+    };
+    let cases = [
+        ("LoRA forward", StepLayer::Lora, false),
+        ("DoRA forward", StepLayer::Dora, false),
+        ("LoRA step", StepLayer::Lora, true),
+        ("DoRA step", StepLayer::Dora, true),
+        ("DoRA step, fixed g", StepLayer::FixedGain, true),
+    ];
+    for (_, layer, backward) in cases {
+        step(layer, backward);
+    }
+    let mut t = vec![Vec::new(); cases.len()];
+    for _ in 0..5 {
+        for (i, (_, layer, backward)) in cases.iter().enumerate() {
+            let t0 = Instant::now();
+            step(*layer, *backward);
+            t[i].push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    for ((name, _, _), mut v) in cases.iter().zip(t) {
+        v.sort_by(f64::total_cmp);
+        println!(
+            "{what} {name}: median {:.1} ms, min {:.1}",
+            v[v.len() / 2],
+            v[0]
+        );
     }
 }
