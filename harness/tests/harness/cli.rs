@@ -311,15 +311,20 @@ fn main_job_smoke_renders_a_kernel_page_with_the_benchmark() {
     let entries = b["benchmarks"].as_array().unwrap();
     // token-logprob: forward, forward+backward; cross-entropy: forward+backward, forward;
     // dpo-loss: forward+backward, forward; ppo: GAE on the device vs the host loop; dora-linear:
-    // forward vs the base linear, the step vs LoRA's and vs PEFT's unfused composition;
-    // moe-layer: the step vs the per-expert loop and vs the dense FFN.
-    assert_eq!(entries.len(), 12);
+    // forward vs the base linear and vs LoRA's forward, the step vs LoRA's and vs PEFT's unfused
+    // composition; moe-layer: the step vs the per-expert loop and vs the dense FFN.
+    assert_eq!(entries.len(), 13);
     let moe = std::fs::read_to_string(r.join("report/kernels/moe-layer.html")).unwrap();
     for name in ["moe-step-vs-loop", "moe-step-vs-dense"] {
         assert!(moe.contains(name), "moe-layer page lacks {name}");
     }
     let dora = std::fs::read_to_string(r.join("report/kernels/dora-linear.html")).unwrap();
-    for name in ["dora-forward", "dora-step-vs-lora", "dora-step-vs-peft"] {
+    for name in [
+        "dora-forward",
+        "dora-forward-vs-lora",
+        "dora-step-vs-lora",
+        "dora-step-vs-peft",
+    ] {
         assert!(dora.contains(name), "dora-linear page lacks {name}");
     }
     let dpo = std::fs::read_to_string(r.join("report/kernels/dpo-loss.html")).unwrap();

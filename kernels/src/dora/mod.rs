@@ -486,52 +486,34 @@ pub fn base_matmul<R: Runtime>(
     x: Handle,
     w0: Handle,
 ) -> Handle {
-    let width = vector_size_dividing(client, 4, d_out);
-    let v = |len: usize| len / width;
-    let y = client.empty(rows * d_out * 4);
-    let (count, dim) = adapted_grid(client, rows, v(d_out), ADAPTED_MAIN);
-    let quads = d_in.is_multiple_of(4);
-    // SAFETY: x holds rows·d_in, w0 d_in·d_out f32; y rows·d_out is written in range (the width
-    // divides d_out); x4 is read only when 4 divides d_in; at rank 0 the stand-ins for xa, B, g
-    // and the copy are never touched.
-    unsafe {
-        kernel::adapted_matmul_kernel::launch_unchecked::<R>(
-            client,
-            count,
-            dim,
-            width,
-            ArrayArg::from_raw_parts(x.clone(), rows * d_in),
-            ArrayArg::from_raw_parts(x.clone(), (rows * d_in / 4).max(1)),
-            ArrayArg::from_raw_parts(w0.clone(), v(d_in * d_out)),
-            ArrayArg::from_raw_parts(x.clone(), rows * d_in),
-            ArrayArg::from_raw_parts(x, (rows * d_in / 4).max(1)),
-            ArrayArg::from_raw_parts(w0.clone(), v(d_in * d_out)),
-            ArrayArg::from_raw_parts(w0, v(d_in * d_out)),
-            ArrayArg::from_raw_parts(y.clone(), v(rows * d_out)),
-            ArrayArg::from_raw_parts(client.empty(width * 4), 1),
-            rows as u32,
-            d_in as u32,
-            v(d_out) as u32,
-            v(d_out) as u32,
-            0,
-            1.0,
-            ADAPTED_MAIN.unit_rows,
-            ADAPTED_MAIN.unit_vecs,
-            0,
-            false,
-            quads,
-            false,
-            false,
-        );
-    }
-    y
+    let dims = Dims {
+        rows,
+        d_out,
+        rank: 0,
+    };
+    // Rank 0: `A` and `B` are never read; `W0` stands in for both.
+    adapted_matmul(
+        client,
+        dims,
+        d_in,
+        x,
+        w0.clone(),
+        w0.clone(),
+        w0,
+        None,
+        1.0,
+        false,
+    )
+    .0
 }
 
 /// The adapted layer in two launches, `A B` and `W'` never formed: `xa = x A` (`[n, r]`), then
 /// `y = (x W0 + s·xa·B) ⊙ g` (`g = None`: LoRA, no `⊙ g`), with `x W0` computed once, in
 /// registers. Returns `y [n, d_out]` and, with `keep_both`, `both [n, d_out + r] = [x W0 | x A]`
 /// as the backend-GEMM path produces it (what the backward reads). `x [n, d_in]`, `W0 [d_in, d_out]`,
-/// `A [d_in, r]`, `B [r, d_out]`, `g [d_out]`; `dims.rows = n`.
+/// `A [d_in, r]`, `B [r, d_out]`, `g [d_out]`; `dims.rows = n`. At `dims.rank = 0` it is the
+/// bare `x W0` in one launch ([`base_matmul`]): `A` and `B` are not read (any buffers of at least
+/// one vector stand in).
 #[allow(clippy::too_many_arguments)]
 pub fn adapted_matmul<R: Runtime>(
     client: &ComputeClient<R>,
@@ -550,7 +532,12 @@ pub fn adapted_matmul<R: Runtime>(
     // One vector width for both launches: it divides r, d_out and so d_out + r.
     let width = vector_size_dividing(client, 4, gcd(d_out, rank));
     let v = |len: usize| len / width;
-    let xa = client.empty(rows * rank * 4);
+    // At rank 0 (the bare product) there is no `x A`: `x` stands in for it, unread.
+    let (xa, xa_len) = if rank > 0 {
+        (client.empty(rows * rank * 4), rows * rank)
+    } else {
+        (x.clone(), 1)
+    };
     // Without `keep_both` the kernels never write `both`: a one-vector stand-in is bound.
     let both = client.empty(if keep_both {
         rows * row_len * 4
@@ -573,43 +560,50 @@ pub fn adapted_matmul<R: Runtime>(
     // SAFETY: x holds n·d_in, a d_in·r f32; xa n·r and both n·(d_out + r) are written in range
     // (the width divides r and d_out); x4 is read only when 4 divides d_in; rank 0 leaves the
     // stand-ins for xa, B and g (bound to a) unread.
-    unsafe {
-        kernel::adapted_matmul_kernel::launch_unchecked::<R>(
-            client,
-            count,
-            dim,
-            thin,
-            ArrayArg::from_raw_parts(x.clone(), rows * d_in),
-            ArrayArg::from_raw_parts(x.clone(), x4_len),
-            ArrayArg::from_raw_parts(a.clone(), t(d_in * rank)),
-            ArrayArg::from_raw_parts(a.clone(), d_in * rank),
-            ArrayArg::from_raw_parts(a.clone(), (d_in * rank / 4).max(1)),
-            ArrayArg::from_raw_parts(a.clone(), t(d_in * rank)),
-            ArrayArg::from_raw_parts(a, t(d_in * rank)),
-            ArrayArg::from_raw_parts(xa.clone(), t(rows * rank)),
-            ArrayArg::from_raw_parts(both.clone(), thin_both_len),
-            rows as u32,
-            d_in as u32,
-            t(rank) as u32,
-            t(row_len) as u32,
-            t(d_out) as u32,
-            scale,
-            ADAPTED_THIN.unit_rows,
-            ADAPTED_THIN.unit_vecs,
-            0,
-            false,
-            quads,
-            false,
-            keep_both,
-        );
+    if rank > 0 {
+        unsafe {
+            kernel::adapted_matmul_kernel::launch_unchecked::<R>(
+                client,
+                count,
+                dim,
+                thin,
+                ArrayArg::from_raw_parts(x.clone(), rows * d_in),
+                ArrayArg::from_raw_parts(x.clone(), x4_len),
+                ArrayArg::from_raw_parts(a.clone(), t(d_in * rank)),
+                ArrayArg::from_raw_parts(a.clone(), d_in * rank),
+                ArrayArg::from_raw_parts(a.clone(), (d_in * rank / 4).max(1)),
+                ArrayArg::from_raw_parts(a.clone(), t(d_in * rank)),
+                ArrayArg::from_raw_parts(a, t(d_in * rank)),
+                ArrayArg::from_raw_parts(xa.clone(), t(rows * rank)),
+                ArrayArg::from_raw_parts(both.clone(), thin_both_len),
+                rows as u32,
+                d_in as u32,
+                t(rank) as u32,
+                t(row_len) as u32,
+                t(d_out) as u32,
+                scale,
+                ADAPTED_THIN.unit_rows,
+                ADAPTED_THIN.unit_vecs,
+                0,
+                false,
+                quads,
+                false,
+                keep_both,
+            );
+        }
     }
     let scaled = g.is_some();
     // LoRA: the kernel never reads g; bind B in its place.
     let g = g.unwrap_or_else(|| b.clone());
-    let g_len = if scaled { d_out } else { rank * d_out };
+    let g_len = if scaled {
+        d_out
+    } else {
+        (rank * d_out).max(width)
+    };
     let (count, dim) = geometry(d_out, width, ADAPTED_MAIN);
     // SAFETY: x holds n·d_in, w0 d_in·d_out, xa n·r, b r·d_out, g d_out (or stands in unread) f32;
-    // y n·d_out and both n·(d_out + r) are written in range (the width divides d_out and r).
+    // y n·d_out and both n·(d_out + r) are written in range (the width divides d_out and r); at
+    // rank 0 xa, B and g are unread stand-ins bound at one vector or more.
     unsafe {
         kernel::adapted_matmul_kernel::launch_unchecked::<R>(
             client,
@@ -619,9 +613,9 @@ pub fn adapted_matmul<R: Runtime>(
             ArrayArg::from_raw_parts(x.clone(), rows * d_in),
             ArrayArg::from_raw_parts(x, x4_len),
             ArrayArg::from_raw_parts(w0, v(d_in * d_out)),
-            ArrayArg::from_raw_parts(xa.clone(), rows * rank),
-            ArrayArg::from_raw_parts(xa, (rows * rank / 4).max(1)),
-            ArrayArg::from_raw_parts(b, v(rank * d_out)),
+            ArrayArg::from_raw_parts(xa.clone(), xa_len),
+            ArrayArg::from_raw_parts(xa, (xa_len / 4).max(1)),
+            ArrayArg::from_raw_parts(b, v((rank * d_out).max(width))),
             ArrayArg::from_raw_parts(g, v(g_len)),
             ArrayArg::from_raw_parts(y.clone(), v(rows * d_out)),
             ArrayArg::from_raw_parts(both.clone(), both_len),
