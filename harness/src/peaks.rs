@@ -96,9 +96,9 @@ pub fn probe<B: Backend>(device: &B::Device, backend: &str, name: &str, reps: us
 }
 
 /// The f32 rate of this suite's own GEMM (`dora::base_matmul`, the adapted layers' GEMM on
-/// CPU-like devices) on a 2048 × 1024 · 1024 × 1024 product (the DoRA benchmark's base GEMM; at
-/// 1024³ lavapipe gives it about 10% less), GFLOP/s: best of `reps` (at least 3) after a warm-up, each timed
-/// call ending with a device sync.
+/// CPU-like devices) on a 2048 × 1024 · 1024 × 1024 product (the DoRA benchmark's base GEMM, so
+/// the benchmark and the peak share a shape), GFLOP/s: best of `reps` (at least 3) after a
+/// warm-up, each timed call ending with a device sync.
 fn own_gemm_gflops<R: cubecl::Runtime>(device: &R::Device, reps: usize) -> f64 {
     use cubecl::prelude::CubeElement;
     let client = R::client(device);

@@ -506,17 +506,18 @@ pub fn bench<B: DoraBackend>(
     };
     // One element of each output is read (its producer runs in full; `read_back` then syncs):
     // reading all 8 MB back would time a device-to-host copy as large as a GPU's forward.
+    let first = |layer: Layer| crate::bench::read_back(fwd(layer).slice([0..1, 0..1]));
     let forward = interleaved(
         cfg,
-        || crate::bench::read_back(fwd(Layer::Dora).slice([0..1, 0..1])),
-        || crate::bench::read_back(fwd(Layer::Base).slice([0..1, 0..1])),
+        || first(Layer::Dora),
+        || first(Layer::Base),
         None,
         &mut tick,
     );
     let forward_vs_lora = interleaved(
         cfg,
-        || crate::bench::read_back(fwd(Layer::Dora).slice([0..1, 0..1])),
-        || crate::bench::read_back(fwd(Layer::Lora).slice([0..1, 0..1])),
+        || first(Layer::Dora),
+        || first(Layer::Lora),
         None,
         &mut tick,
     );

@@ -968,6 +968,14 @@ pub fn lora_linear<B: DoraBackend>(
     Ok(float(y))
 }
 
+/// `t` cut from the autodiff graph and not requiring a gradient: what the detached norm (Eq. 11)
+/// reads. `detach` alone keeps a leaf's `require_grad` (burn 0.21), so an op on detached
+/// parameters stays tracked: the norms' backward then computed the exact gradient for fresh
+/// leaves nobody reads, 20–25 ms of a 0.5 s training step at the benchmark shape on lavapipe.
+pub fn untracked<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
+    t.detach().set_require_grad(false)
+}
+
 /// The DoRA gain `g = m / max(c, ε)` `[d_out]`.
 pub fn dora_gain<B: Backend>(m: Tensor<B, 1>, norms: Tensor<B, 1>) -> Tensor<B, 1> {
     m / norms.clamp_min(NORM_EPS)
@@ -1006,12 +1014,13 @@ pub fn dora_linear<B: DoraBackend>(
 ) -> Result<Tensor<B, 2>, KernelError> {
     spec_check(spec, Some(&x), &w0, &a, &b, Some(&m))?;
     let s = spec.scale();
-    // Detached: untracked copies. `detach` alone keeps a leaf's `require_grad` (burn 0.21), so
-    // the norms op would stay tracked and its backward would compute the exact gradient for
-    // fresh leaves nobody reads: 20–25 ms of a 0.5 s training step at the benchmark shape.
-    let untracked = |t: &Tensor<B, 2>| prim(t.clone().detach().set_require_grad(false));
     let norms = match norm {
-        NormGrad::Detached => B::dora_column_norms(untracked(&w0), untracked(&a), untracked(&b), s),
+        NormGrad::Detached => B::dora_column_norms(
+            prim(untracked(w0.clone())),
+            prim(untracked(a.clone())),
+            prim(untracked(b.clone())),
+            s,
+        ),
         NormGrad::Exact => {
             B::dora_column_norms(prim(w0.clone()), prim(a.clone()), prim(b.clone()), s)
         }

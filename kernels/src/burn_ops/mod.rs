@@ -37,7 +37,7 @@ pub mod preference;
 pub use dora::{
     DoraBackend, NormGrad, dora_column_norms, dora_gain, dora_linear, dora_linear_peft, dora_merge,
     dora_unmerge, gemm_then_epilogue, lora_linear, lora_linear_composition, lora_merge,
-    lora_unmerge,
+    lora_unmerge, untracked,
 };
 pub use moe::{MoeBackend, MoeOutput, dense_swiglu, moe_layer, moe_layer_loop};
 pub use preference::{

@@ -5,7 +5,7 @@
 
 use cubecl::prelude::*;
 
-use crate::gemm::accumulate_rows;
+use crate::gemm::{accumulate_rows, store_block};
 
 /// Loads the `V = unit_vecs` vector columns `col .. col + V` of `B [rank, d_out]` into registers,
 /// `out[k·V + v]` (a column past the end repeats the last one; `rank` and `V` are comptime: the
@@ -61,6 +61,34 @@ fn low_rank<N: Size>(
         acc[v] *= sv;
     }
     acc
+}
+
+/// The epilogue's pre-scale input for row `t` and the unit's `V` vectors at `col`:
+/// `z[v] = base[t, col + v] + s · both[t, d_out..] · B[:, col + v]` (`base` as vectors,
+/// `row_vecs` a row; `xa` as scalars, `row_len` a row, from `xa_offset`; a vector past `d_vecs`
+/// repeats the last one, for the caller not to store).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+fn pre_scale_row<N: Size>(
+    base: &Array<Vector<f32, N>>,
+    xa: &Array<f32>,
+    bcols: &Array<Vector<f32, N>>,
+    t: usize,
+    col: usize,
+    d_vecs: usize,
+    row_vecs: usize,
+    row_len: usize,
+    xa_offset: usize,
+    scale: f32,
+    #[comptime] rank: usize,
+    #[comptime] unit_vecs: usize,
+) -> Array<Vector<f32, N>> {
+    let mut z = low_rank::<N>(xa, bcols, t * row_len + xa_offset, scale, rank, unit_vecs);
+    #[unroll]
+    for v in 0..unit_vecs {
+        z[v] += base[t * row_vecs + min(col + v, d_vecs - 1)];
+    }
+    z
 }
 
 /// Partial squared column norms of `V = W0 + s·A·B` without storing `V` (nor `A·B`):
@@ -178,12 +206,17 @@ pub fn epilogue_kernel<N: Size>(
     }
     let start = CUBE_POS_Y as usize * chunk_rows as usize;
     let end = min(start + chunk_rows as usize, rows as usize);
-    let xa_offset = xa_offset as usize;
     for t in start..end {
-        let lr = low_rank::<N>(
+        let z = pre_scale_row::<N>(
+            base,
             xa,
             &bcols,
-            t * row_len as usize + xa_offset,
+            t,
+            col,
+            d_vecs,
+            row_vecs as usize,
+            row_len as usize,
+            xa_offset as usize,
             scale,
             rank,
             unit_vecs,
@@ -191,12 +224,11 @@ pub fn epilogue_kernel<N: Size>(
         #[unroll]
         for v in 0..unit_vecs {
             if col + v < d_vecs {
-                let z = base[t * row_vecs as usize + col + v] + lr[v];
                 let pos = t * d_vecs + col + v;
                 if scaled {
-                    out[pos] = z * gs[v];
+                    out[pos] = z[v] * gs[v];
                 } else {
-                    out[pos] = z;
+                    out[pos] = z[v];
                 }
             }
         }
@@ -243,12 +275,17 @@ pub fn epilogue_backward_kernel<N: Size>(
         gs[v] = g[min(col + v, d_vecs - 1)];
         acc[v] = Vector::<f32, N>::new(0.0f32);
     }
-    let xa_offset = xa_offset as usize;
     for t in start..end {
-        let lr = low_rank::<N>(
+        let z = pre_scale_row::<N>(
+            base,
             xa,
             &bcols,
-            t * row_len as usize + xa_offset,
+            t,
+            col,
+            d_vecs,
+            row_vecs as usize,
+            row_len as usize,
+            xa_offset as usize,
             scale,
             rank,
             unit_vecs,
@@ -258,8 +295,7 @@ pub fn epilogue_backward_kernel<N: Size>(
             if col + v < d_vecs {
                 let pos = t * d_vecs + col + v;
                 let up = dy[pos];
-                let z = base[t * row_vecs as usize + col + v] + lr[v];
-                acc[v] = fma(up, z, acc[v]);
+                acc[v] = fma(up, z[v], acc[v]);
                 dbase[pos] = up * gs[v];
             }
         }
@@ -335,16 +371,18 @@ pub fn adapted_matmul_kernel<N: Size>(
     let copy_row_vecs = copy_row_vecs as usize;
     let copy_offset = copy_offset as usize;
     if keep {
-        #[unroll]
-        for r in 0..unit_rows {
-            #[unroll]
-            for v in 0..unit_vecs {
-                let row = first + r;
-                if row < rows && col + v < col_vecs {
-                    copy[row * copy_row_vecs + copy_offset + col + v] = acc[r * unit_vecs + v];
-                }
-            }
-        }
+        store_block::<N>(
+            copy,
+            &acc,
+            first,
+            rows,
+            col,
+            col_vecs,
+            copy_row_vecs,
+            copy_offset,
+            unit_rows,
+            unit_vecs,
+        );
     }
     if rank > 0 {
         // The low-rank term as `r` more inner steps over `[xa | s·B]`, loaded like `x` and `W`.
@@ -363,14 +401,7 @@ pub fn adapted_matmul_kernel<N: Size>(
             }
         }
     }
-    #[unroll]
-    for r in 0..unit_rows {
-        #[unroll]
-        for v in 0..unit_vecs {
-            let row = first + r;
-            if row < rows && col + v < col_vecs {
-                out[row * col_vecs + col + v] = acc[r * unit_vecs + v];
-            }
-        }
-    }
+    store_block::<N>(
+        out, &acc, first, rows, col, col_vecs, col_vecs, 0, unit_rows, unit_vecs,
+    );
 }

@@ -23,6 +23,7 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 
 use crate::KernelError;
+use crate::gemm::{GemmTiling, unit_blocks};
 use crate::launch::{cpu_like, cube_size_pow2, grid_1d, vector_size_dividing};
 
 /// The floor of the column norm `c` in `g = m / max(c, ε)`: a zero column of `V` gives a finite
@@ -183,8 +184,9 @@ struct Chunking {
 
 /// Vector columns per unit of the chunked kernels: 4 on CPU-like devices (lavapipe, where a
 /// unit's loads of `A`'s or `xa`'s row then serve four vectors: at tokens 2048, d = 1024, r = 16
-/// the epilogue's backward took 12 ms with one), 1 on GPUs (adjacent units on adjacent vectors,
-/// for coalesced rows).
+/// the epilogue's backward took 11.8 ms with one vector a unit and 6.5 ms with four, the column
+/// norms 5.1 and 2.4 ms, in two runs of `dora_pieces_speed_wgpu` on the unfused backend), 1 on
+/// GPUs (adjacent units on adjacent vectors, for coalesced rows).
 fn column_unit_vecs<R: Runtime>(client: &ComputeClient<R>) -> usize {
     if cpu_like(client) { 4 } else { 1 }
 }
@@ -197,11 +199,10 @@ fn chunk_grid<R: Runtime>(
     unit_vecs: usize,
     chunks: usize,
 ) -> (CubeCount, CubeDim) {
-    let units = d_vecs.div_ceil(unit_vecs);
-    let cube = cube_size_pow2(client, COLUMN_CUBE.min(units.next_power_of_two()));
+    let (blocks, cube) = unit_blocks(client, d_vecs.div_ceil(unit_vecs), COLUMN_CUBE);
     (
-        CubeCount::Static(units.div_ceil(cube) as u32, chunks as u32, 1),
-        CubeDim::new_1d(cube as u32),
+        CubeCount::Static(blocks, chunks as u32, 1),
+        CubeDim::new_1d(cube),
     )
 }
 
@@ -408,37 +409,14 @@ pub fn epilogue_backward<R: Runtime>(
     (dbase, dg)
 }
 
-/// A unit of [`adapted_matmul`]: `unit_rows` rows × `unit_vecs` vectors of columns, cubes of
-/// `cube_x × cube_y` units.
-#[derive(Clone, Copy, Debug)]
-pub struct AdaptedTiling {
-    /// Units of a cube along the columns.
-    pub cube_x: usize,
-    /// Units of a cube along the rows.
-    pub cube_y: usize,
-    /// Rows per unit.
-    pub unit_rows: usize,
-    /// Vectors of columns per unit.
-    pub unit_vecs: usize,
-}
-
-/// The tiling of the main launch of [`adapted_matmul`]: 16 units along the columns, each 32 rows
-/// × 4 vectors. At tokens 2048, d_in = d_out = 1024 on lavapipe the bare product took 137 ms at
-/// this tiling against 287 ms at one vector per unit (32 × 1), 160 ms at 16 × 4, 147 ms at
-/// 16 × 8, 131 ms at 64 × 4 and 129 ms at 32 × 8 (more registers, more waste on ragged shapes);
-/// units stacked along the rows in a cube (4 × 4 units of 16 × 4) took 248 ms. Burn's autotuned
-/// matmul took about 330 ms in the same probe.
-pub const ADAPTED_MAIN: AdaptedTiling = AdaptedTiling {
-    cube_x: 16,
-    cube_y: 1,
-    unit_rows: 32,
-    unit_vecs: 4,
-};
+/// The tiling of the main launch of [`adapted_matmul`]: the CPU tiling of the shared GEMM loop
+/// ([`crate::gemm::CPU_TILING`], where the measurements are).
+pub const ADAPTED_MAIN: GemmTiling = crate::gemm::CPU_TILING;
 /// The tiling of the thin `x A` launch of [`adapted_matmul`] (`r` columns): one vector a unit,
-/// all units of a cube on the same rows. At the benchmark shape (r = 16) it took 6.4 ms; 32 × 2
-/// units in 2 × 4 cubes 6.6 ms, 64 × 1 6.9 ms, 32 × 4 in 1 × 8 cubes 9.1 ms, 8 × 4 in 1 × 16
-/// cubes 11.5 ms (loads shared by the whole cube are cheaper on lavapipe).
-pub const ADAPTED_THIN: AdaptedTiling = AdaptedTiling {
+/// all units of a cube on the same rows. In the same probe run (r = 16) it took 5.3 ms; 32 × 2
+/// units in 2 × 4 cubes 5.4 ms, 64 × 1 5.8 ms, 32 × 4 in 1 × 8 cubes 7.0 ms, 16 × 4 in 1 × 8
+/// 8.1 ms, 8 × 4 in 1 × 16 9.3 ms (loads the whole cube shares are cheaper on lavapipe).
+pub const ADAPTED_THIN: GemmTiling = GemmTiling {
     cube_x: 16,
     cube_y: 1,
     unit_rows: 32,
@@ -459,17 +437,16 @@ fn adapted_grid<R: Runtime>(
     client: &ComputeClient<R>,
     rows: usize,
     col_vecs: usize,
-    tiling: AdaptedTiling,
+    tiling: GemmTiling,
 ) -> (CubeCount, CubeDim) {
-    let units = col_vecs.div_ceil(tiling.unit_vecs);
-    let cube_x = cube_size_pow2(client, tiling.cube_x.min(units.next_power_of_two()));
+    let (blocks, cube_x) = unit_blocks(
+        client,
+        col_vecs.div_ceil(tiling.unit_vecs),
+        tiling.cube_x as usize,
+    );
     (
-        CubeCount::Static(
-            units.div_ceil(cube_x) as u32,
-            rows.div_ceil(tiling.unit_rows * tiling.cube_y) as u32,
-            1,
-        ),
-        CubeDim::new_2d(cube_x as u32, tiling.cube_y as u32),
+        CubeCount::Static(blocks, rows.div_ceil(tiling.tile_rows()) as u32, 1),
+        CubeDim::new_2d(cube_x, tiling.cube_y),
     )
 }
 
@@ -551,7 +528,7 @@ pub fn adapted_matmul<R: Runtime>(
     // `x A` with the same vectors: scalar columns (to fill a cube with r = 16 units) took 21 ms
     // at the benchmark's shape on lavapipe, 4-wide ones 13 ms.
     let thin = width;
-    let geometry = |cols: usize, width: usize, tiling: AdaptedTiling| {
+    let geometry = |cols: usize, width: usize, tiling: GemmTiling| {
         adapted_grid(client, rows, cols / width, tiling)
     };
     let (count, dim) = geometry(rank, thin, ADAPTED_THIN);

@@ -6,7 +6,7 @@
 
 use cubecl::prelude::*;
 
-use crate::gemm::accumulate_rows;
+use crate::gemm::{accumulate_rows, store_block};
 
 /// Finds the expert and first grouped row of virtual row tile `tile` (`tile_rows` rows a tile,
 /// each expert's group cut into `⌈count_e / tile_rows⌉` tiles, tiles numbered expert by expert).
@@ -89,16 +89,18 @@ pub fn grouped_matmul_kernel<N: Size>(
         &mut acc, &src, a, a4, b, b_start, col, inner, col_vecs, 1.0f32, unit_rows, unit_vecs,
         quads, false,
     );
-    #[unroll]
-    for r in 0..unit_rows {
-        #[unroll]
-        for v in 0..unit_vecs {
-            let p = first as usize + r;
-            if p < tile_end as usize && col + v < col_vecs {
-                out[p * col_vecs + col + v] = acc[r * unit_vecs + v];
-            }
-        }
-    }
+    store_block::<N>(
+        out,
+        &acc,
+        first as usize,
+        tile_end as usize,
+        col,
+        col_vecs,
+        col_vecs,
+        0,
+        unit_rows,
+        unit_vecs,
+    );
 }
 
 /// Router, one unit per token: `probs[t] = softmax(logits[t])` (max-shifted, f32), the `top_k`

@@ -16,6 +16,8 @@ use cubecl::prelude::*;
 use cubecl::server::Handle;
 
 use crate::KernelError;
+pub use crate::gemm::GemmTiling;
+use crate::gemm::unit_blocks;
 use crate::launch::{cpu_like, cube_size_pow2, grid_1d, vector_size_dividing};
 
 pub mod kernel;
@@ -254,18 +256,13 @@ const DISPATCH_CHUNK: usize = 256;
 /// The grouped GEMM's tiling on devices without plane (subgroup) operations, i.e. software
 /// Vulkan on the CPU (lavapipe), where every load is paid per lane: 16 units of 32 rows × 4
 /// vectors of columns each (a 32-row tile per cube; see [`crate::gemm::accumulate_rows`] for why
-/// a unit holds several column vectors, and [`crate::dora::ADAPTED_MAIN`] for the figures of the
+/// a unit holds several column vectors, and [`crate::gemm::CPU_TILING`] for the figures of the
 /// same loop at DoRA's shape). Measured, with one vector a unit, there at tokens 2048, d 512, h 1024, E 8, top-2: the
 /// gathered up-projection took 9.3 s with 16 × 4 units of 4 rows, 7.5 s with 16 × 2 of 8,
 /// 6.4 s with 16 × 1 of 16 and 5.9 s with 16 × 1 of 32; reading `a` four inner steps at a time
 /// ([`quad_loads`]) took the experts' forward from 9.0 s to 7.9 s and their backward from 17.7 s
 /// to 16.2 s (64 rows a unit then changed neither beyond noise).
-pub const GEMM_CPU: GemmTiling = GemmTiling {
-    cube_x: 16,
-    cube_y: 1,
-    unit_rows: 32,
-    unit_vecs: 4,
-};
+pub const GEMM_CPU: GemmTiling = crate::gemm::CPU_TILING;
 /// The grouped GEMM's tiling on GPUs: 16 × 16 units of 4 rows (a 64-row tile per cube).
 pub const GEMM_GPU: GemmTiling = GemmTiling {
     cube_x: 16,
@@ -425,27 +422,6 @@ pub fn dispatch<R: Runtime>(client: &ComputeClient<R>, dims: MoeDims, ids: Handl
     }
 }
 
-/// Launch shape of [`grouped_matmul`]: units per cube along columns (`x`) and rows (`y`), rows
-/// per unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GemmTiling {
-    /// Units along the columns.
-    pub cube_x: u32,
-    /// Units along the rows.
-    pub cube_y: u32,
-    /// Rows per unit.
-    pub unit_rows: usize,
-    /// Vectors of columns per unit.
-    pub unit_vecs: usize,
-}
-
-impl GemmTiling {
-    /// Rows of one cube tile.
-    pub fn tile_rows(&self) -> usize {
-        self.cube_y as usize * self.unit_rows
-    }
-}
-
 /// Grouped GEMM `out [m, cols]`: grouped row `p` of expert `e` gets `a[src(p)] · b[e]`, with
 /// `b [E, inner, cols]`, `src(p) = assign[p] / k` (gather from tokens) or `p`.
 #[allow(clippy::too_many_arguments)]
@@ -469,20 +445,19 @@ pub fn grouped_matmul<R: Runtime>(
     let rows = gather.cloned().unwrap_or_else(|| offsets.clone());
     let rows_len = if gather.is_some() { m } else { e + 1 };
     let quads = quad_loads(client, inner);
+    let (col_blocks, cube_x) = unit_blocks(
+        client,
+        col_vecs.div_ceil(tiling.unit_vecs),
+        tiling.cube_x as usize,
+    );
     // SAFETY: a holds a_rows·inner, b E·inner·cols f32, assign m u32 (or stands in unread),
     // offsets E + 1 u32 with offsets[E] = m; width divides cols; a4 binds a as
     // a_rows·inner / 4 vectors, read only when 4 divides inner.
     unsafe {
         kernel::grouped_matmul_kernel::launch_unchecked::<R>(
             client,
-            CubeCount::Static(
-                col_vecs
-                    .div_ceil(tiling.unit_vecs)
-                    .div_ceil(tiling.cube_x as usize) as u32,
-                tiles as u32,
-                1,
-            ),
-            CubeDim::new_2d(tiling.cube_x, tiling.cube_y),
+            CubeCount::Static(col_blocks, tiles as u32, 1),
+            CubeDim::new_2d(cube_x, tiling.cube_y),
             width,
             ArrayArg::from_raw_parts(a.clone(), a_rows * inner),
             ArrayArg::from_raw_parts(a, (a_rows * inner / 4).max(1)),

@@ -13,7 +13,7 @@ use burn::tensor::{Tensor, TensorData, TensorPrimitive};
 use claimbench_kernels::KernelError;
 use claimbench_kernels::burn_ops::{
     DoraBackend, NormGrad, dora_linear, dora_linear_peft, dora_merge, dora_unmerge,
-    gemm_then_epilogue, lora_linear, lora_linear_composition, lora_merge, lora_unmerge,
+    gemm_then_epilogue, lora_linear, lora_linear_composition, lora_merge, lora_unmerge, untracked,
 };
 use claimbench_kernels::dora::{AdapterSpec, Grads, HostAdapter};
 use claimbench_kernels::testing::{GemmPrecision, assert_close, client_or_skip, uniform};
@@ -835,8 +835,8 @@ fn adapted_gemm_speed_wgpu() {
         (
             thin.unit_rows,
             thin.unit_vecs,
-            thin.cube_x.min(r / 4),
-            thin.cube_y,
+            (thin.cube_x as usize).min(r / 4),
+            thin.cube_y as usize,
         ),
         (32, 4, 1, 8),
         (8, 4, 1, 16),
@@ -868,7 +868,12 @@ fn adapted_gemm_speed_wgpu() {
     }
     let main = dora::ADAPTED_MAIN;
     let tilings = [
-        (main.unit_rows, main.unit_vecs, main.cube_x, main.cube_y),
+        (
+            main.unit_rows,
+            main.unit_vecs,
+            main.cube_x as usize,
+            main.cube_y as usize,
+        ),
         (32, 1, 16, 1),
         (16, 4, 16, 1),
         (64, 4, 16, 1),
@@ -970,6 +975,17 @@ fn adapted_gemm_speed_wgpu() {
         v.sort_by(f64::total_cmp);
         println!("{name}: median {:.1} ms, min {:.1}", v[v.len() / 2], v[0]);
     }
+}
+
+/// What the detached norm reads is out of the graph: a parameter passed through `untracked`
+/// requires no gradient (a bare `detach` would keep its `require_grad`, and the norms op would
+/// then run the exact gradient's backward for nothing).
+#[test]
+fn detached_norm_inputs_are_untracked() {
+    type A = Autodiff<Flex>;
+    let a = t2::<A>(&uniform(12, 3), [4, 3]).require_grad();
+    assert!(a.is_require_grad());
+    assert!(!untracked(a.clone()).is_require_grad());
 }
 
 /// `dora::base_matmul` (the layer's GEMM at rank 0, which the peak probe times) against the
