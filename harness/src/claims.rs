@@ -27,20 +27,20 @@ pub fn evaluate_all(records: &[UnitRecord], manifest: &Manifest) -> Vec<Claim> {
             &manifest.scale,
         ) {
             Ok(claims) => out.extend(claims),
-            Err(e) => eprintln!("warning: continual claims not evaluated: {e}"),
+            Err(e) => errln!("warning: continual claims not evaluated: {e}"),
         }
     }
     if let Some(m) = dpo_ppo::measurements(records) {
         match claimbench_dpo_ppo::claims::evaluate(&m, &manifest.scale) {
             Ok(claims) => out.extend(claims),
-            Err(e) => eprintln!("warning: dpo-ppo claims not evaluated: {e}"),
+            Err(e) => errln!("warning: dpo-ppo claims not evaluated: {e}"),
         }
     }
     let fig1 = dpo_ppo::fig1_measurements(records);
     if !fig1.is_empty() {
         match claimbench_dpo_ppo::fig1::evaluate(&configs.dpo_ppo.fig1, &fig1, &manifest.scale) {
             Ok(claims) => out.extend(claims),
-            Err(e) => eprintln!("warning: dpo-ppo Fig. 1 claims not evaluated: {e}"),
+            Err(e) => errln!("warning: dpo-ppo Fig. 1 claims not evaluated: {e}"),
         }
     }
     let ladder = dpo_ppo::ladder_runs(records);
@@ -51,21 +51,21 @@ pub fn evaluate_all(records: &[UnitRecord], manifest: &Manifest) -> Vec<Claim> {
             &manifest.scale,
         ) {
             Ok(claims) => out.extend(claims),
-            Err(e) => eprintln!("warning: dpo-ppo ladder claims not evaluated: {e}"),
+            Err(e) => errln!("warning: dpo-ppo ladder claims not evaluated: {e}"),
         }
     }
     let dora = dora::seed_measurements(records);
     if !dora.is_empty() {
         match claimbench_dora::evaluate(&configs.dora, &dora, &manifest.scale) {
             Ok(claims) => out.extend(claims),
-            Err(e) => eprintln!("warning: dora claims not evaluated: {e}"),
+            Err(e) => errln!("warning: dora claims not evaluated: {e}"),
         }
     }
     let mixtral = mixtral::seed_measurements(records);
     if !mixtral.is_empty() {
         match claimbench_mixtral::evaluate(&configs.mixtral, &mixtral, &manifest.scale) {
             Ok(claims) => out.extend(claims),
-            Err(e) => eprintln!("warning: mixtral claims not evaluated: {e}"),
+            Err(e) => errln!("warning: mixtral claims not evaluated: {e}"),
         }
     }
     out

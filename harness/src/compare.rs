@@ -22,11 +22,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use claimbench_claims::Verdict;
 use claimbench_claims::regression::{Change, CompareConfig, SeriesComparison, compare_all};
-use claimbench_claims::{ClaimsFile, Verdict};
 use serde::{Deserialize, Serialize};
 
-use crate::bench::{BenchEntry, BenchFile};
+use crate::bench::BenchEntry;
 use crate::error::{Exit, input_error};
 use crate::peaks::Peaks;
 use crate::store::{Manifest, RunDir, UnitStatus, read_json, write_atomic, write_json};
@@ -281,7 +281,12 @@ pub fn load(path: &Path) -> Result<RunView> {
         }
         let mut series = BTreeMap::new();
         let mut min_effects = BTreeMap::new();
+        for c in &b.claims {
+            crate::ids::check(path, "claim id", &c.id)?;
+            crate::store::check_paper_id(path, &c.paper)?;
+        }
         for s in b.series {
+            crate::store::check_kernel_id(path, &s.key.kernel)?;
             if s.samples.iter().any(|v| !v.is_finite()) {
                 return Err(input_error(format!(
                     "{}: series {} holds a non-finite sample",
@@ -315,10 +320,9 @@ pub fn load(path: &Path) -> Result<RunView> {
         ));
     }
     let bench_path = path.join("benchmarks.json");
-    let benches: Vec<BenchEntry> = if bench_path.exists() {
-        read_json::<BenchFile>(&bench_path)?.benchmarks
-    } else {
-        units.iter().flat_map(|u| u.benchmarks.clone()).collect()
+    let benches: Vec<BenchEntry> = match run.read_benchmarks()? {
+        Some(b) => b.benchmarks,
+        None => units.iter().flat_map(|u| u.benchmarks.clone()).collect(),
     };
     let mut series = BTreeMap::new();
     let mut entries = BTreeMap::new();
@@ -352,10 +356,8 @@ pub fn load(path: &Path) -> Result<RunView> {
             }
         }
     }
-    let claims_path = path.join("claims.json");
-    let claims = if claims_path.exists() {
-        read_json::<ClaimsFile>(&claims_path)?
-            .claims
+    let claims = if let Some(file) = run.read_claims()? {
+        file.claims
             .into_iter()
             .map(|c| ClaimBrief {
                 id: c.id,

@@ -6,9 +6,11 @@
 //! {"d_model": 64}}}`; nested objects merge into the defaults, unknown keys are errors that
 //! name the key.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use anyhow::Result;
+use claimbench_claims::limits::memory_at_most;
 use claimbench_continual::ExperimentConfig;
 use claimbench_dora::DoraConfig;
 use claimbench_dpo_ppo::fig1::Fig1Config;
@@ -133,17 +135,62 @@ impl PaperConfigs {
             .map_err(|e| input_error(format!("mixtral: {e}")))
     }
 
-    /// [`PaperConfigs::validate`] plus the checks that need the run's verdict seeds (the DoRA
-    /// learning-rate sweep's tuning seeds must not be among them).
-    pub fn validate_with_seeds(&self, seeds: &[u64]) -> Result<()> {
+    /// [`PaperConfigs::validate`] plus the checks that need the run's verdict seeds (a
+    /// paper's tuning seeds must not be among them), for the papers a run selected only: a
+    /// paper that does not run cannot clash with the run's seeds.
+    pub fn validate_selected(&self, papers: &BTreeSet<&str>, seeds: &[u64]) -> Result<()> {
         self.validate()?;
-        self.dora
-            .validate_with_seeds(seeds)
-            .map_err(|e| input_error(format!("dora: {e}")))?;
-        self.mixtral
-            .validate_with_seeds(seeds)
-            .map_err(|e| input_error(format!("mixtral: {e}")))
+        if papers.contains("dora") {
+            self.dora
+                .validate_with_seeds(seeds)
+                .map_err(|e| input_error(format!("dora: {e}")))?;
+        }
+        if papers.contains("mixtral") {
+            self.mixtral
+                .validate_with_seeds(seeds)
+                .map_err(|e| input_error(format!("mixtral: {e}")))?;
+        }
+        if let (Some((paper, need)), Some(available)) =
+            (self.largest_estimate(papers), available_memory())
+        {
+            memory_at_most(need, available).map_err(|e| {
+                input_error(format!(
+                    "{paper}: {e} (MemAvailable); lower its sizes with --config"
+                ))
+            })?;
+        }
+        Ok(())
     }
+
+    /// The selected paper whose largest unit needs the most memory, and that estimate in bytes
+    /// (each reproduction's `estimated_bytes`: one arm of one seed; units run one at a time).
+    /// `None` when no selected paper trains a model.
+    pub fn largest_estimate(&self, papers: &BTreeSet<&str>) -> Option<(&'static str, u64)> {
+        [
+            ("continual", self.continual.estimated_bytes()),
+            (
+                "dpo-ppo",
+                self.dpo_ppo
+                    .fig1
+                    .estimated_bytes()
+                    .max(self.dpo_ppo.ladder.estimated_bytes()),
+            ),
+            ("dora", self.dora.estimated_bytes()),
+            ("mixtral", self.mixtral.estimated_bytes()),
+        ]
+        .into_iter()
+        .filter(|(p, _)| papers.contains(p))
+        .max_by_key(|&(_, bytes)| bytes)
+    }
+}
+
+/// The memory this machine can give a new process now (`MemAvailable` of `/proc/meminfo`), in
+/// bytes; `None` where the file is missing or unreadable (then no estimate is enforced).
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
 }
 
 /// Overlays `patch` on `base`: objects merge key by key, anything else replaces.

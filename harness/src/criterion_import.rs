@@ -140,10 +140,13 @@ pub fn import(criterion_dir: &Path, out: &Path, resamples: usize) -> Result<usiz
     }
     let mut groups: BTreeMap<String, Vec<Measured>> = BTreeMap::new();
     for m in measured {
+        // The group names the kernel id, a page of the report: checked before it is used.
+        let (kernel, ..) = parse_group(&m.group);
+        crate::store::check_kernel_id(&criterion_dir.join(&m.group).join(&m.function), &kernel)?;
         groups.entry(m.group.clone()).or_default().push(m);
     }
     let git = env::git_state();
-    let run = RunDir::create(out)?;
+    let (run, _lock) = RunDir::create_locked(out, "import-criterion")?;
     let adapters = devices::wgpu_adapters();
     let cuda = devices::cuda_devices();
     let mut units = Vec::new();
@@ -218,7 +221,7 @@ pub fn import(criterion_dir: &Path, out: &Path, resamples: usize) -> Result<usiz
         }
         let unit = UnitRecord {
             schema_version: SCHEMA_VERSION,
-            unit_id: format!("{kernel}/criterion/{}", group.replace('/', "-")),
+            unit_id: format!("{kernel}/criterion/{}", crate::ids::slug(group)),
             paper: "kernels".into(),
             experiment: "criterion".into(),
             arm: group.clone(),

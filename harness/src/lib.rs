@@ -4,6 +4,9 @@
 //! Architecture invariant: only this crate knows polars (the run store's tables) and minijinja
 //! (the report); reproductions and kernels never import it.
 
+#[macro_use]
+pub mod out;
+
 pub mod bench;
 pub mod claims;
 pub mod compare;
@@ -13,6 +16,8 @@ pub mod devices;
 pub mod env;
 pub mod error;
 pub mod history;
+pub mod ids;
+pub mod lock;
 pub mod peaks;
 pub mod plots;
 pub mod report;

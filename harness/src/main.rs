@@ -13,6 +13,7 @@ use claimbench::devices::{self, BackendChoice};
 use claimbench::error::Exit;
 use claimbench::run::{RunOptions, run};
 use claimbench::suites::{self, Scale};
+use claimbench::{errln, out, outln};
 
 #[derive(Parser)]
 #[command(
@@ -159,13 +160,25 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // `--help` and `--version` are answers (exit 0); every other parse error is bad
+            // input, exit 4 (contracts.md keeps 2 for correctness failures, clap's default).
+            let _ = e.print();
+            return if e.use_stderr() {
+                Exit::Input.code()
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     match dispatch(cli.command) {
         Ok(exit) => exit.code(),
         Err(err) => {
             // Every error that stops a command before its verdicts is an environment, input or
             // config problem (contracts.md: exit 4); unit failures are outcomes, not errors.
-            eprintln!("error: {err:#}");
+            errln!("error: {err:#}");
             Exit::Input.code()
         }
     }
@@ -205,7 +218,7 @@ fn dispatch(cmd: Command) -> Result<Exit> {
         }
         Command::Report { dir, check } => {
             let index = claimbench::report::render(&dir)?;
-            println!("{}", index.display());
+            outln!("{}", index.display());
             if check {
                 return check_site(&dir.join("report"));
             }
@@ -233,10 +246,10 @@ fn dispatch(cmd: Command) -> Result<Exit> {
                 fail_on_inconclusive: a.fail_on_inconclusive,
             };
             let c = compare::compare(&base, &head, &opts)?;
-            print!("{}", compare::text(&c));
+            out!("{}", compare::text(&c));
             let out = a.out.unwrap_or_else(|| a.head.join("compare"));
             for p in compare::write_outputs(&c, &out)? {
-                println!("wrote {}", p.display());
+                outln!("wrote {}", p.display());
             }
             Ok(c.exit)
         }
@@ -280,7 +293,7 @@ fn dispatch(cmd: Command) -> Result<Exit> {
                 min_effect,
                 "claimbench baseline   (a fresh smoke run, then this file; --min-effect to change the 25% default)",
             )?;
-            println!(
+            outln!(
                 "wrote {} ({} series, {} claims, min effect {:.0}%) from run {}",
                 out.display(),
                 b.series.len(),
@@ -292,16 +305,16 @@ fn dispatch(cmd: Command) -> Result<Exit> {
         }
         Command::History { runs_dir } => {
             let h = claimbench::history::collect(&runs_dir, None)?;
-            print!("{}", claimbench::history::text(&h));
+            out!("{}", claimbench::history::text(&h));
             let index = claimbench::report::render_history(&runs_dir, &h)?;
-            println!("{}", index.display());
+            outln!("{}", index.display());
             Ok(Exit::Ok)
         }
         Command::ImportCriterion { dir, out } => {
             let out = out.unwrap_or_else(claimbench::criterion_import::default_out);
             let n = claimbench::criterion_import::import(&dir, &out, 10_000)?;
             let index = claimbench::report::render(&out)?;
-            println!(
+            outln!(
                 "imported {} comparison(s) into {}\nreport: {}",
                 n,
                 out.display(),
@@ -318,9 +331,9 @@ fn dispatch(cmd: Command) -> Result<Exit> {
                 &(0..Scale::Small.default_seeds()).collect::<Vec<_>>(),
                 &claimbench::configs::PaperConfigs::for_scale(Scale::Small),
             );
-            println!("papers (a paper id also selects the kernels it uses):");
+            outln!("papers (a paper id also selects the kernels it uses):");
             for (p, kernels) in suites::PAPERS {
-                println!(
+                outln!(
                     "  {p:<12} kernels: {}",
                     if kernels.is_empty() {
                         "none registered yet".to_string()
@@ -329,9 +342,9 @@ fn dispatch(cmd: Command) -> Result<Exit> {
                     }
                 );
             }
-            println!("units:");
+            outln!("units:");
             for u in units {
-                println!(
+                outln!(
                     "  {:<44} {}{}",
                     u.id,
                     u.experiment,
@@ -357,9 +370,9 @@ fn check_site(site: &std::path::Path) -> Result<Exit> {
     })?;
     let r = claimbench::sitecheck::check(site, Some(&browser))?;
     for p in &r.problems {
-        eprintln!("site: {p}");
+        errln!("site: {p}");
     }
-    println!(
+    outln!(
         "site check: {} pages, {} links, {} plots, {} problem(s) (opened in {})",
         r.pages,
         r.links,
@@ -376,12 +389,12 @@ fn check_site(site: &std::path::Path) -> Result<Exit> {
 
 fn finish_run(opts: RunOptions) -> Result<Exit> {
     let result = run(opts)?;
-    println!("run directory: {}", result.dir.display());
+    outln!("run directory: {}", result.dir.display());
     if let Some(report) = &result.report {
-        println!("report: {}", report.display());
+        outln!("report: {}", report.display());
     }
     if result.exit != Exit::Ok {
-        eprintln!(
+        errln!(
             "exit {}: {}",
             result.exit as u8,
             match result.exit {
@@ -395,35 +408,35 @@ fn finish_run(opts: RunOptions) -> Result<Exit> {
 }
 
 fn print_devices() {
-    println!("flex     {}", devices::flex_device().label());
+    outln!("flex     {}", devices::flex_device().label());
     let adapters = devices::wgpu_adapters();
     if adapters.is_empty() {
-        println!("wgpu     none found: {}", devices::DEVICE_HINT);
+        outln!("wgpu     none found: {}", devices::DEVICE_HINT);
     }
     for a in &adapters {
-        println!("wgpu     {}", a.label());
+        outln!("wgpu     {}", a.label());
     }
     if let Some(props) = wgpu_properties() {
-        println!("         kernel device limits: {props}");
+        outln!("         kernel device limits: {props}");
     }
     let cuda = devices::cuda_devices();
     if !cfg!(feature = "cuda") {
-        println!("cuda     not built (cargo build --release --features cuda)");
+        outln!("cuda     not built (cargo build --release --features cuda)");
     } else if cuda.is_empty() {
-        println!("cuda     built, but no CUDA driver or device found");
+        outln!("cuda     built, but no CUDA driver or device found");
     }
     for d in &cuda {
-        println!("cuda     {}", d.label());
+        outln!("cuda     {}", d.label());
     }
     match devices::plan(BackendChoice::Auto, false) {
-        Ok(p) => println!(
+        Ok(p) => outln!(
             "auto     trains on {}, runs kernels on {}",
             p.train.name(),
             p.kernels
                 .map(|k| k.name())
                 .unwrap_or("nothing (kernel checks skipped)")
         ),
-        Err(e) => println!("auto     {e}"),
+        Err(e) => outln!("auto     {e}"),
     }
 }
 

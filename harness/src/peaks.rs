@@ -147,7 +147,7 @@ pub fn probe_plan(
         _ => 5,
     };
     if !quiet {
-        eprintln!("probing the peak bandwidth and FLOP rate of {name}…");
+        errln!("probing the peak bandwidth and FLOP rate of {name}…");
     }
     let result = std::panic::catch_unwind(|| match exec {
         Exec::Wgpu => Some(with_own_gemm(
@@ -164,15 +164,16 @@ pub fn probe_plan(
     match result {
         Ok(p) => {
             if let (Some(p), false) = (&p, quiet) {
-                eprintln!(
+                errln!(
                     "peaks: {:.1} GB/s, {:.1} GFLOP/s",
-                    p.bandwidth_gbps, p.gflops
+                    p.bandwidth_gbps,
+                    p.gflops
                 );
             }
             p
         }
         Err(_) => {
-            eprintln!("warning: the peak probe failed on {name}; kernel pages show no roofline");
+            errln!("warning: the peak probe failed on {name}; kernel pages show no roofline");
             None
         }
     }

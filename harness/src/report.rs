@@ -11,8 +11,9 @@ use minijinja::{AutoEscape, Environment, context};
 use serde::Serialize;
 
 use crate::bench::{BenchEntry, BenchFile};
+use crate::lock::RunLock;
 use crate::plots::{RooflinePoint, Series, roofline, xy_plot};
-use crate::store::{RunDir, UnitRecord, read_json, write_atomic};
+use crate::store::{RunDir, UnitRecord, read_bounded, write_atomic};
 
 const BASE: &str = include_str!("../../reports/templates/base.html");
 const INDEX: &str = include_str!("../../reports/templates/index.html");
@@ -151,33 +152,32 @@ fn kernel_page(kernel: &str) -> String {
 }
 
 /// Renders the report of the run in `dir` into `dir/report/`; returns the index page's path.
-/// A missing or corrupt `manifest.json` (or other run file) is an input error naming the file.
+/// Takes the run's lock ([`RunLock`]): a run another process is writing is an input error.
+/// A missing or corrupt `manifest.json` (or other run file), or an id outside the grammar, is
+/// an input error naming the file.
 pub fn render(dir: &Path) -> Result<PathBuf> {
-    let (run, manifest) = RunDir::open(dir)?;
-    let units = run.read_units()?;
-    let benches: BenchFile = if dir.join("benchmarks.json").exists() {
-        read_json(&dir.join("benchmarks.json"))?
-    } else {
-        BenchFile {
-            schema_version: 1,
-            benchmarks: units.iter().flat_map(|u| u.benchmarks.clone()).collect(),
-        }
-    };
-    let claims: ClaimsFile = if dir.join("claims.json").exists() {
-        read_json(&dir.join("claims.json"))?
-    } else {
-        ClaimsFile {
-            schema_version: 1,
-            claims: Vec::new(),
-        }
-    };
+    let (run, _, lock) = RunDir::open_locked(dir, "report")?;
+    render_locked(&run, &lock)
+}
 
-    let out = dir.join("report");
-    std::fs::create_dir_all(out.join("static"))
-        .with_context(|| format!("creating {}", out.display()))?;
-    write_atomic(&out.join("static/style.css"), STYLE.as_bytes())?;
-    // Raw data travels with the site, so `report/` alone can be published or archived.
-    let mut downloads = Vec::new();
+/// [`render`] for the holder of the run's lock. Every file of the run is read and checked
+/// before anything is written: the ids that become file names and links ([`crate::ids`]), and
+/// the tables published in `report/data/` (they must parse with the contract's columns).
+pub fn render_locked(run: &RunDir, lock: &RunLock) -> Result<PathBuf> {
+    let dir = run.root.as_path();
+    let (_, manifest) = RunDir::open(dir)?;
+    let units = run.read_units()?;
+    let benches: BenchFile = run.read_benchmarks()?.unwrap_or_else(|| BenchFile {
+        schema_version: 1,
+        benchmarks: units.iter().flat_map(|u| u.benchmarks.clone()).collect(),
+    });
+    let claims: ClaimsFile = run.read_claims()?.unwrap_or_else(|| ClaimsFile {
+        schema_version: 1,
+        claims: Vec::new(),
+    });
+    // Raw data travels with the site, so `report/` alone can be published or archived; each
+    // file is read (bounded) and checked before it is copied.
+    let mut published = Vec::new();
     for f in [
         "metrics.parquet",
         "metrics.csv",
@@ -187,11 +187,28 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
     ] {
         let src = dir.join(f);
         if src.is_file() {
-            let bytes =
-                std::fs::read(&src).with_context(|| format!("reading {}", src.display()))?;
-            write_atomic(&out.join("data").join(f), &bytes)?;
-            downloads.push(f);
+            let bytes = read_bounded(&src)?;
+            match f {
+                "metrics.parquet" | "metrics.csv" => check_metrics_table(&src, &bytes)?,
+                // Parsed and checked above (`open`, `read_benchmarks`, `read_claims`).
+                _ => {}
+            }
+            published.push((f, bytes));
         }
+    }
+
+    let out = dir.join("report");
+    let stale = run.remove_stale_temporaries(lock)?;
+    if stale > 0 {
+        errln!("note: removed {stale} temporary file(s) left by an interrupted run or report");
+    }
+    std::fs::create_dir_all(out.join("static"))
+        .with_context(|| format!("creating {}", out.display()))?;
+    write_atomic(&out.join("static/style.css"), STYLE.as_bytes())?;
+    let mut downloads = Vec::new();
+    for (f, bytes) in &published {
+        write_atomic(&out.join("data").join(f), bytes)?;
+        downloads.push(*f);
     }
     let peaks = manifest.peaks.clone();
 
@@ -270,7 +287,10 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
         if u.paper != "kernels" {
             continue;
         }
-        let kernel = u.unit_id.split('/').take(2).collect::<Vec<_>>().join("/");
+        // Checked when read: a `kernels` unit's id starts with its kernel id.
+        let Some(kernel) = crate::ids::kernel_of(&u.unit_id) else {
+            continue;
+        };
         let k = kernels
             .entry(kernel.clone())
             .or_insert_with(|| new_kernel(&kernel));
@@ -443,6 +463,71 @@ pub fn render(dir: &Path) -> Result<PathBuf> {
         write_atomic(&out.join(&k.page), html.as_bytes())?;
     }
     Ok(out.join("index.html"))
+}
+
+/// The columns of `metrics.parquet` and `metrics.csv` (contracts.md), in order.
+pub const METRIC_COLUMNS: [&str; 13] = [
+    "run_id",
+    "paper",
+    "experiment",
+    "arm",
+    "seed",
+    "backend",
+    "device",
+    "dtype",
+    "shape",
+    "step",
+    "metric",
+    "value",
+    "unit",
+];
+
+/// Checks that `bytes` (the contents of `path`, `metrics.parquet` or `metrics.csv`) parse as
+/// the long metrics table with the contract's columns and a numeric `value`.
+fn check_metrics_table(path: &Path, bytes: &[u8]) -> Result<()> {
+    use polars::prelude::{CsvReadOptions, DataType, ParquetReader, SerReader};
+    let cursor = std::io::Cursor::new(bytes.to_vec());
+    let parquet = path.extension().is_some_and(|e| e == "parquet");
+    // A parser fed crafted bytes may panic instead of returning an error: both are refusals.
+    let parsed = std::panic::catch_unwind(move || {
+        if parquet {
+            ParquetReader::new(cursor).finish()
+        } else {
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .into_reader_with_file_handle(cursor)
+                .finish()
+        }
+    });
+    let bad = |why: String| {
+        crate::error::input_error(format!(
+            "{} is not a claimbench metrics table: {why}",
+            path.display()
+        ))
+    };
+    let df = match parsed {
+        Ok(Ok(df)) => df,
+        Ok(Err(e)) => return Err(bad(crate::ids::shown(&e.to_string()).to_string())),
+        Err(_) => return Err(bad("the parser gave up on it".into())),
+    };
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    if names != METRIC_COLUMNS {
+        return Err(bad(format!(
+            "its columns are {}, not {}",
+            crate::ids::shown(&names.join(",")),
+            METRIC_COLUMNS.join(",")
+        )));
+    }
+    let value = df.column("value").map_err(|e| bad(e.to_string()))?;
+    // An empty table reads its columns as strings (or null) from CSV.
+    if df.height() > 0 && !matches!(value.dtype(), DataType::Float64 | DataType::Int64) {
+        return Err(bad(format!("its value column holds {}", value.dtype())));
+    }
+    Ok(())
 }
 
 fn new_kernel(id: &str) -> KernelView {

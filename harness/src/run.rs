@@ -84,18 +84,59 @@ pub struct RunResult {
     pub exit: Exit,
 }
 
+/// Most seeds one run takes (`--seeds`): the `full` scale uses 10; dora's tuning seeds
+/// (1000, 1001) lie below it, so `--only continual --seeds 1001` is a valid run.
+pub const MAX_SEEDS: u64 = 4096;
+
+/// Checks the options that need no file: `--force` only with `--resume`, `--seeds` in
+/// `1..=MAX_SEEDS`, `--only` ids in the id grammar (stored without a trailing `/`).
+fn check_options(opts: &mut RunOptions) -> Result<()> {
+    if opts.force && opts.resume.is_none() {
+        return Err(input_error(
+            "--force only applies to --resume DIR (it lets a resume differ in commit, configuration or backends)",
+        ));
+    }
+    if let Some(n) = opts.seeds
+        && !(1..=MAX_SEEDS).contains(&n)
+    {
+        return Err(input_error(format!(
+            "--seeds {n}: must lie in 1..={MAX_SEEDS}"
+        )));
+    }
+    if let Some(only) = &mut opts.only {
+        for o in only.iter_mut() {
+            *o = o.trim().trim_end_matches('/').to_string();
+            crate::ids::validate(o).map_err(|e| {
+                input_error(format!("--only {}: not an id: {e}", crate::ids::shown(o)))
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Executes `claimbench run`.
-pub fn run(opts: RunOptions) -> Result<RunResult> {
+///
+/// Nothing in an existing run directory changes until every check has passed: the options,
+/// the lock, the manifest, the settings, the unit selection, the backends and every stored unit
+/// record. Only then are stale temporaries removed and the manifest rewritten.
+pub fn run(mut opts: RunOptions) -> Result<RunResult> {
+    check_options(&mut opts)?;
     let git = env::git_state();
     let resumed = match &opts.resume {
-        Some(dir) => Some(RunDir::open(dir)?),
+        Some(dir) => Some(RunDir::open_locked(dir, "run --resume")?),
         None => None,
     };
-    let prior = resumed.as_ref().map(|(_, m)| m);
-    let scale = opts
-        .scale
-        .or_else(|| prior.and_then(|m| parse_scale(&m.scale)))
-        .unwrap_or(Scale::Small);
+    let prior = resumed.as_ref().map(|(_, m, _)| m);
+    let scale = match (opts.scale, prior) {
+        (Some(s), _) => s,
+        (None, Some(m)) => parse_scale(&m.scale).ok_or_else(|| {
+            input_error(format!(
+                "--resume: manifest.json names scale {}, not one of smoke, small, full",
+                crate::ids::shown(&m.scale)
+            ))
+        })?,
+        (None, None) => Scale::Small,
+    };
     let backend = opts
         .backend
         .or_else(|| prior.map(|m| m.plan.choice))
@@ -109,8 +150,10 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
         .seeds
         .or_else(|| prior.map(|m| m.seeds.len() as u64))
         .unwrap_or_else(|| scale.default_seeds());
-    if n_seeds == 0 {
-        return Err(input_error("--seeds must be at least 1"));
+    if !(1..=MAX_SEEDS).contains(&n_seeds) {
+        return Err(input_error(format!(
+            "{n_seeds} seeds: must lie in 1..={MAX_SEEDS}"
+        )));
     }
     let seeds: Vec<u64> = (0..n_seeds).collect();
     // Settings: --config over the scale's defaults; on --resume without --config, the run's own.
@@ -121,19 +164,27 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
         }
         (path, _) => PaperConfigs::load(path.as_deref(), scale)?,
     };
-    configs.validate_with_seeds(&seeds)?;
     let units = suites::select(suites::all_units(&seeds, &configs), &only)?;
+    if units.len() > crate::store::MAX_UNITS {
+        return Err(input_error(format!(
+            "{} units ({n_seeds} seeds): more than a run holds ({}); use fewer --seeds or --only",
+            units.len(),
+            crate::store::MAX_UNITS
+        )));
+    }
+    let papers: std::collections::BTreeSet<&str> = units.iter().map(|u| u.paper.as_str()).collect();
+    configs.validate_selected(&papers, &seeds)?;
     let hash = config_hash(scale, &seeds, &only, backend, &configs);
     let plan = devices::plan(backend, crate::require_device())?;
 
-    let (dir, mut manifest) = match resumed {
-        Some((dir, m)) => {
+    let (dir, mut manifest, lock, done) = match resumed {
+        Some((dir, m, lock)) => {
             if !opts.force {
                 if m.git_sha != git.sha {
                     return Err(input_error(format!(
                         "--resume {}: the run was made at commit {}, this binary is at {}; rerun from that commit or add --force",
                         dir.root.display(),
-                        m.git_sha,
+                        crate::ids::shown(&m.git_sha),
                         git.sha
                     )));
                 }
@@ -141,7 +192,7 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
                     return Err(input_error(format!(
                         "--resume {}: the configuration differs from the run's (scale {}, seeds {}, only {:?}, backend {:?}); drop the differing options or add --force",
                         dir.root.display(),
-                        m.scale,
+                        crate::ids::shown(&m.scale),
                         m.seeds.len(),
                         m.only,
                         m.plan.choice
@@ -158,14 +209,22 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
                     )));
                 }
             }
-            let stale = dir.remove_stale_temporaries()?;
+            // Every stored record is read and checked before anything is written: a bad one
+            // stops the resume with the run directory as it was.
+            let done: std::collections::HashSet<String> = dir
+                .read_units()?
+                .into_iter()
+                .filter(|r| r.status == UnitStatus::Passed)
+                .map(|r| r.unit_id)
+                .collect();
+            let stale = dir.remove_stale_temporaries(&lock)?;
             if stale > 0 {
-                eprintln!("note: removed {stale} temporary file(s) left by the interrupted run");
+                errln!("note: removed {stale} temporary file(s) left by the interrupted run");
             }
             let mut m = m;
             m.finished = None;
             m.plan = plan.clone();
-            (dir, m)
+            (dir, m, lock, done)
         }
         None => {
             let started = chrono::Utc::now();
@@ -182,7 +241,7 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
                     root.display()
                 )));
             }
-            let dir = RunDir::create(&root)?;
+            let (dir, lock) = RunDir::create_locked(&root, "run")?;
             let run_id = root
                 .file_name()
                 .map(|n| n.to_string_lossy().to_string())
@@ -210,11 +269,12 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
                 peaks: None,
                 configs: Some(configs.clone()),
             };
-            (dir, m)
+            m.check(&dir.manifest_path())?;
+            (dir, m, lock, Default::default())
         }
     };
     if let Some(reason) = &plan.skip_reason {
-        eprintln!("note: {reason}");
+        errln!("note: {reason}");
     }
     if manifest.peaks.is_none() && units.iter().any(|u| u.needs_device) {
         manifest.peaks = crate::peaks::probe_plan(&plan, scale, opts.quiet);
@@ -246,9 +306,7 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
             bar.inc(1);
             continue;
         }
-        if let Some(done) = dir.read_unit(&unit.id)?
-            && done.status == UnitStatus::Passed
-        {
+        if done.contains(&unit.id) {
             bar.inc(1);
             continue;
         }
@@ -304,7 +362,7 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
         );
         if !opts.quiet {
             if bar.is_hidden() {
-                eprintln!("{line}");
+                errln!("{line}");
             } else {
                 bar.println(line);
             }
@@ -334,7 +392,7 @@ pub fn run(opts: RunOptions) -> Result<RunResult> {
     let report = if opts.no_report {
         None
     } else {
-        Some(crate::report::render(&dir.root)?)
+        Some(crate::report::render_locked(&dir, &lock)?)
     };
     let mut exit = Exit::Ok;
     for r in &records {

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::bench::{BenchEntry, BenchFile};
 use crate::devices::Plan;
 use crate::error::input_error;
+use crate::ids;
+use crate::lock::RunLock;
 
 /// Version of the run-directory layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -130,6 +132,93 @@ pub struct UnitRecord {
     pub benchmarks: Vec<BenchEntry>,
 }
 
+impl Manifest {
+    /// Checks what of the manifest later becomes a path, an href or a selection: unit ids,
+    /// `--only` ids and skipped ids against the id grammar ([`crate::ids`]), the run id and the
+    /// seed count bounded. `path` is the file it was read from, for the message.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        if self.run_id.is_empty()
+            || self.run_id.len() > 200
+            || self
+                .run_id
+                .chars()
+                .any(|c| c.is_control() || c == '/' || c == '\\')
+        {
+            return Err(input_error(format!(
+                "{}: run_id {} is not a run id (1 to 200 characters, no '/' or control characters)",
+                path.display(),
+                ids::shown(&self.run_id)
+            )));
+        }
+        if self.seeds.len() > crate::run::MAX_SEEDS as usize || self.units.len() > MAX_UNITS {
+            return Err(input_error(format!(
+                "{}: {} seeds and {} units are more than a run holds (at most {} and {MAX_UNITS})",
+                path.display(),
+                self.seeds.len(),
+                self.units.len(),
+                crate::run::MAX_SEEDS
+            )));
+        }
+        for u in &self.units {
+            ids::check(path, "units entry", u)?;
+        }
+        for o in &self.only {
+            ids::check(path, "only entry", o)?;
+        }
+        for (u, _) in &self.skipped {
+            ids::check(path, "skipped entry", u)?;
+        }
+        Ok(())
+    }
+}
+
+impl UnitRecord {
+    /// Checks the ids a unit record carries (its unit id, paper id and its benchmarks' kernel
+    /// ids) against the id grammar. `path` is the file it was read from, for the message.
+    pub fn check(&self, path: &Path) -> Result<()> {
+        ids::check(path, "unit_id", &self.unit_id)?;
+        check_paper_id(path, &self.paper)?;
+        if self.paper == "kernels" && ids::kernel_of(&self.unit_id).is_none() {
+            return Err(input_error(format!(
+                "{}: unit_id {} of paper kernels does not start with a kernel id (kernels/<name>/...)",
+                path.display(),
+                ids::shown(&self.unit_id)
+            )));
+        }
+        for b in &self.benchmarks {
+            check_kernel_id(path, &b.kernel)?;
+        }
+        Ok(())
+    }
+}
+
+/// A paper id (`dora`) or `kernels`: one segment of the id grammar. It names a page
+/// (`papers/<id>.html`).
+pub fn check_paper_id(path: &Path, paper: &str) -> Result<()> {
+    ids::check(path, "paper", paper)?;
+    if paper.contains('/') {
+        return Err(input_error(format!(
+            "{}: paper {} is not a paper id (one segment, e.g. dora)",
+            path.display(),
+            ids::shown(paper)
+        )));
+    }
+    Ok(())
+}
+
+/// A kernel id, `kernels/<name>` (contracts.md). It names a page (`kernels/<name>.html`).
+pub fn check_kernel_id(path: &Path, kernel: &str) -> Result<()> {
+    ids::check(path, "kernel", kernel)?;
+    if ids::kernel_of(kernel).as_deref() != Some(kernel) {
+        return Err(input_error(format!(
+            "{}: kernel {} is not a kernel id (kernels/<name>, e.g. kernels/token-logprob)",
+            path.display(),
+            ids::shown(kernel)
+        )));
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory, fsync, rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
@@ -163,11 +252,37 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Reads JSON from a file of a run directory, with an error naming the file and the problem.
-pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = fs::read_to_string(path)
+/// Largest file of a run directory that is read whole (JSON records, tables): a smoke run's
+/// largest is under 1 MiB, a `full` run's a few MiB.
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+
+/// Most unit records one run directory may hold (a `full` run has a few hundred).
+pub const MAX_UNITS: usize = 250_000;
+
+/// Reads a whole file of a run directory, refusing one over [`MAX_FILE_BYTES`] before reading it.
+pub fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = fs::File::open(path)
         .map_err(|e| input_error(format!("cannot read {}: {e}", path.display())))?;
-    serde_json::from_str(&text).map_err(|e| {
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| input_error(format!("cannot read {}: {e}", path.display())))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(input_error(format!(
+            "{} is larger than {} MiB: not a claimbench file",
+            path.display(),
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Reads JSON from a file of a run directory (at most [`MAX_FILE_BYTES`]), with an error naming
+/// the file and the problem.
+pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let bytes = read_bounded(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| {
         input_error(format!(
             "{} is corrupt or not a claimbench file: {e}",
             path.display()
@@ -204,6 +319,22 @@ impl RunDir {
         })
     }
 
+    /// [`RunDir::create`] for a new run, under the run's lock ([`RunLock`], taken for `what`):
+    /// a directory that already holds a run (checked under the lock, so two processes cannot
+    /// both start one there) is an input error.
+    pub fn create_locked(root: &Path, what: &str) -> Result<(Self, RunLock)> {
+        let dir = Self::create(root)?;
+        let lock = RunLock::acquire(root, what)?;
+        if dir.manifest_path().exists() {
+            return Err(input_error(format!(
+                "--out {}: already holds a run; use --resume {} to finish it, or another directory",
+                root.display(),
+                root.display()
+            )));
+        }
+        Ok((dir, lock))
+    }
+
     /// Opens an existing run directory, reading and checking its manifest.
     pub fn open(root: &Path) -> Result<(Self, Manifest)> {
         if !root.is_dir() {
@@ -227,12 +358,26 @@ impl RunDir {
                 manifest.schema_version
             )));
         }
+        manifest.check(&manifest_path)?;
         Ok((
             Self {
                 root: root.to_path_buf(),
             },
             manifest,
         ))
+    }
+
+    /// [`RunDir::open`] under the run's lock ([`RunLock`], taken for `what`): the manifest is
+    /// read once no other process writes the directory.
+    pub fn open_locked(root: &Path, what: &str) -> Result<(Self, Manifest, RunLock)> {
+        if !root.join("manifest.json").is_file() {
+            // The messages of `open`, before a lock file is created in a directory that is not a
+            // run directory.
+            Self::open(root)?;
+        }
+        let lock = RunLock::acquire(root, what)?;
+        let (dir, manifest) = Self::open(root)?;
+        Ok((dir, manifest, lock))
     }
 
     /// Path of `manifest.json`.
@@ -247,24 +392,39 @@ impl RunDir {
             .join(format!("{}.json", unit_id.replace('/', "__")))
     }
 
-    /// Removes the temporary files (`.tmp*`) that a process killed between writing a record and
-    /// renaming it into place left in the run directory or `units/`; returns how many. Finished
-    /// records are never temporaries, so nothing finished is lost.
-    pub fn remove_stale_temporaries(&self) -> Result<usize> {
-        let mut n = 0;
+    /// Removes the temporary files (`.tmp*`) that a process killed between writing a file and
+    /// renaming it into place left in the run directory, `units/` or anywhere under `report/`;
+    /// returns how many. Finished records are never temporaries, so nothing finished is lost.
+    /// Only the holder of the run's lock may call it (another process's temporaries are live).
+    pub fn remove_stale_temporaries(&self, lock: &RunLock) -> Result<usize> {
+        debug_assert!(lock.path().starts_with(&self.root));
+        let stale = |p: &Path| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".tmp"))
+        };
+        let mut found = Vec::new();
         for dir in [self.root.clone(), self.root.join("units")] {
             if !dir.is_dir() {
                 continue;
             }
             for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
-                let p = entry?.path();
-                let stale = p
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(".tmp"));
-                if stale && p.is_file() {
-                    fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
-                    n += 1;
-                }
+                found.push(entry?.path());
+            }
+        }
+        let report = self.root.join("report");
+        if report.is_dir() {
+            // Links are not followed: a link in a downloaded run must not lead the clean-up out.
+            for entry in walkdir::WalkDir::new(&report).max_depth(4) {
+                let entry = entry.with_context(|| format!("listing {}", report.display()))?;
+                found.push(entry.into_path());
+            }
+        }
+        let mut n = 0;
+        for p in found {
+            let meta = fs::symlink_metadata(&p)?;
+            if stale(&p) && meta.is_file() {
+                fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+                n += 1;
             }
         }
         Ok(n)
@@ -280,16 +440,33 @@ impl RunDir {
         write_json(&self.unit_path(&u.unit_id), u)
     }
 
+    /// Reads and checks the unit record at `p`: its ids follow the grammar and its file is the
+    /// one its unit id names (a record cannot stand in for another unit).
+    fn read_record(&self, p: &Path) -> Result<UnitRecord> {
+        let u: UnitRecord = read_json(p)?;
+        u.check(p)?;
+        if self.unit_path(&u.unit_id).file_name() != p.file_name() {
+            return Err(input_error(format!(
+                "{}: holds unit {}, whose record is {}",
+                p.display(),
+                ids::shown(&u.unit_id),
+                self.unit_path(&u.unit_id).display()
+            )));
+        }
+        Ok(u)
+    }
+
     /// The record of a finished unit, if one exists. A corrupt record is an error naming it.
     pub fn read_unit(&self, unit_id: &str) -> Result<Option<UnitRecord>> {
         let p = self.unit_path(unit_id);
         if !p.exists() {
             return Ok(None);
         }
-        read_json(&p).map(Some)
+        self.read_record(&p).map(Some)
     }
 
-    /// Every unit record in `units/`, sorted by unit id.
+    /// Every unit record in `units/`, sorted by unit id, each checked ([`UnitRecord::check`]).
+    /// More than [`MAX_UNITS`] records is an input error.
     pub fn read_units(&self) -> Result<Vec<UnitRecord>> {
         let dir = self.root.join("units");
         let mut out = Vec::new();
@@ -297,12 +474,45 @@ impl RunDir {
             for entry in fs::read_dir(&dir).with_context(|| format!("listing {}", dir.display()))? {
                 let p = entry?.path();
                 if p.extension().is_some_and(|e| e == "json") {
-                    out.push(read_json::<UnitRecord>(&p)?);
+                    if out.len() == MAX_UNITS {
+                        return Err(input_error(format!(
+                            "{}: holds more than {MAX_UNITS} unit records",
+                            dir.display()
+                        )));
+                    }
+                    out.push(self.read_record(&p)?);
                 }
             }
         }
         out.sort_by(|a, b| a.unit_id.cmp(&b.unit_id));
         Ok(out)
+    }
+
+    /// `benchmarks.json`, if present, with every kernel id checked.
+    pub fn read_benchmarks(&self) -> Result<Option<BenchFile>> {
+        let p = self.root.join("benchmarks.json");
+        if !p.exists() {
+            return Ok(None);
+        }
+        let b: BenchFile = read_json(&p)?;
+        for e in &b.benchmarks {
+            check_kernel_id(&p, &e.kernel)?;
+        }
+        Ok(Some(b))
+    }
+
+    /// `claims.json`, if present, with every claim id and paper id checked.
+    pub fn read_claims(&self) -> Result<Option<ClaimsFile>> {
+        let p = self.root.join("claims.json");
+        if !p.exists() {
+            return Ok(None);
+        }
+        let c: ClaimsFile = read_json(&p)?;
+        for claim in &c.claims {
+            ids::check(&p, "claim id", &claim.id)?;
+            check_paper_id(&p, &claim.paper)?;
+        }
+        Ok(Some(c))
     }
 
     /// Rebuilds `metrics.parquet`, `metrics.csv` and `benchmarks.json` from the unit records.

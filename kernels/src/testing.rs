@@ -57,6 +57,31 @@ pub fn logits_and_targets(
     (logits, targets)
 }
 
+/// Logits `[rows, vocab]` that all lie within 10 of `offset` (±1e4 in the tests), and targets:
+/// the log-probs are O(10 + ln vocab) while `lse ≈ offset`, so a log-prob formed as
+/// `x_t − lse` with `lse` rounded to f32 is off by up to ulp(offset)/2 (≈ 5e-4 at 1e4).
+///
+/// Rows `4k` and `4k + 1` are the row: every logit at `offset` but the last, at
+/// `offset + 10`; the target is column 0 in row `4k` (log-prob `−10 − ln(1 + (vocab−1)·e⁻¹⁰)`,
+/// −10.000454 at vocab 11) and the peak in row `4k + 1` (`−ln(1 + (vocab−1)·e⁻¹⁰)`). Rows `4k + 2`
+/// and `4k + 3` are seeded: uniform in `[offset − 10, offset + 10]`, with a uniform target.
+pub fn offset_logits(rows: usize, vocab: usize, offset: f32, seed: u64) -> (Vec<f32>, Vec<i64>) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut logits = Vec::with_capacity(rows * vocab);
+    let mut targets = Vec::with_capacity(rows);
+    for r in 0..rows {
+        if r % 4 < 2 {
+            logits.extend(std::iter::repeat_n(offset, vocab - 1));
+            logits.push(offset + 10.0);
+            targets.push(if r % 4 == 0 { 0 } else { vocab as i64 - 1 });
+        } else {
+            logits.extend((0..vocab).map(|_| offset + rng.random_range(-10.0f32..=10.0)));
+            targets.push(rng.random_range(0..vocab as i64));
+        }
+    }
+    (logits, targets)
+}
+
 /// Seeded values uniform in `[-1, 1]` (upstream gradients).
 pub fn uniform(n: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -175,6 +200,22 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
             worst = Some((i, d, tol));
         }
     }
+    if std::env::var("CB_MARGIN").is_ok() {
+        let mut r = 0.0f32;
+        let mut at = 0;
+        for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+            let q = (g - w).abs() / (atol + rtol * w.abs());
+            if q > r {
+                r = q;
+                at = i;
+            }
+        }
+        eprintln!(
+            "MARGIN {what}: max |Δ|/tol = {r:.3} at {at} (|Δ| {:e}, want {})",
+            (got[at] - want[at]).abs(),
+            want[at]
+        );
+    }
     if let Some((i, d, tol)) = worst {
         let (max_d, at) = max_abs_diff(got, want);
         panic!(
@@ -202,15 +243,31 @@ pub mod token_logprob {
         IdType, Problem, backward, backward_reference, forward, forward_reference,
     };
 
-    /// Forward tolerance: the kernel rounds `lse` to f32, so its error grows with the logits'
-    /// magnitude: `|Δ| <= 1e-5 + 4ε·max|logit|` absolute plus `8ε` relative.
-    pub fn forward_tolerance(logits: &[f32]) -> (f32, f32) {
-        let max_abs = logits.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        (1e-5 + 4.0 * EPS * max_abs, 8.0 * EPS * 16.0)
+    /// Tolerance of a log-probability (or of a loss made of them): `|Δ| <= 1e-5 + 16ε·|want|`,
+    /// independent of the logits' magnitude. The kernels form `(x_t − m) − ln Σ_v exp(x_v − m)`
+    /// with `m` the row max: `x_t − m` is rounded relative to itself (`≤ |want|`), `ln s` (s in
+    /// `[1, vocab]`) carries an absolute error of a few ε from the exps, the f32 sum and the log
+    /// (≲ 1e-6 for the vocabularies tested; WGSL's `log` is only good to 2⁻²¹ absolute near 1).
+    /// An `lse` formed first would be rounded at `|lse|` (ulp(1e4) ≈ 1e-3) and fail this.
+    ///
+    /// `_logits` is not used: it is kept so that the callers elsewhere in the workspace compile
+    /// unchanged.
+    pub fn forward_tolerance(_logits: &[f32]) -> (f32, f32) {
+        (1e-5, 16.0 * EPS)
     }
 
-    /// Backward tolerance: softmax probabilities inherit the f32 error of `x − lse`:
-    /// `|Δ| <= 1e-6 + 8ε·max|logit|`, relative `1e-5`.
+    /// Tolerance of the `lse` output: as [`forward_tolerance`], relative to `|lse|` (which is
+    /// itself rounded to f32, to within `ε/2·|lse|`: ≈ 5e-4 at 1e4).
+    pub fn lse_tolerance() -> (f32, f32) {
+        (1e-5, 16.0 * EPS)
+    }
+
+    /// Backward tolerance (for upstream gradients `|g| <= 1`): `|Δ| <= 1e-6 + 8ε·max|logit|`,
+    /// relative `1e-5`. It still scales with the logits because the backward reads the f32 `lse`
+    /// the forward stored, which is rounded to within `ε/2·|lse|` (≈ 5e-4 at 1e4): every
+    /// probability `exp(x − lse)` then carries that relative error (and `x − lse` its own
+    /// rounding). Keeping `m` and `ln s` apart would need a second saved `[rows]` tensor through
+    /// every backend's op and the autodiff state; the forward outputs do not have this error.
     pub fn backward_tolerance(logits: &[f32]) -> (f32, f32) {
         let max_abs = logits.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         (1e-6 + 8.0 * EPS * max_abs.max(1.0), 1e-5)
@@ -228,13 +285,41 @@ pub mod token_logprob {
         R::Device: Default,
     {
         let test = format!("token_logprob rows={rows} vocab={vocab} scale={scale}");
-        let Some(client) = client_or_skip::<R>(&test) else {
+        let (logits, targets) = logits_and_targets(rows, vocab, scale, seed);
+        check_inputs::<R>(&test, &logits, &targets, vocab, seed, all_id_types);
+    }
+
+    /// [`check_against_reference`] on [`offset_logits`]: logits within 10 of `offset` (±1e4),
+    /// whose log-probs are O(10) while `lse ≈ offset`; the log-probs must keep the tolerance of
+    /// [`forward_tolerance`], which does not grow with the logits.
+    pub fn check_large_offset<R: Runtime>(rows: usize, vocab: usize, offset: f32, seed: u64)
+    where
+        R::Device: Default,
+    {
+        let test = format!("token_logprob rows={rows} vocab={vocab} offset={offset}");
+        let (logits, targets) = offset_logits(rows, vocab, offset, seed);
+        check_inputs::<R>(&test, &logits, &targets, vocab, seed, false);
+    }
+
+    /// Forward and backward of `logits [rows, vocab]`, `targets [rows]` on the device against the
+    /// references (upstream gradients seeded from `seed`).
+    pub fn check_inputs<R: Runtime>(
+        test: &str,
+        logits: &[f32],
+        targets: &[i64],
+        vocab: usize,
+        seed: u64,
+        all_id_types: bool,
+    ) where
+        R::Device: Default,
+    {
+        let Some(client) = client_or_skip::<R>(test) else {
             return;
         };
-        let (logits, targets) = logits_and_targets(rows, vocab, scale, seed);
+        let rows = targets.len();
         let grad_out = uniform(rows, seed ^ 0x9e37);
-        let (want_lp, want_lse) = forward_reference(&logits, &targets, vocab);
-        let want_grad = backward_reference(&logits, &targets, &grad_out, vocab);
+        let (want_lp, want_lse) = forward_reference(logits, targets, vocab);
+        let want_grad = backward_reference(logits, targets, &grad_out, vocab);
         let problem = Problem::new(rows, vocab).expect("valid problem");
 
         let id_types: &[IdType] = if all_id_types {
@@ -243,12 +328,12 @@ pub mod token_logprob {
             &[IdType::I32]
         };
         for &ids in id_types {
-            let logits_h = client.create_from_slice(f32::as_bytes(&logits));
+            let logits_h = client.create_from_slice(f32::as_bytes(logits));
             let targets_h = match ids {
                 IdType::I32 => client.create_from_slice(i32::as_bytes(
                     &targets.iter().map(|&t| t as i32).collect::<Vec<_>>(),
                 )),
-                IdType::I64 => client.create_from_slice(i64::as_bytes(&targets)),
+                IdType::I64 => client.create_from_slice(i64::as_bytes(targets)),
                 IdType::U32 => client.create_from_slice(u32::as_bytes(
                     &targets.iter().map(|&t| t as u32).collect::<Vec<_>>(),
                 )),
@@ -258,7 +343,7 @@ pub mod token_logprob {
             let lse = out.lse.clone();
             let got_lp = read_f32(&client, out.logprobs);
             let got_lse = read_f32(&client, out.lse);
-            let (atol, rtol) = forward_tolerance(&logits);
+            let (atol, rtol) = forward_tolerance(logits);
             assert_close(
                 &format!("{test} {ids:?} logprob"),
                 &got_lp,
@@ -266,6 +351,7 @@ pub mod token_logprob {
                 atol,
                 rtol,
             );
+            let (atol, rtol) = lse_tolerance();
             assert_close(
                 &format!("{test} {ids:?} lse"),
                 &got_lse,
@@ -278,7 +364,7 @@ pub mod token_logprob {
             let grad = backward(&client, problem, logits_h, targets_h, ids, lse, grad_h)
                 .expect("backward launches");
             let got_grad = read_f32(&client, grad);
-            let (atol, rtol) = backward_tolerance(&logits);
+            let (atol, rtol) = backward_tolerance(logits);
             assert_close(
                 &format!("{test} {ids:?} grad"),
                 &got_grad,
@@ -348,8 +434,30 @@ pub mod cross_entropy {
         (logits, targets)
     }
 
-    /// Forward (per-row losses and their mean) and backward on the device against the references.
-    /// Tolerances: those of the token-logprob family, doubled for the smoothing term's row sum.
+    /// Tolerance `(atol, rtol)` of the per-row losses ℓ (and of their mean): twice
+    /// [`forward_tolerance`] (ℓ is made of a log-prob and, with label smoothing ε, of
+    /// `lse − mean_v x_v`), plus `ε·16ε_f32·max_r (max_v x_rv − min_v x_rv)`: the mean of the
+    /// logits is summed in f32 relative to a logit of the row (the first one in the kernel, the
+    /// max in the Flex composition), so its error grows with the rows' range, not with their
+    /// magnitude.
+    pub fn loss_tolerance(logits: &[f32], vocab: usize, s: Settings) -> (f32, f32) {
+        let (atol, rtol) = forward_tolerance(logits);
+        let range = logits
+            .chunks_exact(vocab)
+            .map(|row| {
+                let (lo, hi) = row
+                    .iter()
+                    .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+                        (lo.min(x), hi.max(x))
+                    });
+                hi - lo
+            })
+            .fold(0.0f32, f32::max);
+        (2.0 * atol + s.smoothing * 16.0 * EPS * range, 2.0 * rtol)
+    }
+
+    /// Forward (per-row losses and their mean) and backward on the device against the references,
+    /// with [`loss_tolerance`] and the token-logprob family's [`backward_tolerance`].
     pub fn check_against_reference<R: Runtime>(
         rows: usize,
         vocab: usize,
@@ -363,16 +471,47 @@ pub mod cross_entropy {
         let test = format!(
             "cross_entropy rows={rows} vocab={vocab} scale={scale} ignore_every={ignore_every} {s:?}"
         );
-        let Some(client) = client_or_skip::<R>(&test) else {
+        let (logits, targets) = inputs(rows, vocab, scale, seed, ignore_every, s);
+        check_inputs::<R>(&test, &logits, &targets, vocab, s);
+    }
+
+    /// [`check_against_reference`] on [`offset_logits`] (logits within 10 of `offset`, ±1e4):
+    /// the losses are O(10) while `lse ≈ offset`, and must keep [`loss_tolerance`].
+    pub fn check_large_offset<R: Runtime>(
+        rows: usize,
+        vocab: usize,
+        offset: f32,
+        seed: u64,
+        s: Settings,
+    ) where
+        R::Device: Default,
+    {
+        let test = format!("cross_entropy rows={rows} vocab={vocab} offset={offset} {s:?}");
+        let (logits, targets) = offset_logits(rows, vocab, offset, seed);
+        check_inputs::<R>(&test, &logits, &targets, vocab, s);
+    }
+
+    /// Forward and backward of `logits [rows, vocab]`, `targets [rows]` (ids in `[0, vocab)` or
+    /// the ignore index) on the device against the references.
+    pub fn check_inputs<R: Runtime>(
+        test: &str,
+        logits: &[f32],
+        targets: &[i64],
+        vocab: usize,
+        s: Settings,
+    ) where
+        R::Device: Default,
+    {
+        let Some(client) = client_or_skip::<R>(test) else {
             return;
         };
-        let (logits, targets) = inputs(rows, vocab, scale, seed, ignore_every, s);
-        let n = check_targets(&targets, vocab, s).expect("valid targets");
-        let (want_rows, want_mean) = forward_reference(&logits, &targets, vocab, s);
+        let rows = targets.len();
+        let n = check_targets(targets, vocab, s).expect("valid targets");
+        let (want_rows, want_mean) = forward_reference(logits, targets, vocab, s);
         let g = 0.75f32;
-        let want_grad = backward_reference(&logits, &targets, g, vocab, s);
+        let want_grad = backward_reference(logits, targets, g, vocab, s);
         let problem = Problem::new(rows, vocab).expect("valid problem");
-        let logits_h = client.create_from_slice(f32::as_bytes(&logits));
+        let logits_h = client.create_from_slice(f32::as_bytes(logits));
         let targets_h = client.create_from_slice(i32::as_bytes(
             &targets.iter().map(|&t| t as i32).collect::<Vec<_>>(),
         ));
@@ -387,17 +526,18 @@ pub mod cross_entropy {
         .expect("forward launches");
         let lse = out.lse.clone();
         let got_rows = read_f32(&client, out.logprobs);
-        let (atol, rtol) = forward_tolerance(&logits);
+        let (atol, rtol) = loss_tolerance(logits, vocab, s);
         assert_close(
             &format!("{test} row losses"),
             &got_rows,
             &want_rows,
-            2.0 * atol,
-            2.0 * rtol,
+            atol,
+            rtol,
         );
+        // Every ℓ_r >= 0, so the per-row bounds average to this one.
         let got_mean = got_rows.iter().map(|&x| x as f64).sum::<f64>() / n as f64;
         assert!(
-            (got_mean - want_mean).abs() <= 2.0 * atol as f64 + 1e-6 * want_mean.abs(),
+            (got_mean - want_mean).abs() <= atol as f64 + rtol as f64 * want_mean.abs(),
             "{test}: mean {got_mean} vs reference {want_mean}"
         );
 
@@ -424,15 +564,16 @@ pub mod cross_entropy {
         )
         .expect("backward launches");
         let got_grad = read_f32(&client, grad);
-        let (atol, rtol) = backward_tolerance(&logits);
+        let (atol, rtol) = backward_tolerance(logits);
         assert_close(&format!("{test} grad"), &got_grad, &want_grad, atol, rtol);
     }
 }
 
 /// Emits the cross-entropy kernel suite for the runtime named `TestRuntime` in the calling module.
 /// Shapes: V = 1, 7 (odd), 50257 (odd, large); one row; rows not a multiple of the cube size;
-/// logits at ±1e4; the benchmark shape 1024 × 32000. Settings: plain, ignore index −100 on every
-/// 3rd row, ignore index 0 inside the vocabulary, label smoothing 0.1 and 1.
+/// logits spread over ±1e4 and within 10 of ±1e4 (V = 11, 1024); the benchmark shape
+/// 1024 × 32000. Settings: plain, ignore index −100 on every 3rd row, ignore index 0 inside the
+/// vocabulary, label smoothing 0.1 and 1.
 #[macro_export]
 macro_rules! testgen_cross_entropy {
     () => {
@@ -473,6 +614,37 @@ macro_rules! testgen_cross_entropy {
         fn ce_extreme_logits() {
             ce_suite::check_against_reference::<TestRuntime>(17, 1003, 1.0e4, 17, 0, ce(-100, 0.1));
         }
+        /// The row (ten logits at −1e4, one at −9990; ℓ = 10.000454, not 10.0) and rows
+        /// like it at ±1e4, with and without label smoothing.
+        #[test]
+        fn ce_large_offset_vocab_11() {
+            for offset in [-1.0e4, 1.0e4] {
+                for smoothing in [0.0, 0.1] {
+                    ce_suite::check_large_offset::<TestRuntime>(
+                        6,
+                        11,
+                        offset,
+                        19,
+                        ce(-100, smoothing),
+                    );
+                }
+            }
+        }
+        /// As `ce_large_offset_vocab_11` at a vocabulary of vectors of 4.
+        #[test]
+        fn ce_large_offset_vocab_1024() {
+            for offset in [-1.0e4, 1.0e4] {
+                for smoothing in [0.0, 0.1] {
+                    ce_suite::check_large_offset::<TestRuntime>(
+                        33,
+                        1024,
+                        offset,
+                        20,
+                        ce(-100, smoothing),
+                    );
+                }
+            }
+        }
         #[test]
         fn ce_benchmark_shape_1024x32000() {
             ce_suite::check_against_reference::<TestRuntime>(
@@ -489,8 +661,8 @@ macro_rules! testgen_cross_entropy {
 
 /// Emits the token-logprob kernel suite for the runtime named `TestRuntime` in the calling module.
 /// Shapes: V = 1, 7 (odd, no vector width divides it), 50257 (GPT-2's vocabulary, odd); T = 1;
-/// rows not a multiple of the cube size; more rows than one grid dimension holds; logits at ±1e4;
-/// the benchmark shape 1024 × 32000.
+/// rows not a multiple of the cube size; more rows than one grid dimension holds; logits spread
+/// over ±1e4 and within 10 of ±1e4 (V = 11, 1024); the benchmark shape 1024 × 32000.
 #[macro_export]
 macro_rules! testgen_token_logprob {
     () => {
@@ -515,6 +687,21 @@ macro_rules! testgen_token_logprob {
         #[test]
         fn extreme_logits_do_not_overflow() {
             suite::check_against_reference::<TestRuntime>(17, 1003, 1.0e4, 5, false);
+        }
+        /// The row (ten logits at −1e4, one at −9990, target at −1e4: −10.000454, not
+        /// −10.0) and rows like it at ±1e4.
+        #[test]
+        fn large_offset_vocab_11() {
+            for offset in [-1.0e4, 1.0e4] {
+                suite::check_large_offset::<TestRuntime>(6, 11, offset, 8);
+            }
+        }
+        /// As `large_offset_vocab_11` at a vocabulary of vectors of 4.
+        #[test]
+        fn large_offset_vocab_1024() {
+            for offset in [-1.0e4, 1.0e4] {
+                suite::check_large_offset::<TestRuntime>(33, 1024, offset, 9);
+            }
         }
         #[test]
         fn rows_beyond_one_grid_dimension() {

@@ -198,7 +198,7 @@ pub fn seed_measurements(records: &[UnitRecord]) -> Vec<SeedMeasurements> {
             |u| match SeedMeasurements::from_metrics(&metrics_to_rows(u)) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    eprintln!(
+                    errln!(
                         "warning: {}: metrics unreadable ({e}); left out of the claims",
                         u.unit_id
                     );

@@ -202,7 +202,7 @@ pub fn fig1_measurements(records: &[UnitRecord]) -> Vec<Fig1Measurements> {
             |u| match Fig1Measurements::from_metrics(&metrics_to_rows(u)) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    eprintln!(
+                    errln!(
                         "warning: {}: metrics unreadable ({e}); left out of the claims",
                         u.unit_id
                     );
@@ -221,7 +221,7 @@ pub fn ladder_runs(records: &[UnitRecord]) -> Vec<ladder::Run> {
             match ArmMeasurements::from_metrics(&metrics_to_rows(u)) {
                 Ok(m) => Some((arm, u.seed?, m)),
                 Err(e) => {
-                    eprintln!(
+                    errln!(
                         "warning: {}: metrics unreadable ({e}); left out of the claims",
                         u.unit_id
                     );

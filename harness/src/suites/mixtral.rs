@@ -146,7 +146,7 @@ pub fn seed_measurements(records: &[UnitRecord]) -> Vec<SeedMeasurements> {
             match SeedMeasurements::from_metrics(&rows) {
                 Ok(m) => Some(m),
                 Err(e) => {
-                    eprintln!(
+                    errln!(
                         "warning: {}: metrics unreadable ({e}); left out of the claims",
                         u.unit_id
                     );

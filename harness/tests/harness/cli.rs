@@ -6,8 +6,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary under test: this build's, or `CLAIMBENCH_TEST_BIN` (e.g. an older build, to see
+/// a test fail before a fix).
 pub fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_claimbench"));
+    let exe = std::env::var_os("CLAIMBENCH_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_claimbench")));
+    let mut c = Command::new(exe);
     c.env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .env_remove("CLAIMBENCH_TEST_UNIT_DELAY_MS");
     c

@@ -9,6 +9,8 @@
 //! - `exit_codes`: how outcomes combine into one exit code.
 //! - `compare`: `compare`, `baseline`, `history`, `import-criterion` on fixture runs.
 //! - `site`: the report site opened in headless Chromium; determinism; the checker's own control.
+//! - `hostile`: crafted run directories, concurrent resumes, unbounded settings, usage errors,
+//!   a closed stdout, and large logits: refused with exit 4 or handled quietly.
 //! - `fixtures`: schema-following fixture runs with seeded synthetic samples.
 
 mod cli;
@@ -17,6 +19,7 @@ mod continual;
 mod dora;
 mod exit_codes;
 mod fixtures;
+mod hostile;
 mod mixtral;
 mod site;
 mod train_paths;

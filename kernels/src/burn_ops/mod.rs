@@ -101,17 +101,40 @@ fn prim<B: Backend, const D: usize>(t: Tensor<B, D>) -> FloatTensor<B> {
     t.into_primitive().tensor()
 }
 
-/// The composition of tensor ops for `logits [rows, vocab]`, `targets [rows]`:
-/// `lse = m + log Σ exp(x − m)` with `m = max(x)`, `logprob = x[t] − lse`.
+/// The composition of tensor ops for `logits [rows, vocab]`, `targets [rows]`: with `m = max(x)`
+/// and `ln_s = log Σ exp(x − m)`, `logprob = (x[t] − m) − ln_s` and `lse = m + ln_s`. The log-prob
+/// is formed relative to `m`, never as `x[t] − lse` with `lse` rounded at the logits' magnitude.
 pub fn composition_forward<B: Backend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    let (lp, lse, _) = composition_stats(logits, targets, false);
+    (lp, lse)
+}
+
+/// `(logprob [rows], lse [rows], gap [rows])` of [`composition_forward`], with, when `with_gap`,
+/// `gap = lse − mean_v x_v = ln_s − mean_v (x_v − m)` (a mean of the shifted logits, whose error
+/// grows with the row's range, not its magnitude); zeros otherwise.
+fn composition_stats<B: Backend>(
+    logits: Tensor<B, 2>,
+    targets: Tensor<B, 1, Int>,
+    with_gap: bool,
+) -> (Tensor<B, 1>, Tensor<B, 1>, Tensor<B, 1>) {
     let [rows, _] = logits.dims();
     let m = logits.clone().max_dim(1); // [rows, 1]
-    let lse = m.clone() + (logits.clone() - m).exp().sum_dim(1).log(); // [rows, 1]
-    let picked = logits.gather(1, targets.reshape([rows, 1])); // [rows, 1]
-    ((picked - lse.clone()).reshape([rows]), lse.reshape([rows]))
+    let shifted = logits - m.clone(); // [rows, vocab]
+    let ln_s = shifted.clone().exp().sum_dim(1).log(); // [rows, 1]
+    let picked = shifted.clone().gather(1, targets.reshape([rows, 1])); // [rows, 1], x[t] − m
+    let gap = if with_gap {
+        (ln_s.clone() - shifted.mean_dim(1)).reshape([rows])
+    } else {
+        Tensor::zeros([rows], &m.device())
+    };
+    (
+        (picked - ln_s.clone()).reshape([rows]),
+        (m + ln_s).reshape([rows]),
+        gap,
+    )
 }
 
 /// The composition of tensor ops for the backward:
@@ -144,24 +167,24 @@ pub fn composition_backward<B: Backend>(
 }
 
 /// The composition of tensor ops for the cross-entropy rows of [`crate::cross_entropy`]:
-/// `ℓ_r = (1 − ε)(lse_r − x_{r,t_r}) + ε(lse_r − mean_v x_rv)`, 0 where `t_r` is the ignore index.
-/// Returns `(ℓ [rows], lse [rows])`.
+/// `ℓ_r = (1 − ε)(lse_r − x_{r,t_r}) + ε(lse_r − mean_v x_rv)`, 0 where `t_r` is the ignore index,
+/// with both terms formed relative to the row max `m` (`lse − x_t = ln_s − (x_t − m)`,
+/// `lse − mean x = ln_s − mean (x − m)`, see [`composition_forward`]). Returns `(ℓ [rows],
+/// lse [rows])`.
 pub fn composition_cross_entropy_rows<B: Backend>(
     logits: Tensor<B, 2>,
     targets: Tensor<B, 1, Int>,
     s: Settings,
 ) -> (Tensor<B, 1>, Tensor<B, 1>) {
-    let [rows, vocab] = logits.dims();
+    let [_, vocab] = logits.dims();
     let ignored = targets.clone().equal_elem(s.ignore_index);
     let safe = targets
         .mask_fill(ignored.clone(), 0)
         .clamp(0, vocab as i64 - 1);
-    let mean = logits.clone().mean_dim(1).reshape([rows]);
-    let (lp, lse) = composition_forward(logits, safe);
     let eps = s.smoothing;
+    let (lp, lse, gap) = composition_stats(logits, safe, eps > 0.0);
     let nll = lp.neg();
-    let smooth = (lse.clone() - mean).mul_scalar(eps);
-    let rows_loss = (nll.mul_scalar(1.0 - eps) + smooth).mask_fill(ignored, 0.0);
+    let rows_loss = (nll.mul_scalar(1.0 - eps) + gap.mul_scalar(eps)).mask_fill(ignored, 0.0);
     (rows_loss, lse)
 }
 

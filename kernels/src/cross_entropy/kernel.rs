@@ -7,15 +7,17 @@ use cubecl::prelude::*;
 
 use crate::token_logprob::kernel::row_stats;
 
-/// Forward: one cube per row of `logits [rows, vocab]` (vectors of `N` f32). With `lse` from
-/// [`row_stats`] and `t = targets[row]`:
+/// Forward: one cube per row of `logits [rows, vocab]` (vectors of `N` f32). With `m`, `ln_s` and
+/// `gap = m − Σ_v logits[v] / vocab` from [`row_stats`] and `t = targets[row]`:
 /// - ignored rows (`t == ignore_index`): `loss[row] = 0`;
-/// - otherwise `nll = lse − logits[t]` and, with label smoothing ε (`smooth` comptime, `eps` its
-///   value), `loss[row] = (1 − ε)·nll + ε·(lse − Σ_v logits[v] / vocab)`: the cross-entropy against
-///   the target distribution `(1 − ε)·one_hot(t) + ε/vocab` (PyTorch's definition).
+/// - otherwise `nll = lse − logits[t] = ln_s − (logits[t] − m)` and, with label smoothing ε
+///   (`smooth` comptime, `eps` its value), `loss[row] = (1 − ε)·nll + ε·(ln_s + gap)`, where
+///   `ln_s + gap = lse − Σ_v logits[v] / vocab`: the cross-entropy against the target distribution
+///   `(1 − ε)·one_hot(t) + ε/vocab` (PyTorch's definition). Every term is formed relative to `m`,
+///   never through an `lse` rounded at the logits' magnitude.
 ///
-/// `lse[row]` is written for the backward. Assumes validated input: every `t` is in `[0, vocab)`
-/// or equals `ignore_index`.
+/// `lse[row] = m + ln_s` is written for the backward. Assumes validated input: every `t` is in
+/// `[0, vocab)` or equals `ignore_index`.
 #[cube(launch_unchecked)]
 #[allow(clippy::too_many_arguments)]
 pub fn cross_entropy_forward_kernel<I: Int, N: Size>(
@@ -38,7 +40,7 @@ pub fn cross_entropy_forward_kernel<I: Int, N: Size>(
     let vecs_per_row = vocab as usize / N::value();
     let target = i32::cast_from(targets[row]);
     let ignored = target == ignore_index;
-    let (lse, target_logit, holds_target, row_sum) = row_stats::<N>(
+    let (m, ln_s, target_logit, holds_target, gap) = row_stats::<N>(
         logits,
         row * vecs_per_row,
         vecs_per_row,
@@ -47,16 +49,16 @@ pub fn cross_entropy_forward_kernel<I: Int, N: Size>(
         smooth,
     );
     if UNIT_POS_X == 0 {
-        lse_out[row] = lse;
+        lse_out[row] = m + ln_s;
         if ignored {
             loss_out[row] = 0.0;
         }
     }
     if holds_target && !ignored {
-        let nll = lse - target_logit;
+        let nll = ln_s - (target_logit - m);
         let mut loss = nll;
         if smooth {
-            loss = (1.0 - eps) * nll + eps * (lse - row_sum / vocab as f32);
+            loss = (1.0 - eps) * nll + eps * (ln_s + gap);
         }
         loss_out[row] = loss;
     }

@@ -9,7 +9,9 @@
 //!
 //! One pass over the logits each way: the forward is one cube per row sharing the token-logprob
 //! family's online log-sum-exp ([`crate::token_logprob::kernel::row_stats`]), writing `ℓ_r` and
-//! `lse_r`; the backward is the token-logprob backward with [`BackwardWeights::cross_entropy`].
+//! `lse_r`. It forms `lse_r − x_{r t_r} = ln_s_r − (x_{r t_r} − m_r)` and
+//! `lse_r − mean_v x_rv = ln_s_r + (m_r − mean_v x_rv)` (`m_r` the row max, `ln_s_r =
+//! ln Σ_v exp(x_rv − m_r)`), never `lse_r` rounded at the logits' magnitude first; the backward is the token-logprob backward with [`BackwardWeights::cross_entropy`].
 //! The mean over `rows` values is the caller's (a burn `sum`, or the reference's).
 
 pub mod kernel;

@@ -16,12 +16,18 @@ fn merge_lse(m_a: f32, s_a: f32, m_b: f32, s_b: f32) -> (f32, f32) {
 /// vector `base`.
 ///
 /// Each unit runs an online max / sum-exp over a strided set of the row's vectors (one pass over
-/// the logits, f32 accumulation) and, when `with_sum`, the plain sum of the logits; the cube merges
-/// the unit states through shared memory (a tree over `cube_size`). Returns, for every unit,
-/// `(lse, target_logit, holds_target, row_sum)`: `lse = m + ln(s) = log Σ_v exp(logits[v])` and the
-/// row sum (0 unless `with_sum`) are the cube's; `target_logit` is valid only where
-/// `holds_target` (the one unit whose slice holds column `target`; none if `target` is outside
-/// `[0, vocab)`).
+/// the logits, f32 accumulation) and, when `with_sum`, the sum of the logits relative to the row's
+/// first logit `x_0`; the cube merges the unit states through shared memory (a tree over
+/// `cube_size`). Returns, for every unit, `(m, ln_s, target_logit, holds_target, gap)`:
+/// - `m = max_v x_v` and `ln_s = ln Σ_v exp(x_v − m)` (in `[0, ln vocab]`), kept apart so that
+///   callers form `x_t − lse = (x_t − m) − ln_s` without rounding `lse = m + ln_s` at `|m|` first
+///   (at |x| ≈ 1e4 that rounding alone is ≈ 5e-4);
+/// - `gap = m − (1/vocab)·Σ_v x_v = (m − x_0) − (1/vocab)·Σ_v (x_v − x_0)` (0 unless `with_sum`):
+///   summed relative to `x_0`, its error grows with the row's range, not with its magnitude;
+/// - `target_logit`, valid only where `holds_target` (the one unit whose slice holds column
+///   `target`; none if `target` is outside `[0, vocab)`).
+///
+/// `m`, `ln_s` and `gap` are the cube's.
 #[cube]
 pub fn row_stats<N: Size>(
     logits: &Array<Vector<f32, N>>,
@@ -30,7 +36,7 @@ pub fn row_stats<N: Size>(
     target: i32,
     #[comptime] cube_size: usize,
     #[comptime] with_sum: bool,
-) -> (f32, f32, bool, f32) {
+) -> (f32, f32, f32, bool, f32) {
     let width = N::value();
     let unit = UNIT_POS_X as usize;
     // The running max starts at the most negative finite f32 (WGSL rejects `-inf` literals);
@@ -40,6 +46,11 @@ pub fn row_stats<N: Size>(
     let mut sum = 0.0f32;
     let mut target_logit = 0.0f32;
     let mut holds_target = false;
+    // The row's first logit, the origin of the sum (the same address for every unit of the cube).
+    let mut pivot = 0.0f32;
+    if with_sum {
+        pivot = logits[base][0];
+    }
 
     let mut c = unit;
     while c < vecs_per_row {
@@ -58,7 +69,7 @@ pub fn row_stats<N: Size>(
         for k in 0..width {
             s += (v[k] - m).exp();
             if with_sum {
-                sum += v[k];
+                sum += v[k] - pivot;
             }
             if col0 + k as i32 == target {
                 target_logit = v[k];
@@ -98,21 +109,20 @@ pub fn row_stats<N: Size>(
         stride /= 2;
     }
 
-    let mut row_sum = 0.0f32;
+    let row_m = smem_m[0];
+    let mut gap = 0.0f32;
     if with_sum {
-        row_sum = smem_sum[0];
+        let vocab = (vecs_per_row * width) as f32;
+        gap = (row_m - pivot) - smem_sum[0] / vocab;
     }
-    (
-        smem_m[0] + smem_s[0].ln(),
-        target_logit,
-        holds_target,
-        row_sum,
-    )
+    (row_m, smem_s[0].ln(), target_logit, holds_target, gap)
 }
 
 /// Forward: one cube per row of `logits [rows, vocab]` (read as vectors of `N` f32), reduced by
-/// [`row_stats`]; then `lse[row]` and `out[row] = logits[row, targets[row]] − lse[row]`.
-/// The unit whose slice holds the target writes `out[row]`.
+/// [`row_stats`] to `m` and `ln_s`; then `lse[row] = m + ln_s` (for the backward) and
+/// `out[row] = log_softmax(logits[row])[t] = (logits[row, t] − m) − ln_s`, subtracting before
+/// anything is rounded at the logits' magnitude. The unit whose slice holds the target writes
+/// `out[row]`.
 ///
 /// Grid: rows may spill from x into y (see `crate::launch::grid_1d`).
 #[cube(launch_unchecked)]
@@ -133,7 +143,7 @@ pub fn token_logprob_forward_kernel<I: Int, N: Size>(
     }
     let vecs_per_row = vocab as usize / N::value();
     let target = i32::cast_from(targets[row]);
-    let (lse, target_logit, holds_target, _sum) = row_stats::<N>(
+    let (m, ln_s, target_logit, holds_target, _gap) = row_stats::<N>(
         logits,
         row * vecs_per_row,
         vecs_per_row,
@@ -142,15 +152,17 @@ pub fn token_logprob_forward_kernel<I: Int, N: Size>(
         false,
     );
     if holds_target {
-        out[row] = target_logit - lse;
+        out[row] = (target_logit - m) - ln_s;
     }
     if UNIT_POS_X == 0 {
-        lse_out[row] = lse;
+        lse_out[row] = m + ln_s;
     }
 }
 
 /// Backward, first pass: one unit per vector of `grad_logits [rows, vocab]`:
-/// `grad[r, v] = g[r] · (softmax_weight · exp(logits[r, v] − lse[r]) + uniform)`.
+/// `grad[r, v] = g[r] · (softmax_weight · exp(logits[r, v] − lse[r]) + uniform)`, with the f32
+/// `lse` the forward stored: rounded at `|lse|` (ε/2 relative), it gives every probability that
+/// relative error (≈ 5e-4 at logits near 1e4).
 /// Token log-probs use `(−1, 0)`; cross-entropy with label smoothing ε uses `(1, −ε / vocab)`.
 /// The target term `g[r]·target_weight` is added by [`token_logprob_backward_target_kernel`].
 ///

@@ -1,8 +1,11 @@
 //! Fused per-token log-probabilities: `log_softmax(logits)[target]` per row in one pass.
 //!
 //! Given logits `[rows, vocab]` (rows = B·T) and target ids `[rows]`:
-//! - forward: `lse[r] = log Σ_v exp(logits[r, v])` (online max / sum-exp, f32 accumulation) and
-//!   `logprob[r] = logits[r, t_r] − lse[r]`;
+//! - forward: with `m_r = max_v logits[r, v]` and `ln_s_r = ln Σ_v exp(logits[r, v] − m_r)` (online
+//!   max / sum-exp, f32 accumulation), `logprob[r] = (logits[r, t_r] − m_r) − ln_s_r` and
+//!   `lse[r] = m_r + ln_s_r = log Σ_v exp(logits[r, v])`. The log-prob never goes through `lse`:
+//!   rounded to f32 at `|lse|` (ulp(1e4) ≈ 1e-3) it would lose what the log-prob needs when the
+//!   logits are large and close together (ten at −1e4, one at −9990: −10.000454, not −10.0);
 //! - backward: `∂logprob[r]/∂logits[r, v] · g[r] = g[r] · (1{v = t_r} − softmax(logits[r])_v)`.
 //!
 //! [`forward_reference`] and [`backward_reference`] are the plain-Rust references (f64 accumulation)

@@ -11,7 +11,9 @@ use claimbench_kernels::burn_ops::{
     TokenLogprobBackend, logprobs_and_grad, token_logprobs, token_logprobs_composition,
 };
 use claimbench_kernels::testing::token_logprob::{backward_tolerance, forward_tolerance};
-use claimbench_kernels::testing::{assert_close, client_or_skip, logits_and_targets, uniform};
+use claimbench_kernels::testing::{
+    assert_close, client_or_skip, logits_and_targets, offset_logits, uniform,
+};
 use claimbench_kernels::token_logprob::{backward_reference, forward_reference};
 
 type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
@@ -45,47 +47,80 @@ const SHAPES: &[(usize, usize, usize, f32)] = &[
     (1, 9, 50257, 8.0),
 ];
 
+/// `(B, T, V, offset)` of [`offset_logits`]: the row (ten logits at −1e4, one at −9990,
+/// target at −1e4: −10.000454) and rows like it within 10 of ±1e4, at V = 11 and at a vocabulary
+/// of vectors of 4.
+const OFFSET_SHAPES: &[(usize, usize, usize, f32)] = &[
+    (2, 3, 11, -1.0e4),
+    (2, 3, 11, 1.0e4),
+    (2, 9, 1024, -1.0e4),
+    (2, 9, 1024, 1.0e4),
+];
+
 fn check_backend<B: TokenLogprobBackend>(name: &str) {
     for (i, &(b, t, v, scale)) in SHAPES.iter().enumerate() {
         let (logits, targets) = logits_and_targets(b * t, v, scale, 100 + i as u64);
         let g = uniform(b * t, 200 + i as u64);
-        let (want_lp, _) = forward_reference(&logits, &targets, v);
-        let want_grad = backward_reference(&logits, &targets, &g, v);
-        let (lp, grad) = fused::<B>(&logits, &targets, &g, [b, t, v]);
-        let (c_lp, c_grad) = composed::<B>(&logits, &targets, &g, [b, t, v]);
-        let (fa, fr) = forward_tolerance(&logits);
-        let (ga, gr) = backward_tolerance(&logits);
         let what = format!("{name} [{b},{t},{v}] scale {scale}");
-        assert_close(
-            &format!("{what}: fused vs reference"),
-            &lp,
-            &want_lp,
-            fa,
-            fr,
-        );
-        assert_close(
-            &format!("{what}: fused grad vs reference"),
-            &grad,
-            &want_grad,
-            ga,
-            gr,
-        );
-        // burn's composition is itself f32: compare the two with both tolerances added.
-        assert_close(
-            &format!("{what}: fused vs burn composition"),
-            &lp,
-            &c_lp,
-            2.0 * fa,
-            2.0 * fr,
-        );
-        assert_close(
-            &format!("{what}: fused grad vs burn autodiff"),
-            &grad,
-            &c_grad,
-            2.0 * ga,
-            2.0 * gr,
-        );
+        check_case::<B>(&what, &logits, &targets, &g, [b, t, v]);
     }
+}
+
+/// The log-probs at large offsets keep the tolerance of `forward_tolerance`, which does not grow
+/// with the logits (the op subtracts the row max before the log).
+fn check_large_offsets<B: TokenLogprobBackend>(name: &str) {
+    for (i, &(b, t, v, offset)) in OFFSET_SHAPES.iter().enumerate() {
+        let (logits, targets) = offset_logits(b * t, v, offset, 400 + i as u64);
+        let g = uniform(b * t, 500 + i as u64);
+        let what = format!("{name} [{b},{t},{v}] offset {offset}");
+        check_case::<B>(&what, &logits, &targets, &g, [b, t, v]);
+    }
+}
+
+/// The fused op and burn's composition, values and gradients, against the references and each
+/// other.
+fn check_case<B: TokenLogprobBackend>(
+    what: &str,
+    logits: &[f32],
+    targets: &[i64],
+    g: &[f32],
+    [b, t, v]: [usize; 3],
+) {
+    let (want_lp, _) = forward_reference(logits, targets, v);
+    let want_grad = backward_reference(logits, targets, g, v);
+    let (lp, grad) = fused::<B>(logits, targets, g, [b, t, v]);
+    let (c_lp, c_grad) = composed::<B>(logits, targets, g, [b, t, v]);
+    let (fa, fr) = forward_tolerance(logits);
+    let (ga, gr) = backward_tolerance(logits);
+    assert_close(
+        &format!("{what}: fused vs reference"),
+        &lp,
+        &want_lp,
+        fa,
+        fr,
+    );
+    assert_close(
+        &format!("{what}: fused grad vs reference"),
+        &grad,
+        &want_grad,
+        ga,
+        gr,
+    );
+    // burn's composition is itself f32: compare the two with both tolerances added.
+    assert_close(
+        &format!("{what}: fused vs burn composition"),
+        &lp,
+        &c_lp,
+        2.0 * fa,
+        2.0 * fr,
+    );
+    assert_close(
+        &format!("{what}: fused grad vs burn autodiff"),
+        &grad,
+        &c_grad,
+        2.0 * ga,
+        2.0 * gr,
+    );
 }
 
 #[test]
@@ -111,6 +146,31 @@ fn fused_wgpu_kernel_matches_reference_and_autodiff() {
 #[test]
 fn cuda_kernel_matches_reference_and_autodiff() {
     check_backend::<burn::backend::Cuda>("cuda");
+}
+
+#[test]
+fn flex_large_offsets_keep_logprob_precision() {
+    check_large_offsets::<Flex>("flex");
+}
+
+#[test]
+fn cube_wgpu_large_offsets_keep_logprob_precision() {
+    if has_wgpu() {
+        check_large_offsets::<CubeWgpu>("cube-wgpu");
+    }
+}
+
+#[test]
+fn fused_wgpu_large_offsets_keep_logprob_precision() {
+    if has_wgpu() {
+        check_large_offsets::<Wgpu>("fusion-wgpu");
+    }
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_large_offsets_keep_logprob_precision() {
+    check_large_offsets::<burn::backend::Cuda>("cuda");
 }
 
 #[test]
@@ -191,7 +251,7 @@ mod cross_entropy {
         cross_entropy, cross_entropy_and_grad, cross_entropy_composition,
     };
     use claimbench_kernels::cross_entropy::{Settings, backward_reference, forward_reference};
-    use claimbench_kernels::testing::cross_entropy::inputs;
+    use claimbench_kernels::testing::cross_entropy::{inputs, loss_tolerance};
 
     fn loss_and_grad<B: Backend>(
         op: impl Fn(
@@ -225,52 +285,90 @@ mod cross_entropy {
     fn check<B: TokenLogprobBackend>(name: &str) {
         for (i, (n, v, scale, every, s)) in cases().into_iter().enumerate() {
             let (logits, targets) = inputs(n, v, scale, 300 + i as u64, every, s);
-            let g = 0.5;
-            let (_, want) = forward_reference(&logits, &targets, v, s);
-            let want_grad = backward_reference(&logits, &targets, g, v, s);
-            let (loss, grad) =
-                loss_and_grad::<B>(|x, t| cross_entropy(x, t, s), &logits, &targets, g, [n, v])
-                    .unwrap();
-            let (c_loss, c_grad) = loss_and_grad::<B>(
-                |x, t| cross_entropy_composition(x, t, s),
-                &logits,
-                &targets,
-                g,
-                [n, v],
-            )
-            .unwrap();
-            let (fa, fr) = forward_tolerance(&logits);
-            let (ga, gr) = backward_tolerance(&logits);
             let what = format!("{name} [{n},{v}] scale {scale} {s:?}");
-            assert_close(
-                &format!("{what}: loss vs reference"),
-                &[loss],
-                &[want as f32],
-                2.0 * fa,
-                2.0 * fr,
-            );
-            assert_close(
-                &format!("{what}: grad vs reference"),
-                &grad,
-                &want_grad,
-                ga,
-                gr,
-            );
-            assert_close(
-                &format!("{what}: loss vs burn composition"),
-                &[loss],
-                &[c_loss],
-                4.0 * fa,
-                4.0 * fr,
-            );
-            assert_close(
-                &format!("{what}: grad vs burn autodiff"),
-                &grad,
-                &c_grad,
-                2.0 * ga,
-                2.0 * gr,
-            );
+            check_case::<B>(&what, &logits, &targets, [n, v], s);
         }
+    }
+
+    /// `(N, V, offset, settings)` of [`offset_logits`]: the row (ten logits at −1e4, one
+    /// at −9990; ℓ = 10.000454 at the row's target) and rows like it within 10 of ±1e4, with and
+    /// without label smoothing, at V = 11 and at a vocabulary of vectors of 4.
+    fn offset_cases() -> Vec<(usize, usize, f32, Settings)> {
+        let s = |smoothing| Settings {
+            ignore_index: -100,
+            smoothing,
+        };
+        vec![
+            (2, 11, -1.0e4, s(0.0)),
+            (2, 11, 1.0e4, s(0.0)),
+            (2, 11, -1.0e4, s(0.1)),
+            (2, 11, 1.0e4, s(0.1)),
+            (16, 1024, -1.0e4, s(0.0)),
+            (16, 1024, 1.0e4, s(0.1)),
+        ]
+    }
+
+    /// The losses at large offsets keep `loss_tolerance`, which does not grow with the logits.
+    fn check_large_offsets<B: TokenLogprobBackend>(name: &str) {
+        for (i, (n, v, offset, s)) in offset_cases().into_iter().enumerate() {
+            let (logits, targets) = offset_logits(n, v, offset, 600 + i as u64);
+            let what = format!("{name} [{n},{v}] offset {offset} {s:?}");
+            check_case::<B>(&what, &logits, &targets, [n, v], s);
+        }
+    }
+
+    /// The fused loss and burn's composition, values and gradients, against the references and
+    /// each other.
+    fn check_case<B: TokenLogprobBackend>(
+        what: &str,
+        logits: &[f32],
+        targets: &[i64],
+        [n, v]: [usize; 2],
+        s: Settings,
+    ) {
+        let g = 0.5;
+        let (_, want) = forward_reference(logits, targets, v, s);
+        let want_grad = backward_reference(logits, targets, g, v, s);
+        let (loss, grad) =
+            loss_and_grad::<B>(|x, t| cross_entropy(x, t, s), logits, targets, g, [n, v]).unwrap();
+        let (c_loss, c_grad) = loss_and_grad::<B>(
+            |x, t| cross_entropy_composition(x, t, s),
+            logits,
+            targets,
+            g,
+            [n, v],
+        )
+        .unwrap();
+        let (la, lr) = loss_tolerance(logits, v, s);
+        let (ga, gr) = backward_tolerance(logits);
+        assert_close(
+            &format!("{what}: loss vs reference"),
+            &[loss],
+            &[want as f32],
+            la,
+            lr,
+        );
+        assert_close(
+            &format!("{what}: grad vs reference"),
+            &grad,
+            &want_grad,
+            ga,
+            gr,
+        );
+        assert_close(
+            &format!("{what}: loss vs burn composition"),
+            &[loss],
+            &[c_loss],
+            2.0 * la,
+            2.0 * lr,
+        );
+        assert_close(
+            &format!("{what}: grad vs burn autodiff"),
+            &grad,
+            &c_grad,
+            2.0 * ga,
+            2.0 * gr,
+        );
     }
 
     #[test]
@@ -296,6 +394,31 @@ mod cross_entropy {
     #[test]
     fn cuda_kernel_matches_reference() {
         check::<burn::backend::Cuda>("cuda");
+    }
+
+    #[test]
+    fn flex_large_offsets_keep_loss_precision() {
+        check_large_offsets::<Flex>("flex");
+    }
+
+    #[test]
+    fn cube_wgpu_large_offsets_keep_loss_precision() {
+        if has_wgpu() {
+            check_large_offsets::<CubeWgpu>("cube-wgpu");
+        }
+    }
+
+    #[test]
+    fn fused_wgpu_large_offsets_keep_loss_precision() {
+        if has_wgpu() {
+            check_large_offsets::<Wgpu>("fusion-wgpu");
+        }
+    }
+
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_large_offsets_keep_loss_precision() {
+        check_large_offsets::<burn::backend::Cuda>("cuda");
     }
 
     /// Without ignored rows our definition is burn's `CrossEntropyLoss` (the baseline a burn user

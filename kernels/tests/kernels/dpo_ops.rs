@@ -14,7 +14,10 @@ use claimbench_kernels::burn_ops::{
     DpoLoss, PreferenceBackend, concat_pairs, dpo_loss, dpo_loss_composition,
 };
 use claimbench_kernels::preference::DpoSettings;
-use claimbench_kernels::testing::{assert_close, client_or_skip, logits_and_targets};
+use claimbench_kernels::testing::token_logprob::backward_tolerance;
+use claimbench_kernels::testing::{
+    assert_close, client_or_skip, logits_and_targets, offset_logits,
+};
 use claimbench_kernels::token_logprob::{backward_reference, forward_reference};
 
 use crate::sequences::{f32s, f64s, mask, scaled};
@@ -86,6 +89,16 @@ type Op<B> = fn(
 
 /// Runs `op` under autodiff on `B`: `(loss, rewards, grad_logits)`.
 fn run<B: Backend>(c: &Case, set: DpoSettings, op: Op<Autodiff<B>>) -> (f32, Vec<f32>, Vec<f32>) {
+    let (loss, rewards, grad, _) = run_with_logps::<B>(c, set, op);
+    (loss, rewards, grad)
+}
+
+/// [`run`], plus the policy's sequence log-probs `[2P]`.
+fn run_with_logps<B: Backend>(
+    c: &Case,
+    set: DpoSettings,
+    op: Op<Autodiff<B>>,
+) -> (f32, Vec<f32>, Vec<f32>, Vec<f32>) {
     let dev = Default::default();
     let [s, t, v] = c.dims;
     let p = s / 2;
@@ -102,9 +115,15 @@ fn run<B: Backend>(c: &Case, set: DpoSettings, op: Op<Autodiff<B>>) -> (f32, Vec
         .into_data()
         .to_vec::<f32>()
         .unwrap();
+    let logps = out
+        .policy_logps
+        .clone()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
     let grads = out.loss.backward();
     let g = x.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
-    (loss, rewards, g)
+    (loss, rewards, g, logps)
 }
 
 fn composition<B: Backend>(
@@ -171,6 +190,137 @@ fn check_backend<B: PreferenceBackend>(name: &str) {
             );
             assert_close(&format!("{what}: grad vs composition"), &g, &cg, 2e-6, 2e-4);
         }
+    }
+}
+
+/// `(pairs, T, V, offset)` of [`offset_logits`] with T = 2: the chosen sequence of the first pair
+/// is two of the rows (ten logits at −1e4 and one at −9990, target at −1e4, then at the
+/// peak: −10.000454 and −0.000454; an `lse` rounded at 1e4 gives −10 and 0), the rejected one two
+/// seeded rows within 10 of the offset. At V = 11 and at a vocabulary of vectors of 4.
+const OFFSET_SHAPES: &[(usize, usize, usize, f32)] = &[
+    (1, 2, 11, -1.0e4),
+    (1, 2, 11, 1.0e4),
+    (2, 2, 1024, -1.0e4),
+    (2, 2, 1024, 1.0e4),
+];
+
+/// The DPO path at large logit offsets: the sequence log-probs (sums of token log-probs, all
+/// `<= 0`) keep the sum of the token tolerance `1e-5 + 16ε·|lp|` and the f32 sum's own rounding,
+/// independent of the logits' magnitude; rewards and loss inherit it through `β`. The gradient
+/// keeps `backward_tolerance` (it reads the rounded `lse`).
+fn check_large_offsets<B: PreferenceBackend>(name: &str) {
+    let set = DpoSettings {
+        beta: 0.5,
+        label_smoothing: 0.1,
+    };
+    for (i, &(p, t, v, offset)) in OFFSET_SHAPES.iter().enumerate() {
+        let s = 2 * p;
+        let seed = 700 + i as u64;
+        let (logits, targets) = offset_logits(s * t, v, offset, seed);
+        let c = Case {
+            dims: [s, t, v],
+            logits,
+            targets,
+            mask: vec![1.0; s * t],
+            reference: scaled(s, 20.0, seed + 2).iter().map(|x| x - 30.0).collect(),
+        };
+        let what = format!("{name} P={p} T={t} V={v} offset {offset}");
+        let (lp, _) = forward_reference(&c.logits, &c.targets, v);
+        let want_logps: Vec<f32> = lp
+            .chunks_exact(t)
+            .zip(c.mask.chunks_exact(t))
+            .map(|(l, m)| {
+                l.iter()
+                    .zip(m)
+                    .map(|(&l, &m)| l as f64 * m as f64)
+                    .sum::<f64>() as f32
+            })
+            .collect();
+        let (wl, wr, wg) = want(&c, set);
+        let (l, r, g, logps) = run_with_logps::<B>(&c, set, dpo_loss::<Autodiff<B>>);
+        let seq_atol = t as f32 * 1e-5;
+        let seq_rtol = (16.0 + t as f32) * f32::EPSILON;
+        let max_seq = want_logps.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let seq_tol = seq_atol + seq_rtol * max_seq;
+        let (ga, gr) = backward_tolerance(&c.logits);
+        assert_close(
+            &format!("{what}: sequence log-probs"),
+            &logps,
+            &want_logps,
+            seq_atol,
+            seq_rtol,
+        );
+        assert_close(
+            &format!("{what}: rewards"),
+            &r,
+            &wr,
+            set.beta * seq_tol,
+            4.0 * f32::EPSILON,
+        );
+        assert_close(
+            &format!("{what}: loss"),
+            &[l],
+            &[wl],
+            2.0 * set.beta * seq_tol,
+            1e-5,
+        );
+        assert_close(&format!("{what}: grad"), &g, &wg, ga, gr);
+        let (cl, cr, cg, c_logps) = run_with_logps::<B>(&c, set, composition::<Autodiff<B>>);
+        assert_close(
+            &format!("{what}: sequence log-probs vs composition"),
+            &logps,
+            &c_logps,
+            2.0 * seq_atol,
+            2.0 * seq_rtol,
+        );
+        assert_close(
+            &format!("{what}: rewards vs composition"),
+            &r,
+            &cr,
+            2.0 * set.beta * seq_tol,
+            8.0 * f32::EPSILON,
+        );
+        assert_close(
+            &format!("{what}: loss vs composition"),
+            &[l],
+            &[cl],
+            4.0 * set.beta * seq_tol,
+            2e-5,
+        );
+        assert_close(
+            &format!("{what}: grad vs composition"),
+            &g,
+            &cg,
+            2.0 * ga,
+            2.0 * gr,
+        );
+    }
+}
+
+#[test]
+fn flex_large_offsets_keep_sequence_logp_precision() {
+    check_large_offsets::<Flex>("flex");
+}
+
+#[test]
+fn cube_large_offsets_keep_sequence_logp_precision() {
+    if has_wgpu() {
+        check_large_offsets::<CubeWgpu>("cube-wgpu");
+    }
+}
+
+#[test]
+fn fused_wgpu_large_offsets_keep_sequence_logp_precision() {
+    if has_wgpu() {
+        check_large_offsets::<Wgpu>("fused-wgpu");
+    }
+}
+
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_large_offsets_keep_sequence_logp_precision() {
+    if client_or_skip::<cubecl::cuda::CudaRuntime>("dpo ops cuda").is_some() {
+        check_large_offsets::<burn::backend::Cuda>("cuda");
     }
 }
 

@@ -128,6 +128,12 @@ fn pct(share: f64) -> String {
 /// Everything that decides the experiment's numbers. Serialized as the `continual` section of a
 /// `claimbench run --config` file; missing fields take the scale's defaults
 /// ([`ExperimentConfig::for_scale`]).
+///
+/// Limits ([`crate::limits`], checked by [`ExperimentConfig::check_limits`]): `language_size`
+/// ≤ 4096, `fanout` ≤ 1024, `train_sequences` and `eval_sequences` ≤ 1 000 000, `batch` ≤ 4096,
+/// `stage_steps` and `eval_every` ≤ 1 000 000, `replay_shares` and `peaks` ≤ 64 entries,
+/// `weight_decay` finite in `[0, 1000]`, and the model's ([`ModelConfig`]). Peak memory of one
+/// arm: [`ExperimentConfig::estimated_bytes`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
@@ -225,8 +231,9 @@ impl ExperimentConfig {
         }
     }
 
-    /// Checks everything before any training: sizes ≥ 1, shares in `[0, 1]`, rates ordered,
-    /// warmup shorter than a stage, and every arm's run config valid ([`RunConfig::validate`]).
+    /// Checks everything before any training: sizes ≥ 1 and within their limits
+    /// ([`ExperimentConfig::check_limits`]), shares in `[0, 1]`, rates ordered, warmup shorter
+    /// than a stage, and every arm's run config valid ([`RunConfig::validate`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let sizes = [
             ("fanout", self.fanout),
@@ -245,6 +252,7 @@ impl ExperimentConfig {
                 ConfigError::Invalid(format!("{name} must be at least 1, got 0"))
             });
         }
+        self.check_limits()?;
         if !(1..=2).contains(&self.order) {
             return Err(ConfigError::Invalid(format!(
                 "order {} is not supported; the languages are Markov chains of order 1 or 2",

@@ -13,6 +13,8 @@
 //!   only *which* positions are old and which examples are drawn.
 //! - [`config`]: [`StageConfig`] / [`RunConfig`] (serde, validated) and the one error type,
 //!   [`ConfigError`], whose messages name the bad value.
+//! - [`limits`]: the stated bounds of every size and step of [`ExperimentConfig`] and the
+//!   memory estimate of one arm ([`ExperimentConfig::estimated_bytes`]).
 //!
 //! Nothing here panics on user input: every bad value comes back as a [`ConfigError`].
 //!
@@ -37,6 +39,7 @@ pub mod claims;
 pub mod config;
 pub mod data;
 pub mod experiment;
+pub mod limits;
 pub mod model;
 pub mod replay;
 pub mod schedule;

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::config::ConfigError;
 
 /// Model shape. `vocab` is both languages' tokens together.
+///
+/// Limits ([`crate::limits`]): `vocab` ≤ 8195, `context` ≤ 4096, `d_model` ≤ 4096, `n_heads`
+/// ≤ 256, `n_layers` ≤ 64, `d_ff` ≤ 16 384.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
@@ -37,7 +40,8 @@ pub struct ModelConfig {
 }
 
 impl ModelConfig {
-    /// Checks every size is ≥ 1 and the heads divide the width.
+    /// Checks every size is ≥ 1 and within its limit ([`ModelConfig::check_limits`]), and the
+    /// heads divide the width.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let sizes = [
             ("vocab", self.vocab),
@@ -52,6 +56,7 @@ impl ModelConfig {
                 "model {name} must be at least 1, got 0"
             )));
         }
+        self.check_limits()?;
         if !self.d_model.is_multiple_of(self.n_heads) {
             return Err(ConfigError::Invalid(format!(
                 "model n_heads {} does not divide d_model {}",

@@ -8,6 +8,11 @@ use crate::error::Error;
 
 /// The settings of all four experiments (see the [crate docs](crate)). Missing fields take the
 /// `small` preset's value; unknown fields are an error.
+///
+/// Limits ([`crate::limits`]): `d`, every `mlp_widths` entry and every rank ≤ 4096,
+/// `mlp_widths` ≤ 65 entries (64 layers), `ranks`, `lr_grid`, `tuning_seeds` ≤ 64 entries,
+/// `steps`, `pretrain_steps`, `adapt_steps`, `checkpoint_every` ≤ 1 000 000, `batch` ≤ 65 536,
+/// `eval_samples` ≤ 1 000 000. Peak memory of a seed: [`DoraConfig::estimated_bytes`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DoraConfig {
@@ -162,7 +167,8 @@ impl DoraConfig {
         r
     }
 
-    /// Checks every setting; the error names the first bad one. Adapter geometry goes through
+    /// Checks every setting, sizes and steps against their limits ([`DoraConfig::check_limits`])
+    /// first; the error names the first bad one. Adapter geometry goes through
     /// `AdapterSpec::validate`, so its messages are the kernels' ([`Error::Adapter`]).
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |name: &str, value: String, rule: &str| {
@@ -187,6 +193,7 @@ impl DoraConfig {
                 return bad(name, "0".into(), "must be at least 1");
             }
         }
+        self.check_limits()?;
         if self.ranks.is_empty() {
             return bad("ranks", "[]".into(), "must hold at least one adapter rank");
         }
@@ -343,11 +350,10 @@ impl DoraConfig {
         if let Some(s) = self.tuning_seeds.iter().find(|s| verdict_seeds.contains(s)) {
             return Err(Error::Config {
                 name: "tuning_seeds".into(),
-                value: format!("{:?}", self.tuning_seeds),
-                rule: format!(
-                    "seed {s} is also a verdict seed; tuning seeds must differ from the verdict \
-                     seeds {verdict_seeds:?}"
-                ),
+                value: s.to_string(),
+                rule: "is also a verdict seed (--seeds); tuning seeds must differ from the \
+                       verdict seeds, so pick --seeds without it or other tuning_seeds"
+                    .into(),
             });
         }
         Ok(())

@@ -35,7 +35,8 @@
 //!
 //! # API
 //!
-//! - [`config::DoraConfig`] (`for_scale`, `validate`, `validate_with_seeds`);
+//! - [`config::DoraConfig`] (`for_scale`, `validate`, `validate_with_seeds`), its limits and
+//!   memory estimate in [`limits`] (`check_limits`, `estimated_bytes`);
 //! - [`tune`] → [`Tuning`]; [`run_seed`] → [`SeedMeasurements`] (all four experiments of one
 //!   seed); [`run_arm`] (one arm, for tests); both measurements convert to/from metric rows
 //!   ([`measure`]);
@@ -82,6 +83,7 @@ pub mod config;
 pub mod error;
 pub mod experiments;
 pub mod layer;
+pub mod limits;
 pub mod measure;
 mod train;
 

@@ -85,8 +85,8 @@ fn run_seed_refuses_a_tuning_seed() {
     let e = run_seed::<T>(&cfg, &tuning, 1000, &Default::default()).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "dora setting tuning_seeds = [1000]: seed 1000 is also a verdict seed; tuning seeds must \
-         differ from the verdict seeds [1000]"
+        "dora setting tuning_seeds = 1000: is also a verdict seed (--seeds); tuning seeds must \
+         differ from the verdict seeds, so pick --seeds without it or other tuning_seeds"
     );
 }
 
@@ -186,7 +186,11 @@ fn config_validation_names_the_bad_setting() {
         .validate_with_seeds(&[0, 1000])
         .unwrap_err()
         .to_string();
-    assert!(e.contains("seed 1000 is also a verdict seed"), "{e}");
+    assert!(
+        e.contains("tuning_seeds = 1000: is also a verdict seed"),
+        "{e}"
+    );
+    assert!(e.len() < 200, "a short message: {e}");
     tiny().validate_with_seeds(&[0, 1, 2, 3, 4]).unwrap();
     // serde: missing fields take the small preset, unknown fields are refused.
     let cfg: DoraConfig = serde_json::from_str(r#"{"d": 16}"#).unwrap();
@@ -400,4 +404,78 @@ fn specs_cover_every_rank() {
             s.id
         );
     }
+}
+
+#[test]
+fn every_scale_fits_in_8_gib_and_huge_settings_are_refused() {
+    use claimbench_claims::limits::{GIB, fmt_bytes};
+    for scale in ["smoke", "small", "full"] {
+        let c = DoraConfig::for_scale(scale);
+        c.validate().unwrap();
+        let bytes = c.estimated_bytes();
+        eprintln!("dora {scale}: {bytes} bytes ({})", fmt_bytes(bytes));
+        assert!(bytes < 8 * GIB, "{scale}: {}", fmt_bytes(bytes));
+    }
+    let msg = |f: fn(&mut DoraConfig)| {
+        let mut c = DoraConfig::for_scale("small");
+        f(&mut c);
+        c.validate().unwrap_err().to_string()
+    };
+    assert_eq!(
+        msg(|c| c.d = 1_000_000_000),
+        "dora setting d = 1000000000: is above the limit 4096"
+    );
+    assert_eq!(
+        msg(|c| c.steps = usize::MAX),
+        format!(
+            "dora setting steps = {}: is above the limit 1000000",
+            usize::MAX
+        )
+    );
+    assert_eq!(
+        msg(|c| c.mlp_widths[2] = 1_000_000_000),
+        "dora setting mlp_widths[2] = 1000000000: is above the limit 4096"
+    );
+    assert_eq!(
+        msg(|c| c.lr_grid = vec![1e-2; 65]),
+        "dora setting lr_grid length = 65: is above the limit 64"
+    );
+    type Edit = fn(&mut DoraConfig);
+    let cases: [(&str, Edit); 14] = [
+        ("target_rank", |c| c.target_rank = usize::MAX),
+        ("adapt_target_rank", |c| c.adapt_target_rank = usize::MAX),
+        ("analysis_rank", |c| c.analysis_rank = usize::MAX),
+        ("pretrain_steps", |c| c.pretrain_steps = usize::MAX),
+        ("adapt_steps", |c| c.adapt_steps = usize::MAX),
+        ("checkpoint_every", |c| c.checkpoint_every = usize::MAX),
+        ("batch", |c| c.batch = usize::MAX),
+        ("eval_samples", |c| c.eval_samples = usize::MAX),
+        ("ranks length", |c| c.ranks = (1..=65).collect()),
+        ("ranks[1]", |c| c.ranks[1] = usize::MAX),
+        ("tuning_seeds length", |c| {
+            c.tuning_seeds = (0..65).collect()
+        }),
+        ("mlp_widths length", |c| c.mlp_widths = vec![8; 66]),
+        ("mlp_widths[0]", |c| c.mlp_widths[0] = usize::MAX),
+        ("d", |c| c.d = usize::MAX),
+    ];
+    for (field, patch) in cases {
+        let e = msg(patch);
+        assert!(
+            e.starts_with(&format!("dora setting {field} = ")) && e.contains("is above the limit"),
+            "{field}: {e}"
+        );
+    }
+    // The estimate grows with the width and saturates instead of overflowing.
+    let c = DoraConfig::for_scale("small");
+    let wider = DoraConfig {
+        d: 4 * c.d,
+        ..c.clone()
+    };
+    assert!(wider.estimated_bytes() > c.estimated_bytes());
+    let huge = DoraConfig {
+        d: usize::MAX,
+        ..c.clone()
+    };
+    assert_eq!(huge.estimated_bytes(), u64::MAX);
 }

@@ -82,6 +82,12 @@ pub enum RmArch {
 
 /// Everything that decides the experiment's numbers (the seed aside). Missing fields are an
 /// error when deserialising; start from [`Fig1Config::for_scale`].
+///
+/// Limits ([`crate::limits`]): `n_prompts`, `n_responses`, `covered_per_prompt` ≤ 1024,
+/// `pairs_per_prompt` ≤ 4096, `sft_samples_per_prompt` ≤ 100 000, `policy_hidden`, `rm_hidden`
+/// ≤ 4096, `sft_steps`, `rm_steps`, `dpo_steps` ≤ 1 000 000, `ppo_iterations` ≤ 100 000,
+/// `ppo_batch` ≤ 65 536, `ppo_minibatches` ≤ 4096, `ppo_epochs`, `iter_rounds` ≤ 64,
+/// `iter_samples_per_prompt` ≤ 4096. Peak memory of a seed: [`Fig1Config::estimated_bytes`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fig1Config {
@@ -185,7 +191,9 @@ impl Fig1Config {
         }
     }
 
-    /// Checks every setting; the error names the first bad one ([`Error::Fig1Setting`]).
+    /// Checks every setting, sizes and steps against their limits
+    /// ([`Fig1Config::check_limits`]) first; the error names the first bad one
+    /// ([`Error::Fig1Setting`]).
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |name: &'static str, value: String, requirement: &str| {
             Err(Error::Fig1Setting {
@@ -214,6 +222,7 @@ impl Fig1Config {
                 return bad(name, v.to_string(), &format!("must be at least {min}"));
             }
         }
+        self.check_limits()?;
         if self.covered_per_prompt < 2 || self.covered_per_prompt >= self.n_responses {
             return bad(
                 "covered_per_prompt",

@@ -84,6 +84,12 @@ use crate::seq::Shape;
 
 /// Everything that decides the ladder's numbers. Serialized as the `dpo_ppo.ladder` section of a
 /// run config; [`LadderConfig::for_scale`] gives the defaults.
+///
+/// Limits ([`crate::limits`]): `vocab`, `strides` ≤ 1024, `length` ≤ 256, `holdout_mod`
+/// ≤ 65 536, `demos_per_prompt` ≤ 100 000, `hidden` ≤ 4096, `sft_steps`, `eval_every`
+/// ≤ 1 000 000, `iterations` ≤ 100 000, `sft_batch`, `batch`, `large_batch` ≤ 65 536,
+/// `minibatches`, `large_minibatches` ≤ 4096, `epochs` ≤ 64, `pass_k` ≤ 4096. Peak memory of an
+/// arm: [`LadderConfig::estimated_bytes`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LadderConfig {
@@ -194,7 +200,8 @@ impl LadderConfig {
     }
 
     /// Checks every value before any training. Errors name the bad value:
-    /// [`Error::LadderConfig`] (sizes of 0, strides ≥ vocab, minibatches not dividing the batch,
+    /// [`Error::LadderConfig`] (sizes of 0, sizes and steps above their limits
+    /// ([`LadderConfig::check_limits`]), strides ≥ vocab, minibatches not dividing the batch,
     /// rates not finite and above 0, `demo_noise` or `η` outside `[0, 1]`, an empty train or
     /// evaluation split), and [`PpoConfig::validate`]'s errors for γ, λ, κ and the clip ranges.
     pub fn validate(&self) -> Result<(), Error> {
@@ -223,6 +230,7 @@ impl LadderConfig {
                 return bad(name, "0".into(), "must be at least 1".into());
             }
         }
+        self.check_limits()?;
         if self.vocab < 2 {
             return bad("vocab", self.vocab.to_string(), "must be at least 2".into());
         }

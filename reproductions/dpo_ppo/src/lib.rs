@@ -27,6 +27,8 @@
 //!   claims as data ([`ladder::run_arm`], [`ladder::specs`], [`ladder::evaluate`]).
 //! - [`mlp`]: the one-hidden-layer MLP both experiments train, with its weights on the host
 //!   (seeded initialisation, copies, the reference EMA).
+//! - [`limits`]: the stated bounds of every size and step of both experiments' configs and
+//!   their memory estimates.
 //! - [`error`]: the one error type, [`Error`], whose messages name the bad value.
 //!
 //! Nothing here panics on user input (apart from out-of-range indices passed to
@@ -64,6 +66,7 @@ pub mod dpo;
 pub mod error;
 pub mod fig1;
 pub mod ladder;
+pub mod limits;
 pub mod mlp;
 pub mod ppo;
 pub mod seq;

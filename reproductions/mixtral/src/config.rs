@@ -86,6 +86,14 @@ pub enum AuxNorm {
 
 /// Every setting of the reproduction. Missing fields take the `small` preset's value; unknown
 /// fields are an error.
+///
+/// Limits ([`crate::limits`]): `data.vocab`, `model.vocab`, `data.successors` ≤ 4096,
+/// `data.domains` ≤ 64, `data.seq_len` ≤ 4096, `data.val_seqs_per_domain` ≤ 65 536,
+/// `model.d_model` ≤ 4096, `model.n_layers` ≤ 64, `model.n_heads`, `model.n_kv_heads` ≤ 256,
+/// `model.experts`, `model.top_k` ≤ 256, `model.expert_hidden` ≤ 16 384, `model.dense_hidden`,
+/// `model.dense_total_hidden` ≤ 262 144, `train.steps`, `train.warmup`, `train.eval_every`
+/// ≤ 1 000 000, `train.batch` ≤ 4096. Peak memory of an arm:
+/// [`MixtralConfig::estimated_bytes`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MixtralConfig {
@@ -253,7 +261,8 @@ impl MixtralConfig {
         }
     }
 
-    /// Checks every setting; the error names the first bad one with its value.
+    /// Checks every setting, sizes and steps against their limits
+    /// ([`MixtralConfig::check_limits`]) first; the error names the first bad one with its value.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |name: &str, value: String, rule: String| {
             Err(Error::Config {
@@ -286,6 +295,7 @@ impl MixtralConfig {
                 return bad(name, "0".into(), "must be at least 1".into());
             }
         }
+        self.check_limits()?;
         if d.vocab != m.vocab {
             return bad(
                 "data.vocab",

@@ -35,7 +35,8 @@
 //!
 //! # API
 //!
-//! - [`MixtralConfig`] (`for_scale`, `validate`, `validate_with_seeds`);
+//! - [`MixtralConfig`] (`for_scale`, `validate`, `validate_with_seeds`), its limits and memory
+//!   estimate in [`limits`] (`check_limits`, `estimated_bytes`);
 //! - [`run_seed`] / [`run_seed_with_progress`] → [`SeedMeasurements`] (the four arms of one
 //!   seed); [`SeedMeasurements::metrics`] / [`SeedMeasurements::from_metrics`] (metric rows);
 //! - [`specs`], [`evaluate`] (verdicts computed by `claimbench_claims`);
@@ -96,6 +97,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod experiments;
+pub mod limits;
 pub mod measure;
 pub mod model;
 pub mod params;

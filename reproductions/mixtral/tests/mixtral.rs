@@ -418,3 +418,72 @@ fn wgpu_and_flex_train_the_same() {
         );
     }
 }
+
+#[test]
+fn every_scale_fits_in_8_gib_and_huge_settings_are_refused() {
+    use claimbench_claims::limits::{GIB, fmt_bytes};
+    for scale in ["smoke", "small", "full"] {
+        let c = MixtralConfig::for_scale(scale);
+        c.validate().unwrap();
+        let bytes = c.estimated_bytes();
+        eprintln!("mixtral {scale}: {bytes} bytes ({})", fmt_bytes(bytes));
+        assert!(bytes < 8 * GIB, "{scale}: {}", fmt_bytes(bytes));
+    }
+    let msg = |f: fn(&mut MixtralConfig)| {
+        let mut c = MixtralConfig::for_scale("small");
+        f(&mut c);
+        c.validate().unwrap_err().to_string()
+    };
+    assert_eq!(
+        msg(|c| c.model.d_model = 1_000_000_000),
+        "mixtral setting model.d_model = 1000000000: is above the limit 4096"
+    );
+    assert_eq!(
+        msg(|c| c.train.steps = usize::MAX),
+        format!(
+            "mixtral setting train.steps = {}: is above the limit 1000000",
+            usize::MAX
+        )
+    );
+    type Edit = fn(&mut MixtralConfig);
+    let cases: [(&str, Edit); 17] = [
+        ("data.vocab", |c| c.data.vocab = usize::MAX),
+        ("data.domains", |c| c.data.domains = usize::MAX),
+        ("data.successors", |c| c.data.successors = usize::MAX),
+        ("data.seq_len", |c| c.data.seq_len = usize::MAX),
+        ("data.val_seqs_per_domain", |c| {
+            c.data.val_seqs_per_domain = usize::MAX
+        }),
+        ("model.vocab", |c| c.model.vocab = usize::MAX),
+        ("model.n_layers", |c| c.model.n_layers = usize::MAX),
+        ("model.n_heads", |c| c.model.n_heads = usize::MAX),
+        ("model.n_kv_heads", |c| c.model.n_kv_heads = usize::MAX),
+        ("model.experts", |c| c.model.experts = usize::MAX),
+        ("model.top_k", |c| c.model.top_k = usize::MAX),
+        ("model.expert_hidden", |c| {
+            c.model.expert_hidden = usize::MAX
+        }),
+        ("model.dense_hidden", |c| c.model.dense_hidden = usize::MAX),
+        ("model.dense_total_hidden", |c| {
+            c.model.dense_total_hidden = usize::MAX
+        }),
+        ("train.batch", |c| c.train.batch = usize::MAX),
+        ("train.warmup", |c| c.train.warmup = usize::MAX),
+        ("train.eval_every", |c| c.train.eval_every = usize::MAX),
+    ];
+    for (field, patch) in cases {
+        let e = msg(patch);
+        assert!(
+            e.starts_with(&format!("mixtral setting {field} = "))
+                && e.contains("is above the limit"),
+            "{field}: {e}"
+        );
+    }
+    // The estimate grows with the width and saturates instead of overflowing.
+    let c = MixtralConfig::for_scale("small");
+    let mut wider = c.clone();
+    wider.model.d_model = 4 * c.model.d_model;
+    assert!(wider.estimated_bytes() > c.estimated_bytes());
+    wider.model.d_model = usize::MAX;
+    assert_eq!(wider.estimated_bytes(), u64::MAX);
+}
