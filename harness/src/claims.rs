@@ -7,17 +7,21 @@
 use claimbench_claims::Claim;
 
 use crate::configs::PaperConfigs;
-use crate::run::parse_scale;
 use crate::store::{Manifest, UnitRecord};
-use crate::suites::{Scale, continual, dora, dpo_ppo, mixtral};
+use crate::suites::{continual, dora, dpo_ppo, mixtral};
 
 /// Every claim of the papers whose units are in `records`, with the settings the run used (the
 /// scale's defaults for a manifest without them). A claim whose evidence is malformed is left
 /// out with a warning naming it (never given a verdict by hand).
 pub fn evaluate_all(records: &[UnitRecord], manifest: &Manifest) -> Vec<Claim> {
-    let configs = manifest.configs.clone().unwrap_or_else(|| {
-        PaperConfigs::for_scale(parse_scale(&manifest.scale).unwrap_or(Scale::Small))
-    });
+    // Imported criterion results have neither settings nor reproduction units.
+    let Some(configs) = manifest
+        .configs
+        .clone()
+        .or_else(|| manifest.scale().map(PaperConfigs::for_scale))
+    else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     let summaries = continual::summaries(records);
     if !summaries.is_empty() {

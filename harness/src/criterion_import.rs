@@ -277,7 +277,7 @@ pub fn import(criterion_dir: &Path, out: &Path, resamples: usize) -> Result<usiz
         },
         cpu: env::cpu_model(),
         os: env::os_name(),
-        scale: "criterion".into(),
+        scale: crate::store::IMPORTED_SCALE.into(),
         seeds: Vec::new(),
         only: Vec::new(),
         config_hash: String::new(),

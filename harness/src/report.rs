@@ -389,22 +389,24 @@ pub fn render_locked(run: &RunDir, lock: &RunLock) -> Result<PathBuf> {
             .claims
             .push(c.clone());
     }
-    let configs = manifest.configs.clone().unwrap_or_else(|| {
-        crate::configs::PaperConfigs::for_scale(
-            crate::run::parse_scale(&manifest.scale).unwrap_or(crate::suites::Scale::Small),
-        )
-    });
-    if let Some(p) = papers.get_mut(crate::suites::continual::PAPER) {
-        p.sections = crate::suites::continual::report_sections(&configs.continual, &units);
-    }
-    if let Some(p) = papers.get_mut(crate::suites::mixtral::PAPER) {
-        p.sections = crate::suites::mixtral::report_sections(&configs.mixtral, &units);
-    }
-    if let Some(p) = papers.get_mut(crate::suites::dora::PAPER) {
-        p.sections = crate::suites::dora::report_sections(&configs.dora, &units);
-    }
-    if let Some(p) = papers.get_mut(crate::suites::dpo_ppo::PAPER) {
-        p.sections = crate::suites::dpo_ppo::report_sections(&configs.dpo_ppo, &units);
+    // Imported criterion results have neither settings nor reproduction units (nor paper pages).
+    if let Some(configs) = manifest.configs.clone().or_else(|| {
+        manifest
+            .scale()
+            .map(crate::configs::PaperConfigs::for_scale)
+    }) {
+        if let Some(p) = papers.get_mut(crate::suites::continual::PAPER) {
+            p.sections = crate::suites::continual::report_sections(&configs.continual, &units);
+        }
+        if let Some(p) = papers.get_mut(crate::suites::mixtral::PAPER) {
+            p.sections = crate::suites::mixtral::report_sections(&configs.mixtral, &units);
+        }
+        if let Some(p) = papers.get_mut(crate::suites::dora::PAPER) {
+            p.sections = crate::suites::dora::report_sections(&configs.dora, &units);
+        }
+        if let Some(p) = papers.get_mut(crate::suites::dpo_ppo::PAPER) {
+            p.sections = crate::suites::dpo_ppo::report_sections(&configs.dpo_ppo, &units);
+        }
     }
     let history = dir
         .parent()

@@ -129,10 +129,10 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
     let prior = resumed.as_ref().map(|(_, m, _)| m);
     let scale = match (opts.scale, prior) {
         (Some(s), _) => s,
-        (None, Some(m)) => parse_scale(&m.scale).ok_or_else(|| {
+        (None, Some(m)) => m.scale().ok_or_else(|| {
             input_error(format!(
-                "--resume: manifest.json names scale {}, not one of smoke, small, full",
-                crate::ids::shown(&m.scale)
+                "--resume: {} holds criterion results brought in by import-criterion, not a run",
+                m.run_id
             ))
         })?,
         (None, None) => Scale::Small,
@@ -407,16 +407,6 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
         report,
         exit,
     })
-}
-
-/// The [`Scale`] named `s` (`smoke`, `small`, `full`).
-pub fn parse_scale(s: &str) -> Option<Scale> {
-    match s {
-        "smoke" => Some(Scale::Smoke),
-        "small" => Some(Scale::Small),
-        "full" => Some(Scale::Full),
-        _ => None,
-    }
 }
 
 /// The word shown for a unit status.

@@ -18,6 +18,7 @@ use crate::devices::Plan;
 use crate::error::input_error;
 use crate::ids;
 use crate::lock::RunLock;
+use crate::suites::Scale;
 
 /// Version of the run-directory layout.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -47,7 +48,9 @@ pub struct Manifest {
     pub cpu: String,
     /// OS.
     pub os: String,
-    /// `smoke`, `small` or `full`.
+    /// `smoke`, `small` or `full`; [`IMPORTED_SCALE`] for criterion results brought in by
+    /// `import-criterion` (no reproduction units). Anything else is refused by
+    /// [`Manifest::check`]; read it through [`Manifest::scale`].
     pub scale: String,
     /// Seeds of the seeded units.
     pub seeds: Vec<u64>,
@@ -133,6 +136,12 @@ pub struct UnitRecord {
 }
 
 impl Manifest {
+    /// The run's scale; `None` for criterion results brought in by `import-criterion`
+    /// ([`IMPORTED_SCALE`]). A checked manifest holds nothing else.
+    pub fn scale(&self) -> Option<Scale> {
+        self.scale.parse().ok()
+    }
+
     /// Checks what of the manifest later becomes a path, an href or a selection: unit ids,
     /// `--only` ids and skipped ids against the id grammar ([`crate::ids`]), the run id and the
     /// seed count bounded. `path` is the file it was read from, for the message.
@@ -158,6 +167,11 @@ impl Manifest {
                 self.units.len(),
                 crate::run::MAX_SEEDS
             )));
+        }
+        if self.scale != IMPORTED_SCALE {
+            self.scale
+                .parse::<Scale>()
+                .map_err(|e| input_error(format!("{}: scale: {e}", path.display())))?;
         }
         for u in &self.units {
             ids::check(path, "units entry", u)?;
@@ -251,6 +265,10 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
     bytes.push(b'\n');
     write_atomic(path, &bytes)
 }
+
+/// The `scale` of a run directory made by `import-criterion` (criterion's results, no
+/// reproduction units).
+pub const IMPORTED_SCALE: &str = "criterion";
 
 /// Largest file of a run directory that is read whole (JSON records, tables): a smoke run's
 /// largest is under 1 MiB, a `full` run's a few MiB.

@@ -34,39 +34,24 @@ pub const PAPERS: &[(&str, &[&str])] = &[
     ),
 ];
 
-/// Run length and sample counts. Benchmark shapes never change with the scale.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Scale {
-    /// CI: the same code paths with fewer steps, seeds and samples.
-    Smoke,
-    /// The default: the claims, in minutes on 2 cores.
-    Small,
-    /// Longer runs and more samples.
-    Full,
+/// Run length and sample counts (the one type every reproduction takes). Benchmark shapes never
+/// change with the scale.
+pub use claimbench_paper::Scale;
+
+/// What the harness derives from a [`Scale`]: benchmark sample counts, the token-logprob
+/// training demonstration.
+pub trait ScaleBench {
+    /// Benchmark sample counts.
+    fn bench(self) -> BenchConfig;
+    /// Benchmark sample counts of the MoE layer.
+    fn moe_bench(self) -> BenchConfig;
+    /// Training settings of the token-logprob demonstration.
+    fn train(self) -> TrainConfig;
 }
 
-impl Scale {
-    /// Lower-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Scale::Smoke => "smoke",
-            Scale::Small => "small",
-            Scale::Full => "full",
-        }
-    }
-    /// Default number of seeds.
-    pub fn default_seeds(self) -> u64 {
-        match self {
-            Scale::Smoke => 2,
-            Scale::Small => 5,
-            Scale::Full => 10,
-        }
-    }
+impl ScaleBench for Scale {
     /// Benchmark sample counts.
-    pub fn bench(self) -> BenchConfig {
+    fn bench(self) -> BenchConfig {
         match self {
             Scale::Smoke => BenchConfig {
                 warmup: 2,
@@ -87,7 +72,7 @@ impl Scale {
     }
     /// Benchmark sample counts of the MoE layer: one forward + backward at the shape takes
     /// tens of seconds on lavapipe, so fewer rounds than [`Scale::bench`] below `full`.
-    pub fn moe_bench(self) -> BenchConfig {
+    fn moe_bench(self) -> BenchConfig {
         match self {
             Scale::Smoke => BenchConfig {
                 warmup: 1,
@@ -102,8 +87,9 @@ impl Scale {
             Scale::Full => self.bench(),
         }
     }
+
     /// Training settings of the token-logprob demonstration.
-    pub fn train(self) -> TrainConfig {
+    fn train(self) -> TrainConfig {
         let steps = match self {
             Scale::Smoke => 20,
             Scale::Small => 80,

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use burn::backend::{Autodiff, Flex, Wgpu};
 use claimbench_continual::{Arm, ExperimentConfig, Shift, run_arm};
+use claimbench_paper::Scale;
 
 /// A short flex run of the continual units with `config` as `--config`.
 fn args(dir: &Path, config: &Path, seeds: &str) -> Vec<String> {
@@ -210,7 +211,7 @@ fn flex_composition_and_wgpu_kernel_train_the_same_model() {
         eval_every: 4,
         train_sequences: 64,
         eval_sequences: 16,
-        ..ExperimentConfig::for_scale("smoke")
+        ..ExperimentConfig::for_scale(Scale::Smoke)
     };
     let arm = Arm::Replay {
         shift: Shift::Weak,

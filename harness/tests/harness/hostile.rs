@@ -158,6 +158,27 @@ fn crafted_ids_in_run_files_are_refused_by_report() {
             assert!(!html.contains("javascript:"), "{}", page.display());
         }
     }
+    // The manifest's scale is one of three names (or import-criterion's label), never a
+    // silent `small`.
+    let run_dir = tmp.path().join("case-scale");
+    copy_dir(&clean, &run_dir);
+    let _ = std::fs::remove_dir_all(run_dir.join("report"));
+    edit_json(&run_dir.join("manifest.json"), |v| {
+        v["scale"] = "<b>huge</b>".into()
+    });
+    refused(
+        &run(&["report", &path_arg(&run_dir)]),
+        &[
+            "manifest.json",
+            "scale",
+            "<b>huge</b>",
+            "smoke, small or full",
+        ],
+    );
+    refused(
+        &run(&["run", "--resume", &path_arg(&run_dir), "--quiet"]),
+        &["manifest.json", "scale"],
+    );
 }
 
 fn copy_dir(from: &Path, to: &Path) {

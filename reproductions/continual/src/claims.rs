@@ -485,6 +485,7 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use claimbench_paper::Scale;
 
     /// Synthetic summaries with the paper's shape (more replay, less forgetting; the union
     /// equal to 5% replay), to exercise the pairing. Not a result.
@@ -520,7 +521,7 @@ mod tests {
 
     #[test]
     fn every_claim_is_evaluated_and_the_verdict_follows_the_data() {
-        let cfg = ExperimentConfig::for_scale("small");
+        let cfg = ExperimentConfig::for_scale(Scale::Small);
         let claims = evaluate(&cfg, &synthetic(&cfg, 5, true), "small").unwrap();
         assert_eq!(claims.len(), specs(&cfg).len());
         let get = |id: &str| {
@@ -546,7 +547,7 @@ mod tests {
 
     #[test]
     fn missing_arms_leave_their_claims_out() {
-        let cfg = ExperimentConfig::for_scale("small");
+        let cfg = ExperimentConfig::for_scale(Scale::Small);
         let rows: Vec<Summary> = synthetic(&cfg, 5, true)
             .into_iter()
             .filter(|r| r.experiment == "same-data")

@@ -27,6 +27,7 @@ use crate::data::{Corpus, Language};
 use crate::model::{ModelConfig, TinyLm, lm_loss};
 use crate::replay::{ReplayMixer, Source};
 use crate::schedule::Schedule;
+use claimbench_paper::Scale;
 
 /// The two distribution shifts of the paper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -189,12 +190,12 @@ pub struct ExperimentConfig {
 }
 
 impl ExperimentConfig {
-    /// Defaults for `smoke`, `small` or `full` (anything else is `small`).
-    pub fn for_scale(scale: &str) -> Self {
+    /// Defaults for `smoke`, `small` or `full` .
+    pub fn for_scale(scale: Scale) -> Self {
         let (stage_steps, train_sequences, eval_every) = match scale {
-            "smoke" => (60, 512, 20),
-            "full" => (1000, 8192, 50),
-            _ => (200, 2048, 20),
+            Scale::Smoke => (60, 512, 20),
+            Scale::Full => (1000, 8192, 50),
+            Scale::Small => (200, 2048, 20),
         };
         let language_size = 32;
         ExperimentConfig {
@@ -981,14 +982,14 @@ mod tests {
             train_sequences: 256,
             eval_sequences: 32,
             eval_every: 10,
-            ..ExperimentConfig::for_scale("smoke")
+            ..ExperimentConfig::for_scale(Scale::Smoke)
         }
     }
 
     #[test]
     fn bad_configs_are_refused_with_the_value_named() {
         let bad = |f: &dyn Fn(&mut ExperimentConfig)| {
-            let mut c = ExperimentConfig::for_scale("small");
+            let mut c = ExperimentConfig::for_scale(Scale::Small);
             f(&mut c);
             c.validate().unwrap_err().to_string()
         };
@@ -1007,14 +1008,18 @@ mod tests {
         assert!(bad(&|c| c.train_sequences = 0).contains("dataset would be empty"));
         assert!(bad(&|c| c.model.vocab = 10).contains("vocab 10"));
         assert!(bad(&|c| c.model.n_heads = 3).contains("does not divide"));
-        ExperimentConfig::for_scale("small").validate().unwrap();
-        ExperimentConfig::for_scale("smoke").validate().unwrap();
+        ExperimentConfig::for_scale(Scale::Small)
+            .validate()
+            .unwrap();
+        ExperimentConfig::for_scale(Scale::Smoke)
+            .validate()
+            .unwrap();
     }
 
     #[test]
     #[ignore = "timing probe: cargo test --release -p claimbench-continual -- --ignored --nocapture"]
     fn step_time() {
-        let mut cfg = ExperimentConfig::for_scale("small");
+        let mut cfg = ExperimentConfig::for_scale(Scale::Small);
         if let Ok(v) = std::env::var("PROBE") {
             let patch: serde_json::Value = serde_json::from_str(&v).unwrap();
             let mut base = serde_json::to_value(&cfg).unwrap();
@@ -1108,7 +1113,7 @@ mod tests {
 
     #[test]
     fn the_parameter_count_matches_the_model() {
-        for scale in ["smoke", "small"] {
+        for scale in [Scale::Smoke, Scale::Small] {
             let cfg = ExperimentConfig::for_scale(scale);
             // Through `init_model`: an unlocked init would draw from flex's global seeded RNG
             // while another test initialises under the lock.
@@ -1119,7 +1124,7 @@ mod tests {
 
     #[test]
     fn arms_are_distinct_and_named() {
-        let cfg = ExperimentConfig::for_scale("small");
+        let cfg = ExperimentConfig::for_scale(Scale::Small);
         let names: Vec<String> = cfg
             .arms()
             .iter()

@@ -155,18 +155,19 @@ impl ExperimentConfig {
 #[cfg(test)]
 mod tests {
     use claimbench_claims::limits::{GIB, fmt_bytes};
+    use claimbench_paper::Scale;
 
     use super::*;
 
     fn refused(f: impl Fn(&mut ExperimentConfig)) -> String {
-        let mut c = ExperimentConfig::for_scale("small");
+        let mut c = ExperimentConfig::for_scale(Scale::Small);
         f(&mut c);
         c.validate().unwrap_err().to_string()
     }
 
     #[test]
     fn every_scale_validates_and_fits_in_8_gib() {
-        for scale in ["smoke", "small", "full"] {
+        for scale in Scale::ALL {
             let c = ExperimentConfig::for_scale(scale);
             c.validate().unwrap();
             let bytes = c.estimated_bytes();
@@ -221,7 +222,7 @@ mod tests {
 
     #[test]
     fn the_estimate_grows_with_the_width_and_saturates() {
-        let c = ExperimentConfig::for_scale("small");
+        let c = ExperimentConfig::for_scale(Scale::Small);
         let mut wide = c.clone();
         wide.model.d_model = 4 * c.model.d_model;
         assert!(wide.estimated_bytes() > c.estimated_bytes());

@@ -5,6 +5,7 @@ use claimbench_kernels::dora::AdapterSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use claimbench_paper::Scale;
 
 /// The settings of all four experiments (see the [crate docs](crate)). Missing fields take the
 /// `small` preset's value; unknown fields are an error.
@@ -69,14 +70,14 @@ pub struct DoraConfig {
 
 impl Default for DoraConfig {
     fn default() -> Self {
-        Self::for_scale("small")
+        Self::for_scale(Scale::Small)
     }
 }
 
 impl DoraConfig {
     /// Presets: `smoke` (2 seeds in seconds), `small` (5 seeds and the LR sweep in about 3 minutes
-    /// on 2 CPU cores, Flex backend) and `full`; anything else is `small`.
-    pub fn for_scale(scale: &str) -> Self {
+    /// on 2 CPU cores, Flex backend) and `full`.
+    pub fn for_scale(scale: Scale) -> Self {
         let small = DoraConfig {
             d: 32,
             target_rank: 2,
@@ -102,7 +103,7 @@ impl DoraConfig {
             control_margin: 0.02,
         };
         match scale {
-            "smoke" => DoraConfig {
+            Scale::Smoke => DoraConfig {
                 d: 16,
                 ranks: vec![1, 2, 4],
                 steps: 150,
@@ -116,7 +117,7 @@ impl DoraConfig {
                 analysis_rank: 2,
                 ..small
             },
-            "full" => DoraConfig {
+            Scale::Full => DoraConfig {
                 d: 64,
                 target_rank: 4,
                 ranks: vec![1, 2, 4, 8, 16],
@@ -131,7 +132,7 @@ impl DoraConfig {
                 analysis_rank: 8,
                 ..small
             },
-            _ => small,
+            Scale::Small => small,
         }
     }
 

@@ -11,6 +11,7 @@ use claimbench_dora::{
 };
 use claimbench_kernels::burn_ops::dora_merge;
 use claimbench_kernels::dora::AdapterSpec;
+use claimbench_paper::Scale;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -32,7 +33,7 @@ fn tiny() -> DoraConfig {
         pretrain_steps: 40,
         adapt_steps: 40,
         analysis_rank: 2,
-        ..DoraConfig::for_scale("smoke")
+        ..DoraConfig::for_scale(Scale::Smoke)
     }
 }
 
@@ -92,11 +93,11 @@ fn run_seed_refuses_a_tuning_seed() {
 
 #[test]
 fn config_validation_names_the_bad_setting() {
-    for scale in ["smoke", "small", "full"] {
+    for scale in Scale::ALL {
         DoraConfig::for_scale(scale).validate().unwrap();
     }
     let msg = |cfg: DoraConfig| cfg.validate().unwrap_err().to_string();
-    let full = DoraConfig::for_scale("full");
+    let full = DoraConfig::for_scale(Scale::Full);
     let e = msg(DoraConfig {
         ranks: vec![1, 80],
         ..full.clone()
@@ -198,7 +199,7 @@ fn config_validation_names_the_bad_setting() {
         cfg,
         DoraConfig {
             d: 16,
-            ..DoraConfig::for_scale("small")
+            ..DoraConfig::for_scale(Scale::Small)
         }
     );
     let e = serde_json::from_str::<DoraConfig>(r#"{"dd": 16}"#).unwrap_err();
@@ -386,7 +387,7 @@ fn kernels_and_composition_train_the_same() {
 
 #[test]
 fn specs_cover_every_rank() {
-    let cfg = DoraConfig::for_scale("small");
+    let cfg = DoraConfig::for_scale(Scale::Small);
     let ids: Vec<String> = specs(&cfg).into_iter().map(|s| s.id).collect();
     for r in [1, 2, 4, 8] {
         assert!(ids.contains(&format!("dora/capacity-dora-beats-lora-r{r}")));
@@ -409,7 +410,7 @@ fn specs_cover_every_rank() {
 #[test]
 fn every_scale_fits_in_8_gib_and_huge_settings_are_refused() {
     use claimbench_claims::limits::{GIB, fmt_bytes};
-    for scale in ["smoke", "small", "full"] {
+    for scale in Scale::ALL {
         let c = DoraConfig::for_scale(scale);
         c.validate().unwrap();
         let bytes = c.estimated_bytes();
@@ -417,7 +418,7 @@ fn every_scale_fits_in_8_gib_and_huge_settings_are_refused() {
         assert!(bytes < 8 * GIB, "{scale}: {}", fmt_bytes(bytes));
     }
     let msg = |f: fn(&mut DoraConfig)| {
-        let mut c = DoraConfig::for_scale("small");
+        let mut c = DoraConfig::for_scale(Scale::Small);
         f(&mut c);
         c.validate().unwrap_err().to_string()
     };
@@ -467,7 +468,7 @@ fn every_scale_fits_in_8_gib_and_huge_settings_are_refused() {
         );
     }
     // The estimate grows with the width and saturates instead of overflowing.
-    let c = DoraConfig::for_scale("small");
+    let c = DoraConfig::for_scale(Scale::Small);
     let wider = DoraConfig {
         d: 4 * c.d,
         ..c.clone()

@@ -8,10 +8,11 @@ use burn::backend::{Autodiff, Flex};
 use claimbench_dora::{
     DoraConfig, Experiment, Method, SeedMeasurements, arms, evaluate, run_seed, tune,
 };
+use claimbench_paper::Scale;
 
 type T = Autodiff<Flex>;
 
-fn report(scale: &str, seeds: &[u64]) {
+fn report(scale: Scale, seeds: &[u64]) {
     let cfg = DoraConfig::for_scale(scale);
     cfg.validate_with_seeds(seeds).unwrap();
     let device = Default::default();
@@ -66,7 +67,7 @@ fn report(scale: &str, seeds: &[u64]) {
             .collect();
         println!("analysis {}: corr {c:.3?} slope {s:.3?}", method.as_str());
     }
-    for c in evaluate(&cfg, &per_seed, scale).unwrap() {
+    for c in evaluate(&cfg, &per_seed, scale.name()).unwrap() {
         println!("{} [{}]: {}", c.id, c.verdict, c.details);
     }
 }
@@ -74,11 +75,11 @@ fn report(scale: &str, seeds: &[u64]) {
 #[test]
 #[ignore]
 fn report_smoke() {
-    report("smoke", &[0, 1]);
+    report(Scale::Smoke, &[0, 1]);
 }
 
 #[test]
 #[ignore]
 fn report_small() {
-    report("small", &[0, 1, 2, 3, 4]);
+    report(Scale::Small, &[0, 1, 2, 3, 4]);
 }

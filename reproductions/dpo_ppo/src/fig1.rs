@@ -67,6 +67,7 @@ use crate::mlp::{Mlp, MlpWeights, read};
 use crate::ppo::whiten;
 use crate::seq::Shape;
 use crate::tabular::{Preference, TabularPolicy, kl_optimum};
+use claimbench_paper::Scale;
 
 const PAPER: &str = "dpo-ppo";
 
@@ -153,12 +154,12 @@ pub struct Fig1Config {
 
 impl Fig1Config {
     /// Defaults for `smoke` (seconds), `small` (5 seeds in well under a minute on 2 cores) and
-    /// `full`; anything else is `small`. The three scales differ only in steps and batch.
-    pub fn for_scale(scale: &str) -> Self {
+    /// `full`. The three scales differ only in steps and batch.
+    pub fn for_scale(scale: Scale) -> Self {
         let (sft, rm, dpo, ppo_iters, ppo_batch, rounds) = match scale {
-            "smoke" => (150, 150, 100, 25, 128, 2),
-            "full" => (600, 600, 400, 200, 512, 5),
-            _ => (300, 300, 200, 80, 512, 3),
+            Scale::Smoke => (150, 150, 100, 25, 128, 2),
+            Scale::Full => (600, 600, 400, 200, 512, 5),
+            Scale::Small => (300, 300, 200, 80, 512, 3),
         };
         Fig1Config {
             n_prompts: 8,
@@ -1381,16 +1382,16 @@ mod tests {
             ppo_iterations: 6,
             ppo_batch: 64,
             iter_rounds: 1,
-            ..Fig1Config::for_scale("smoke")
+            ..Fig1Config::for_scale(Scale::Smoke)
         }
     }
 
     #[test]
     fn scales_validate_and_bad_settings_are_named() {
-        for s in ["smoke", "small", "full", "other"] {
+        for s in Scale::ALL {
             Fig1Config::for_scale(s).validate().unwrap();
         }
-        let base = Fig1Config::for_scale("small");
+        let base = Fig1Config::for_scale(Scale::Small);
         let cases: Vec<(Fig1Config, &str)> = vec![
             (
                 Fig1Config {
@@ -1498,7 +1499,7 @@ mod tests {
 
     #[test]
     fn setup_covers_the_diagonal_labels_by_true_reward_and_leaves_cells_uncovered() {
-        let cfg = Fig1Config::for_scale("small");
+        let cfg = Fig1Config::for_scale(Scale::Small);
         let s = Setup::generate(&cfg, 3).unwrap();
         let ny = cfg.n_responses;
         assert_eq!(s.pairs.len(), cfg.n_prompts * cfg.pairs_per_prompt);
@@ -1715,9 +1716,11 @@ mod tests {
     #[test]
     #[ignore]
     fn small_claims() {
-        let scale = std::env::var("FIG1_SCALE").unwrap_or_else(|_| "small".into());
+        let scale: Scale = std::env::var("FIG1_SCALE")
+            .map(|s| s.parse().expect("FIG1_SCALE is smoke, small or full"))
+            .unwrap_or_default();
         // FIG1_CONFIG='{"rm_arch": "pair"}' overrides fields of the scale's config.
-        let mut value = serde_json::to_value(Fig1Config::for_scale(&scale)).unwrap();
+        let mut value = serde_json::to_value(Fig1Config::for_scale(scale)).unwrap();
         if let Ok(text) = std::env::var("FIG1_CONFIG") {
             let over: serde_json::Value = serde_json::from_str(&text).unwrap();
             for (k, v) in over.as_object().unwrap() {
@@ -1727,7 +1730,7 @@ mod tests {
         let cfg: Fig1Config = serde_json::from_value(value).unwrap();
         cfg.validate().unwrap();
         let device = Default::default();
-        let n = if scale == "smoke" { 2 } else { 5 };
+        let n = if scale == Scale::Smoke { 2 } else { 5 };
         let t = std::time::Instant::now();
         let runs: Vec<_> = (0..n)
             .map(|s| {
@@ -1815,7 +1818,7 @@ mod tests {
                     .collect::<Vec<_>>(),
             );
         }
-        for c in evaluate(&cfg, &runs, &scale).unwrap() {
+        for c in evaluate(&cfg, &runs, scale.name()).unwrap() {
             eprintln!("{} [{}]: {}", c.id, c.verdict, c.details);
         }
     }

@@ -77,6 +77,7 @@ use crate::error::Error;
 use crate::mlp::{Mlp, MlpWeights};
 use crate::ppo::{PpoConfig, gae, kl_penalised_rewards, whiten};
 use crate::seq::Shape;
+use claimbench_paper::Scale;
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -141,7 +142,7 @@ pub struct LadderConfig {
 }
 
 impl LadderConfig {
-    /// Defaults for `smoke`, `small` or `full` (anything else is `small`).
+    /// Defaults for `smoke`, `small` or `full` .
     ///
     /// Why these values:
     /// - `V = 8, S = 3, L = 6`, `holdout_mod = 4`: 24 prompts, 18 trained on and 6 held out;
@@ -164,14 +165,14 @@ impl LadderConfig {
     ///   paper's 1e-3 would leave 0.999^160 = 85% of the reference at SFT, i.e. no EMA to speak
     ///   of, while 0.02 lags the actor by 1/η = 50 steps (0.98^160 = 4% SFT left; `full`'s 80
     ///   steps leave 20%), the regime of a long run at 1e-3.
-    pub fn for_scale(scale: &str) -> Self {
+    pub fn for_scale(scale: Scale) -> Self {
         // `full` uses the paper's batches (128 per step; 512 in 4 minibatches for the large
         // batch); `small` and `smoke` a quarter of that. Every scale takes the same number of
         // actor steps per iteration, so η means the same at every scale.
         let (iterations, eval_every, batch) = match scale {
-            "smoke" => (8, 2, 32),
-            "full" => (10, 1, 128),
-            _ => (20, 2, 32),
+            Scale::Smoke => (8, 2, 32),
+            Scale::Full => (10, 1, 128),
+            Scale::Small => (20, 2, 32),
         };
         LadderConfig {
             vocab: 8,
@@ -1364,10 +1365,10 @@ mod tests {
 
     #[test]
     fn config_errors_name_the_bad_value() {
-        for scale in ["smoke", "small", "full"] {
+        for scale in Scale::ALL {
             LadderConfig::for_scale(scale).validate().unwrap();
         }
-        let ok = LadderConfig::for_scale("smoke");
+        let ok = LadderConfig::for_scale(Scale::Smoke);
         let with = |f: &dyn Fn(&mut LadderConfig)| {
             let mut c = ok.clone();
             f(&mut c);
@@ -1442,7 +1443,7 @@ mod tests {
 
     #[test]
     fn task_checker_and_split() {
-        let cfg = LadderConfig::for_scale("smoke");
+        let cfg = LadderConfig::for_scale(Scale::Smoke);
         let task = Task::new(&cfg);
         assert_eq!(task.prompts.len(), 24);
         assert_eq!((task.train.len(), task.eval.len()), (18, 6));
@@ -1477,7 +1478,7 @@ mod tests {
     /// host sampler (which the rollouts use).
     #[test]
     fn exact_rates_match_sampling() {
-        let mut cfg = LadderConfig::for_scale("smoke");
+        let mut cfg = LadderConfig::for_scale(Scale::Smoke);
         cfg.length = 3;
         cfg.vocab = 4;
         cfg.strides = 2;
@@ -1592,7 +1593,7 @@ mod tests {
 
     #[test]
     fn same_seed_is_bit_identical() {
-        let cfg = LadderConfig::for_scale("smoke");
+        let cfg = LadderConfig::for_scale(Scale::Smoke);
         let task = Task::new(&cfg);
         // SFT itself (bypassing the cache) twice, and a different seed.
         let a = train_sft::<Ad>(&cfg, &task, 3, &dev()).unwrap();
@@ -1611,7 +1612,7 @@ mod tests {
     /// held-out ones, within a smoke-sized budget (20 iterations of the large batch).
     #[test]
     fn ppo_improves_pass_rate() {
-        let mut cfg = LadderConfig::for_scale("smoke");
+        let mut cfg = LadderConfig::for_scale(Scale::Smoke);
         cfg.iterations = 20;
         let m = run_arm::<Ad>(&cfg, Arm::LargeBatch, 1, &dev()).unwrap();
         assert!(
@@ -1707,7 +1708,7 @@ mod tests {
         for a in Arm::ALL {
             assert_eq!(Arm::from_name(a.name()), Some(a));
         }
-        let specs = specs(&LadderConfig::for_scale("small"));
+        let specs = specs(&LadderConfig::for_scale(Scale::Small));
         assert_eq!(specs.len(), 6);
         for s in &specs {
             assert!(s.id.starts_with("dpo-ppo/ppo-ladder-"), "{}", s.id);
@@ -1724,7 +1725,7 @@ mod tests {
     /// ladder give `reproduced` on 5 seeds; reversing it gives `not-reproduced`.
     #[test]
     fn claims_follow_the_numbers() {
-        let cfg = LadderConfig::for_scale("small");
+        let cfg = LadderConfig::for_scale(Scale::Small);
         let make = |flip: bool| -> Vec<Run> {
             let mut runs = Vec::new();
             for seed in 0..5u64 {
@@ -1770,7 +1771,7 @@ mod tests {
     /// A real smoke run of every arm on two seeds evaluates (2 < 5 seeds: inconclusive).
     #[test]
     fn claims_evaluate_on_a_smoke_run() {
-        let cfg = LadderConfig::for_scale("smoke");
+        let cfg = LadderConfig::for_scale(Scale::Smoke);
         let t = Instant::now();
         let mut runs = Vec::new();
         for seed in [0u64, 1] {
@@ -1803,8 +1804,10 @@ mod tests {
     #[test]
     #[ignore]
     fn small_report() {
-        let scale = std::env::var("LADDER_SCALE").unwrap_or_else(|_| "small".into());
-        let cfg = LadderConfig::for_scale(&scale);
+        let scale: Scale = std::env::var("LADDER_SCALE")
+            .map(|s| s.parse().expect("LADDER_SCALE is smoke, small or full"))
+            .unwrap_or_default();
+        let cfg = LadderConfig::for_scale(scale);
         let t = Instant::now();
         let mut runs = Vec::new();
         for seed in 0..5u64 {
@@ -1854,7 +1857,7 @@ mod tests {
                 .collect();
             eprintln!("             seed-0 curve pass@k {}", curve.join(" "));
         }
-        for c in evaluate(&cfg, &runs, &scale).unwrap() {
+        for c in evaluate(&cfg, &runs, scale.name()).unwrap() {
             eprintln!("{} → {}: {}", c.id, c.verdict, c.details);
         }
     }

@@ -244,12 +244,13 @@ impl LadderConfig {
 #[cfg(test)]
 mod tests {
     use claimbench_claims::limits::{GIB, fmt_bytes};
+    use claimbench_paper::Scale;
 
     use super::*;
 
     #[test]
     fn every_scale_validates_and_fits_in_8_gib() {
-        for scale in ["smoke", "small", "full"] {
+        for scale in Scale::ALL {
             let f = Fig1Config::for_scale(scale);
             f.validate().unwrap();
             let l = LadderConfig::for_scale(scale);
@@ -267,7 +268,7 @@ mod tests {
         }
         let pair = Fig1Config {
             rm_arch: RmArch::Pair,
-            ..Fig1Config::for_scale("full")
+            ..Fig1Config::for_scale(Scale::Full)
         };
         pair.validate().unwrap();
         assert!(pair.estimated_bytes() < 8 * GIB);
@@ -276,7 +277,7 @@ mod tests {
     #[test]
     fn fig1_huge_sizes_and_steps_are_refused_naming_field_and_limit() {
         let refused = |f: fn(&mut Fig1Config)| {
-            let mut c = Fig1Config::for_scale("small");
+            let mut c = Fig1Config::for_scale(Scale::Small);
             f(&mut c);
             c.validate().unwrap_err().to_string()
         };
@@ -326,7 +327,7 @@ mod tests {
     #[test]
     fn ladder_huge_sizes_and_steps_are_refused_naming_field_and_limit() {
         let refused = |f: fn(&mut LadderConfig)| {
-            let mut c = LadderConfig::for_scale("small");
+            let mut c = LadderConfig::for_scale(Scale::Small);
             f(&mut c);
             c.validate().unwrap_err().to_string()
         };
@@ -374,7 +375,7 @@ mod tests {
 
     #[test]
     fn estimates_grow_with_the_widths_and_saturate() {
-        let f = Fig1Config::for_scale("small");
+        let f = Fig1Config::for_scale(Scale::Small);
         let wider = Fig1Config {
             policy_hidden: 4 * f.policy_hidden,
             ..f.clone()
@@ -387,7 +388,7 @@ mod tests {
         };
         assert_eq!(huge.estimated_bytes(), u64::MAX);
 
-        let l = LadderConfig::for_scale("small");
+        let l = LadderConfig::for_scale(Scale::Small);
         let wider = LadderConfig {
             hidden: 4 * l.hidden,
             ..l.clone()

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::params::{FfnShape, ModelShape};
+use claimbench_paper::Scale;
 
 /// The synthetic multi-domain data ([`crate::data`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,25 +114,25 @@ pub struct MixtralConfig {
 
 impl Default for MixtralConfig {
     fn default() -> Self {
-        Self::for_scale("small")
+        Self::for_scale(Scale::Small)
     }
 }
 
 impl Default for DataConfig {
     fn default() -> Self {
-        MixtralConfig::for_scale("small").data
+        MixtralConfig::for_scale(Scale::Small).data
     }
 }
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        MixtralConfig::for_scale("small").model
+        MixtralConfig::for_scale(Scale::Small).model
     }
 }
 
 impl Default for TrainConfig {
     fn default() -> Self {
-        MixtralConfig::for_scale("small").train
+        MixtralConfig::for_scale(Scale::Small).train
     }
 }
 
@@ -173,8 +174,8 @@ impl ModelConfig {
 
 impl MixtralConfig {
     /// Presets: `smoke` (2 seeds in seconds), `small` (5 seeds in minutes on 2 CPU cores, Flex
-    /// backend) and `full`; anything else is `small`.
-    pub fn for_scale(scale: &str) -> Self {
+    /// backend) and `full`.
+    pub fn for_scale(scale: Scale) -> Self {
         let (e, he) = (8, 16);
         let small = MixtralConfig {
             data: DataConfig {
@@ -210,7 +211,7 @@ impl MixtralConfig {
             specialisation_tv_bound: 0.1,
         };
         match scale {
-            "smoke" => MixtralConfig {
+            Scale::Smoke => MixtralConfig {
                 data: DataConfig {
                     seq_len: 16,
                     val_seqs_per_domain: 16,
@@ -225,7 +226,7 @@ impl MixtralConfig {
                 },
                 ..small
             },
-            "full" => {
+            Scale::Full => {
                 let (e, he) = (8, 32);
                 MixtralConfig {
                     data: DataConfig {
@@ -257,7 +258,7 @@ impl MixtralConfig {
                     ..small
                 }
             }
-            _ => small,
+            Scale::Small => small,
         }
     }
 

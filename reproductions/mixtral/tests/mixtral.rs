@@ -14,6 +14,7 @@ use claimbench_mixtral::{
     ModelConfig, SeedData, SeedMeasurements, TrainConfig, arm_params, chance_overlap, evaluate,
     init_model, mixtral_8x7b, param_counts, run_seed, specs, trace,
 };
+use claimbench_paper::Scale;
 
 type T = Autodiff<Flex>;
 type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
@@ -50,13 +51,13 @@ fn tiny() -> MixtralConfig {
             aux_norm: AuxNorm::Hf,
             z_coef: 1e-3,
         },
-        ..MixtralConfig::for_scale("smoke")
+        ..MixtralConfig::for_scale(Scale::Smoke)
     }
 }
 
 #[test]
 fn config_validation_names_the_bad_setting() {
-    for scale in ["smoke", "small", "full"] {
+    for scale in Scale::ALL {
         MixtralConfig::for_scale(scale).validate().unwrap();
     }
     let msg = |f: &dyn Fn(&mut MixtralConfig)| {
@@ -140,7 +141,7 @@ fn config_validation_names_the_bad_setting() {
     assert!(run_seed::<T>(&bad, 0, &Default::default()).is_err());
     // serde: missing fields take the small preset, unknown fields are refused.
     let cfg: MixtralConfig = serde_json::from_str(r#"{"train": {"steps": 7}}"#).unwrap();
-    let mut want = MixtralConfig::for_scale("small");
+    let mut want = MixtralConfig::for_scale(Scale::Small);
     want.train.steps = 7;
     assert_eq!(cfg, want);
     let e = serde_json::from_str::<MixtralConfig>(r#"{"model": {"expert": 4}}"#).unwrap_err();
@@ -162,7 +163,7 @@ fn parameter_counter_is_exact() {
     assert_eq!(c.ffn_total, 32 * 8 * 3 * 4096 * 14_336);
     assert_eq!(c.ffn_active, 32 * 2 * 3 * 4096 * 14_336);
     // The toy models: the counter agrees with burn's own count, for every FFN kind.
-    for cfg in [tiny(), MixtralConfig::for_scale("small")] {
+    for cfg in [tiny(), MixtralConfig::for_scale(Scale::Small)] {
         for arm in Arm::ALL {
             let model = init_model::<Flex>(&cfg, arm, 0, &Default::default());
             let p = arm_params(&cfg.model, arm);
@@ -352,7 +353,7 @@ fn smoke_run_is_deterministic_and_every_claim_gets_a_verdict() {
 
 #[test]
 fn specs_cover_every_layer() {
-    let cfg = MixtralConfig::for_scale("small");
+    let cfg = MixtralConfig::for_scale(Scale::Small);
     let ids: Vec<String> = specs(&cfg).into_iter().map(|s| s.id).collect();
     for l in 0..cfg.model.n_layers {
         for p in [
@@ -422,7 +423,7 @@ fn wgpu_and_flex_train_the_same() {
 #[test]
 fn every_scale_fits_in_8_gib_and_huge_settings_are_refused() {
     use claimbench_claims::limits::{GIB, fmt_bytes};
-    for scale in ["smoke", "small", "full"] {
+    for scale in Scale::ALL {
         let c = MixtralConfig::for_scale(scale);
         c.validate().unwrap();
         let bytes = c.estimated_bytes();
@@ -430,7 +431,7 @@ fn every_scale_fits_in_8_gib_and_huge_settings_are_refused() {
         assert!(bytes < 8 * GIB, "{scale}: {}", fmt_bytes(bytes));
     }
     let msg = |f: fn(&mut MixtralConfig)| {
-        let mut c = MixtralConfig::for_scale("small");
+        let mut c = MixtralConfig::for_scale(Scale::Small);
         f(&mut c);
         c.validate().unwrap_err().to_string()
     };
@@ -480,7 +481,7 @@ fn every_scale_fits_in_8_gib_and_huge_settings_are_refused() {
         );
     }
     // The estimate grows with the width and saturates instead of overflowing.
-    let c = MixtralConfig::for_scale("small");
+    let c = MixtralConfig::for_scale(Scale::Small);
     let mut wider = c.clone();
     wider.model.d_model = 4 * c.model.d_model;
     assert!(wider.estimated_bytes() > c.estimated_bytes());

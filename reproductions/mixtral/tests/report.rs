@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use burn::backend::{Autodiff, Flex};
 use claimbench_mixtral::{Arm, MixtralConfig, SeedMeasurements, arm_params, evaluate, run_seed};
+use claimbench_paper::Scale;
 
 type T = Autodiff<Flex>;
 
-fn report(scale: &str, seeds: &[u64]) {
-    run_report(MixtralConfig::for_scale(scale), scale, seeds);
+fn report(scale: Scale, seeds: &[u64]) {
+    run_report(MixtralConfig::for_scale(scale), scale.name(), seeds);
 }
 
 fn run_report(cfg: MixtralConfig, scale: &str, seeds: &[u64]) {
@@ -82,7 +83,7 @@ fn report_smoke() {
     if std::env::var("MIXTRAL_REPORT_SCALE").is_ok_and(|s| s != "smoke") {
         return;
     }
-    report("smoke", &[0, 1]);
+    report(Scale::Smoke, &[0, 1]);
 }
 
 #[test]
@@ -91,7 +92,7 @@ fn report_small() {
     if std::env::var("MIXTRAL_REPORT_SCALE").is_ok_and(|s| s != "small") {
         return;
     }
-    report("small", &[0, 1, 2, 3, 4]);
+    report(Scale::Small, &[0, 1, 2, 3, 4]);
 }
 
 /// A report of a custom config: `MIXTRAL_PROBE` holds a JSON `MixtralConfig` (missing fields
