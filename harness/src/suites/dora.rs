@@ -128,19 +128,6 @@ fn tuning<A: AutodiffBackend + DoraBackend>(
     Ok(t)
 }
 
-fn rows_to_metrics(rows: Vec<(String, Option<i64>, f64)>) -> Vec<MetricRow> {
-    rows.into_iter()
-        .map(|(name, step, value)| metric("f32", "", step, &name, value, ""))
-        .collect()
-}
-
-fn metrics_to_rows(u: &UnitRecord) -> Vec<(String, Option<i64>, f64)> {
-    u.metrics
-        .iter()
-        .map(|m| (m.metric.clone(), m.step, m.value))
-        .collect()
-}
-
 /// The learning-rate sweep on the tuning seeds.
 pub fn run_tune<A: AutodiffBackend + DoraBackend>(cfg: &DoraConfig, device: &A::Device) -> Outcome {
     match tuning::<A>(cfg, device) {
@@ -152,7 +139,7 @@ pub fn run_tune<A: AutodiffBackend + DoraBackend>(cfg: &DoraConfig, device: &A::
                 t.seeds,
                 t.lr_grid
             ),
-            rows_to_metrics(t.metrics()),
+            super::from_paper_rows(t.metrics()),
         ),
     }
 }
@@ -182,7 +169,7 @@ pub fn run_seed_unit<A: AutodiffBackend + DoraBackend>(
                     nmse(Experiment::Adapt, Method::Dora, r),
                     nmse(Experiment::Adapt, Method::Full, 0),
                 ),
-                rows_to_metrics(m.metrics()),
+                super::from_paper_rows(m.metrics()),
             )
         }
     }
@@ -195,7 +182,7 @@ pub fn seed_measurements(records: &[UnitRecord]) -> Vec<SeedMeasurements> {
         .iter()
         .filter(|u| u.paper == PAPER && u.experiment == SEEDS && u.status == UnitStatus::Passed)
         .filter_map(
-            |u| match SeedMeasurements::from_metrics(&metrics_to_rows(u)) {
+            |u| match SeedMeasurements::from_metrics(&super::to_paper_rows(u)) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     errln!(

@@ -12,7 +12,7 @@ use super::{Job, Outcome, UnitSpec, fmt_pm, mean_curve, mean_pm, metric, scalar}
 use crate::configs::DpoPpoConfigs;
 use crate::plots::{Bar, Series, bars, heatmap, xy_plot};
 use crate::report::{Section, TableView};
-use crate::store::{MetricRow, UnitRecord, UnitStatus};
+use crate::store::{UnitRecord, UnitStatus};
 
 /// The paper id.
 pub const PAPER: &str = "dpo-ppo";
@@ -107,21 +107,6 @@ pub fn run_unit(seeds: &[u64]) -> Outcome {
     }
 }
 
-/// `(name, index, value)` rows of a reproduction crate as metric rows.
-fn rows_to_metrics(rows: Vec<(String, Option<i64>, f64)>) -> Vec<MetricRow> {
-    rows.into_iter()
-        .map(|(name, step, value)| metric("f32", "", step, &name, value, ""))
-        .collect()
-}
-
-/// A unit's metric rows back as `(name, index, value)`.
-fn metrics_to_rows(u: &UnitRecord) -> Vec<(String, Option<i64>, f64)> {
-    u.metrics
-        .iter()
-        .map(|m| (m.metric.clone(), m.step, m.value))
-        .collect()
-}
-
 /// Runs the 8×8 experiments of the unit's seed on the autodiff backend `A`.
 pub fn run_fig1<A: AutodiffBackend + claimbench_kernels::burn_ops::PreferenceBackend>(
     cfg: &DpoPpoConfigs,
@@ -140,7 +125,7 @@ pub fn run_fig1<A: AutodiffBackend + claimbench_kernels::burn_ops::PreferenceBac
                 m.dpo_uncovered_increase,
                 m.ppo_uncovered_increase
             ),
-            rows_to_metrics(m.metrics()),
+            super::from_paper_rows(m.metrics()),
         ),
     }
 }
@@ -167,7 +152,7 @@ pub fn run_ladder<A: AutodiffBackend>(
                 m.final_pass1,
                 k = m.k
             ),
-            rows_to_metrics(m.metrics()),
+            super::from_paper_rows(m.metrics()),
         ),
     }
 }
@@ -199,7 +184,7 @@ pub fn measurements(records: &[UnitRecord]) -> Option<Table1Measurements> {
 pub fn fig1_measurements(records: &[UnitRecord]) -> Vec<Fig1Measurements> {
     passed(records, FIG1)
         .filter_map(
-            |u| match Fig1Measurements::from_metrics(&metrics_to_rows(u)) {
+            |u| match Fig1Measurements::from_metrics(&super::to_paper_rows(u)) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     errln!(
@@ -218,7 +203,7 @@ pub fn ladder_runs(records: &[UnitRecord]) -> Vec<ladder::Run> {
     passed(records, LADDER)
         .filter_map(|u| {
             let arm = Arm::from_name(&u.arm)?;
-            match ArmMeasurements::from_metrics(&metrics_to_rows(u)) {
+            match ArmMeasurements::from_metrics(&super::to_paper_rows(u)) {
                 Ok(m) => Some((arm, u.seed?, m)),
                 Err(e) => {
                     errln!(

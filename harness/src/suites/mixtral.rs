@@ -110,11 +110,7 @@ pub fn run_seed_unit<A: TrainBackend>(
         Err(e) => Outcome::error(e.to_string()),
         Ok(m) => {
             let loss = |arm| m.arm(arm).map_or(f64::NAN, |a| a.val_loss);
-            let rows = m
-                .metrics()
-                .into_iter()
-                .map(|(name, step, value)| metric("f32", "", step, &name, value, ""))
-                .collect();
+            let rows = super::from_paper_rows(m.metrics());
             Outcome::passed(
                 format!(
                     "val loss: dense-active {:.4}, moe {:.4}, moe-noaux {:.4}, dense-total {:.4} (oracle {:.4}); {}",
@@ -137,13 +133,8 @@ pub fn seed_measurements(records: &[UnitRecord]) -> Vec<SeedMeasurements> {
     records
         .iter()
         .filter(|u| u.paper == PAPER && u.experiment == SEEDS && u.status == UnitStatus::Passed)
-        .filter_map(|u| {
-            let rows: Vec<_> = u
-                .metrics
-                .iter()
-                .map(|m| (m.metric.clone(), m.step, m.value))
-                .collect();
-            match SeedMeasurements::from_metrics(&rows) {
+        .filter_map(
+            |u| match SeedMeasurements::from_metrics(&super::to_paper_rows(u)) {
                 Ok(m) => Some(m),
                 Err(e) => {
                     errln!(
@@ -152,8 +143,8 @@ pub fn seed_measurements(records: &[UnitRecord]) -> Vec<SeedMeasurements> {
                     );
                     None
                 }
-            }
-        })
+            },
+        )
         .collect()
 }
 
