@@ -27,7 +27,7 @@ pub fn stderr(o: &Output) -> String {
 }
 
 /// A fast, device-free run: flex only, the training units, smoke scale.
-fn flex_args(out: &Path, seeds: &str) -> Vec<String> {
+pub fn flex_args(out: &Path, seeds: &str) -> Vec<String> {
     [
         "run",
         "--backend",

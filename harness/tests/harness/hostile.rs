@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cli::{bin, records, stderr};
+use crate::cli::{bin, flex_args, records, stderr};
 use crate::fixtures::{Spec, write_run};
 
 fn run(args: &[&str]) -> Output {
@@ -237,27 +237,6 @@ fn misfiled_oversized_and_baseline_ids_are_refused() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
-/// The fastest real run: the token-logprob training units on flex at smoke scale.
-fn flex_run(out: &Path, seeds: &str) -> Vec<String> {
-    [
-        "run",
-        "--backend",
-        "flex",
-        "--scale",
-        "smoke",
-        "--only",
-        "kernels/token-logprob/train",
-        "--seeds",
-        seeds,
-        "--quiet",
-        "--out",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .chain([path_arg(out)])
-    .collect()
-}
-
 /// Case 2: two `run --resume D` at once. The second names the holder and exits 4 without
 /// touching the first's files; the first finishes; stale temporaries (also under `report/`)
 /// are removed by the lock holder only.
@@ -265,7 +244,7 @@ fn flex_run(out: &Path, seeds: &str) -> Vec<String> {
 fn concurrent_resumes_are_locked_out() {
     let tmp = tempfile::tempdir().unwrap();
     let r = tmp.path().join("run");
-    let o = bin().args(flex_run(&r, "3")).output().unwrap();
+    let o = bin().args(flex_args(&r, "3")).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let clean: Vec<String> = records(&r)
         .iter()
@@ -386,7 +365,7 @@ fn usage_errors_exit_4() {
 fn failed_resume_writes_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let r = tmp.path().join("run");
-    let o = bin().args(flex_run(&r, "2")).output().unwrap();
+    let o = bin().args(flex_args(&r, "2")).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let manifest = std::fs::read(r.join("manifest.json")).unwrap();
     let bad = r.join("units/kernels__token-logprob__train__seed-1.json");
@@ -431,7 +410,7 @@ fn seeds_are_checked_against_selected_papers_only() {
 
     // End to end: DoRA's tuning seeds do not refuse a run that does not select DoRA.
     let tmp = tempfile::tempdir().unwrap();
-    let mut args = flex_run(&tmp.path().join("r"), "2");
+    let mut args = flex_args(&tmp.path().join("r"), "2");
     args.extend([
         "--config".into(),
         config_file(tmp.path(), r#"{"dora": {"tuning_seeds": [0, 1]}}"#),
@@ -463,7 +442,7 @@ fn closed_stdout_is_quiet() {
 #[test]
 fn force_needs_resume_and_published_tables_are_checked() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut args = flex_run(&tmp.path().join("r"), "1");
+    let mut args = flex_args(&tmp.path().join("r"), "1");
     args.push("--force".into());
     refused(
         &bin().args(args).output().unwrap(),
