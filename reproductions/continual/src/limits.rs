@@ -63,7 +63,10 @@ impl ModelConfig {
         Ok(())
     }
 
-    /// [`ModelConfig::parameters`] in saturating arithmetic (any sizes, no overflow).
+    /// Number of trainable scalars in saturating arithmetic (any sizes, no overflow): token and
+    /// position embeddings `(V + T)·d`, per block the attention's four `d×d` projections with
+    /// biases, the two FFN linears `d×f + f` and `f×d + d`, two LayerNorms `4d`; the final
+    /// LayerNorm `2d` and the head `d·V + V`. [`ModelConfig::parameters`] reads it.
     pub fn parameters_saturating(&self) -> u64 {
         let (v, t, d, f, l) = (
             self.vocab,
@@ -228,7 +231,6 @@ mod tests {
         assert!(wide.estimated_bytes() > c.estimated_bytes());
         // Parameters alone account for 20 bytes each.
         assert!(c.estimated_bytes() >= 20 * c.model.parameters() as u64);
-        assert_eq!(c.model.parameters_saturating(), c.model.parameters() as u64);
         wide.model.d_model = usize::MAX;
         wide.stage_steps = usize::MAX;
         assert_eq!(wide.estimated_bytes(), u64::MAX);

@@ -86,17 +86,10 @@ impl ModelConfig {
         }
     }
 
-    /// Number of trainable scalars.
+    /// Number of trainable scalars: [`ModelConfig::parameters_saturating`] (the one formula),
+    /// exact for every config within its limits.
     pub fn parameters(&self) -> usize {
-        let (v, t, d, f, l) = (
-            self.vocab,
-            self.context,
-            self.d_model,
-            self.d_ff,
-            self.n_layers,
-        );
-        let block = 4 * (d * d + d) + (d * f + f) + (f * d + d) + 2 * 2 * d;
-        v * d + t * d + l * block + 2 * d + d * v + v
+        usize::try_from(self.parameters_saturating()).unwrap_or(usize::MAX)
     }
 }
 
