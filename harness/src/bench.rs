@@ -7,6 +7,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::MetricRow;
+
 /// Sample counts for one comparison. Shapes never change with the scale; counts do.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
 pub struct BenchConfig {
@@ -181,8 +183,7 @@ impl Comparison<'_> {
         s: &Samples,
         resamples: usize,
         seed: u64,
-    ) -> Result<(BenchEntry, Vec<crate::store::MetricRow>), String> {
-        use crate::suites::metric;
+    ) -> Result<(BenchEntry, Vec<MetricRow>), String> {
         let est =
             claimbench_claims::stats::paired_speedup(&s.ours_ms, &s.baseline_ms, resamples, seed)
                 .map_err(|e| format!("{}: {e}", self.name))?;
@@ -209,37 +210,37 @@ impl Comparison<'_> {
         let sh = format!("{:?}", self.shape);
         let name = self.name;
         let mut rows = vec![
-            metric(
+            MetricRow::full(
                 "f32",
                 &sh,
                 None,
-                &format!("{name}_speedup"),
+                format!("{name}_speedup"),
                 entry.speedup,
                 "x",
             ),
-            metric(
+            MetricRow::full(
                 "f32",
                 &sh,
                 None,
-                &format!("{name}_ours_median"),
+                format!("{name}_ours_median"),
                 entry.ours_median_ms(),
                 "ms",
             ),
-            metric(
+            MetricRow::full(
                 "f32",
                 &sh,
                 None,
-                &format!("{name}_baseline_median"),
+                format!("{name}_baseline_median"),
                 entry.baseline_median_ms(),
                 "ms",
             ),
         ];
         if !s.floor_ms.is_empty() {
-            rows.push(metric(
+            rows.push(MetricRow::full(
                 "f32",
                 &sh,
                 None,
-                &format!("{name}_floor_median"),
+                format!("{name}_floor_median"),
                 entry.floor_median_ms(),
                 "ms",
             ));

@@ -87,22 +87,9 @@ pub enum UnitStatus {
     Error,
 }
 
-/// One long-format metric value (contracts.md `metrics.*` columns, minus those of the unit).
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct MetricRow {
-    /// Element type, e.g. `f32`.
-    pub dtype: String,
-    /// Shape, e.g. `[1024, 32000]`, or empty.
-    pub shape: String,
-    /// Training step, if the value belongs to one.
-    pub step: Option<i64>,
-    /// Metric name.
-    pub metric: String,
-    /// Value.
-    pub value: f64,
-    /// Unit of the value (`nats`, `ms`, `abs`, ...).
-    pub unit: String,
-}
+/// One long-format metric value (contracts.md `metrics.*` columns, minus those of the unit): the
+/// one row type from a reproduction to the run store and back to the claims.
+pub use claimbench_paper::MetricRow;
 
 /// `units/<unit>.json`: everything one finished unit measured.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -6,7 +6,7 @@ use claimbench_continual::experiment::TrainBackend;
 use claimbench_continual::{Arm, ArmResult, ExperimentConfig, Shift, run_arm};
 use claimbench_kernels::burn_ops::TokenLogprobBackend;
 
-use super::{Job, Outcome, UnitSpec, fmt_pm, mean_curve, mean_pm, metric, scalar};
+use super::{Job, Outcome, UnitSpec, fmt_pm, mean_curve, mean_pm, scalar};
 use crate::plots::{Series, xy_plot};
 use crate::report::{Section, TableView};
 use crate::store::{MetricRow, UnitRecord, UnitStatus};
@@ -83,11 +83,15 @@ pub fn metrics(cfg: &ExperimentConfig, r: &ArmResult) -> Vec<MetricRow> {
     let mut m = Vec::new();
     for p in &r.curve {
         let step = Some(p.step as i64);
-        m.push(metric("f32", &shape, step, "d0_loss", p.d0_loss, "nats"));
-        m.push(metric("f32", &shape, step, "d1_loss", p.d1_loss, "nats"));
-        m.push(metric("f32", &shape, step, "lr", p.lr, "lr"));
+        m.push(MetricRow::full(
+            "f32", &shape, step, "d0_loss", p.d0_loss, "nats",
+        ));
+        m.push(MetricRow::full(
+            "f32", &shape, step, "d1_loss", p.d1_loss, "nats",
+        ));
+        m.push(MetricRow::full("f32", &shape, step, "lr", p.lr, "lr"));
         if p.train_loss.is_finite() {
-            m.push(metric(
+            m.push(MetricRow::full(
                 "f32",
                 &shape,
                 step,
@@ -109,7 +113,7 @@ pub fn metrics(cfg: &ExperimentConfig, r: &ArmResult) -> Vec<MetricRow> {
         ("adaptation", r.adaptation()),
         ("avg_loss", r.average()),
     ] {
-        m.push(metric("f32", &shape, None, name, value, "nats"));
+        m.push(MetricRow::full("f32", &shape, None, name, value, "nats"));
     }
     m
 }

@@ -16,7 +16,8 @@ use claimbench_kernels::testing::{max_abs_diff, within};
 use claimbench_kernels::token_logprob::Problem;
 
 use crate::bench::{BenchConfig, Comparison, interleaved};
-use crate::suites::{Outcome, metric};
+use crate::store::MetricRow;
+use crate::suites::Outcome;
 
 /// The kernel id of this family.
 pub const KERNEL: &str = "kernels/cross-entropy";
@@ -72,19 +73,19 @@ pub fn check<B: TokenLogprobBackend>(device: &B::Device, seed: u64) -> Outcome {
         ] {
             let (d, at) = max_abs_diff(got, want);
             let tol = atol + rtol * want[at].abs();
-            metrics.push(metric(
+            metrics.push(MetricRow::full(
                 "f32",
                 &shape,
                 None,
-                &format!("max_abs_err_{name}"),
+                format!("max_abs_err_{name}"),
                 d as f64,
                 "abs",
             ));
-            metrics.push(metric(
+            metrics.push(MetricRow::full(
                 "f32",
                 &shape,
                 None,
-                &format!("tolerance_{name}"),
+                format!("tolerance_{name}"),
                 tol as f64,
                 "abs",
             ));

@@ -18,7 +18,7 @@ use claimbench_kernels::burn_ops::{
 use claimbench_kernels::dora::{AdapterSpec, HostAdapter};
 use claimbench_kernels::testing::{GemmPrecision, max_abs_diff, uniform, within};
 
-use super::{Job, Outcome, UnitSpec, fmt_pm, mean_pm, metric};
+use super::{Job, Outcome, UnitSpec, fmt_pm, mean_pm};
 use crate::bench::{BenchConfig, Comparison, interleaved};
 use crate::plots::{Bar, Series, bars, xy_plot};
 use crate::report::{Section, TableView};
@@ -139,7 +139,7 @@ pub fn run_tune<A: AutodiffBackend + DoraBackend>(cfg: &DoraConfig, device: &A::
                 t.seeds,
                 t.lr_grid
             ),
-            super::from_paper_rows(t.metrics()),
+            t.metrics(),
         ),
     }
 }
@@ -169,7 +169,7 @@ pub fn run_seed_unit<A: AutodiffBackend + DoraBackend>(
                     nmse(Experiment::Adapt, Method::Dora, r),
                     nmse(Experiment::Adapt, Method::Full, 0),
                 ),
-                super::from_paper_rows(m.metrics()),
+                m.metrics(),
             )
         }
     }
@@ -181,18 +181,16 @@ pub fn seed_measurements(records: &[UnitRecord]) -> Vec<SeedMeasurements> {
     records
         .iter()
         .filter(|u| u.paper == PAPER && u.experiment == SEEDS && u.status == UnitStatus::Passed)
-        .filter_map(
-            |u| match SeedMeasurements::from_metrics(&super::to_paper_rows(u)) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    errln!(
-                        "warning: {}: metrics unreadable ({e}); left out of the claims",
-                        u.unit_id
-                    );
-                    None
-                }
-            },
-        )
+        .filter_map(|u| match SeedMeasurements::from_metrics(&u.metrics) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                errln!(
+                    "warning: {}: metrics unreadable ({e}); left out of the claims",
+                    u.unit_id
+                );
+                None
+            }
+        })
         .collect()
 }
 
@@ -352,11 +350,11 @@ pub fn check<B: DoraBackend>(device: &B::Device, seed: u64, gemm: GemmPrecision)
             ] {
                 let want = f32s(want);
                 let (d, _) = max_abs_diff(got, &want);
-                metrics.push(metric(
+                metrics.push(MetricRow::full(
                     "f32",
                     &sh,
                     None,
-                    &format!("max_abs_err_{layer}_{name}"),
+                    format!("max_abs_err_{layer}_{name}"),
                     d as f64,
                     "abs",
                 ));

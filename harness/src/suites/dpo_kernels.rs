@@ -21,7 +21,7 @@ use cubecl::prelude::*;
 
 use crate::bench::{BenchConfig, Comparison, interleaved};
 use crate::store::MetricRow;
-use crate::suites::{Outcome, metric};
+use crate::suites::Outcome;
 
 /// The kernel id of the fused DPO path.
 pub const DPO_KERNEL: &str = "kernels/dpo-loss";
@@ -194,11 +194,11 @@ pub fn check_dpo<B: PreferenceBackend>(device: &B::Device, seed: u64) -> Outcome
                 ("grad", got.2, want.2, ga),
             ] {
                 let (d, _) = max_abs_diff(&g, &w);
-                metrics.push(metric(
+                metrics.push(MetricRow::full(
                     "f32",
                     &shape,
                     None,
-                    &format!("max_abs_err_{name}"),
+                    format!("max_abs_err_{name}"),
                     d as f64,
                     "abs",
                 ));
@@ -391,11 +391,11 @@ fn compare(
 ) {
     let want = f32s(want);
     let (d, _) = max_abs_diff(got, &want);
-    metrics.push(metric(
+    metrics.push(MetricRow::full(
         "f32",
         shape,
         None,
-        &format!("max_abs_err_{name}"),
+        format!("max_abs_err_{name}"),
         d as f64,
         "abs",
     ));

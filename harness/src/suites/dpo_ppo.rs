@@ -8,11 +8,11 @@ use claimbench_dpo_ppo::claims::{Table1Measurements, measure};
 use claimbench_dpo_ppo::fig1::{self, Fig1Measurements};
 use claimbench_dpo_ppo::ladder::{self, Arm, ArmMeasurements};
 
-use super::{Job, Outcome, UnitSpec, fmt_pm, mean_curve, mean_pm, metric, scalar};
+use super::{Job, Outcome, UnitSpec, fmt_pm, mean_curve, mean_pm, scalar};
 use crate::configs::DpoPpoConfigs;
 use crate::plots::{Bar, Series, bars, heatmap, xy_plot};
 use crate::report::{Section, TableView};
-use crate::store::{UnitRecord, UnitStatus};
+use crate::store::{MetricRow, UnitRecord, UnitStatus};
 
 /// The paper id.
 pub const PAPER: &str = "dpo-ppo";
@@ -70,7 +70,7 @@ pub fn run_unit(seeds: &[u64]) -> Outcome {
                 m.dpo_loss_at_solution, m.ppo_max_mass_y3, m.optimum_max_abs_diff, m.problems
             ),
             vec![
-                metric(
+                MetricRow::full(
                     "f64",
                     "3",
                     None,
@@ -78,7 +78,7 @@ pub fn run_unit(seeds: &[u64]) -> Outcome {
                     m.dpo_loss_at_solution,
                     "nats",
                 ),
-                metric(
+                MetricRow::full(
                     "f64",
                     "3",
                     None,
@@ -86,7 +86,7 @@ pub fn run_unit(seeds: &[u64]) -> Outcome {
                     m.ppo_max_mass_y3,
                     "probability",
                 ),
-                metric(
+                MetricRow::full(
                     "f64",
                     "tabular",
                     None,
@@ -94,7 +94,7 @@ pub fn run_unit(seeds: &[u64]) -> Outcome {
                     m.optimum_max_abs_diff,
                     "nats",
                 ),
-                metric(
+                MetricRow::full(
                     "f64",
                     "tabular",
                     None,
@@ -125,7 +125,7 @@ pub fn run_fig1<A: AutodiffBackend + claimbench_kernels::burn_ops::PreferenceBac
                 m.dpo_uncovered_increase,
                 m.ppo_uncovered_increase
             ),
-            super::from_paper_rows(m.metrics()),
+            m.metrics(),
         ),
     }
 }
@@ -152,7 +152,7 @@ pub fn run_ladder<A: AutodiffBackend>(
                 m.final_pass1,
                 k = m.k
             ),
-            super::from_paper_rows(m.metrics()),
+            m.metrics(),
         ),
     }
 }
@@ -183,18 +183,16 @@ pub fn measurements(records: &[UnitRecord]) -> Option<Table1Measurements> {
 /// is left out with a warning naming it.
 pub fn fig1_measurements(records: &[UnitRecord]) -> Vec<Fig1Measurements> {
     passed(records, FIG1)
-        .filter_map(
-            |u| match Fig1Measurements::from_metrics(&super::to_paper_rows(u)) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    errln!(
-                        "warning: {}: metrics unreadable ({e}); left out of the claims",
-                        u.unit_id
-                    );
-                    None
-                }
-            },
-        )
+        .filter_map(|u| match Fig1Measurements::from_metrics(&u.metrics) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                errln!(
+                    "warning: {}: metrics unreadable ({e}); left out of the claims",
+                    u.unit_id
+                );
+                None
+            }
+        })
         .collect()
 }
 
@@ -203,7 +201,7 @@ pub fn ladder_runs(records: &[UnitRecord]) -> Vec<ladder::Run> {
     passed(records, LADDER)
         .filter_map(|u| {
             let arm = Arm::from_name(&u.arm)?;
-            match ArmMeasurements::from_metrics(&super::to_paper_rows(u)) {
+            match ArmMeasurements::from_metrics(&u.metrics) {
                 Ok(m) => Some((arm, u.seed?, m)),
                 Err(e) => {
                     errln!(

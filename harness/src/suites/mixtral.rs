@@ -14,7 +14,7 @@ use claimbench_mixtral::measure::{Arm, SeedMeasurements};
 use claimbench_mixtral::params::{ParamCounts, mixtral_8x7b, param_counts};
 use claimbench_mixtral::{MixtralConfig, run_seed};
 
-use super::{Job, Outcome, UnitSpec, fmt_pm, mean_pm, metric};
+use super::{Job, Outcome, UnitSpec, fmt_pm, mean_pm};
 use crate::bench::{BenchConfig, Comparison, Samples, interleaved};
 use crate::plots::{Bar, Series, bars, xy_plot};
 use crate::report::{Section, TableView};
@@ -110,7 +110,7 @@ pub fn run_seed_unit<A: TrainBackend>(
         Err(e) => Outcome::error(e.to_string()),
         Ok(m) => {
             let loss = |arm| m.arm(arm).map_or(f64::NAN, |a| a.val_loss);
-            let rows = super::from_paper_rows(m.metrics());
+            let rows = m.metrics();
             Outcome::passed(
                 format!(
                     "val loss: dense-active {:.4}, moe {:.4}, moe-noaux {:.4}, dense-total {:.4} (oracle {:.4}); {}",
@@ -133,18 +133,16 @@ pub fn seed_measurements(records: &[UnitRecord]) -> Vec<SeedMeasurements> {
     records
         .iter()
         .filter(|u| u.paper == PAPER && u.experiment == SEEDS && u.status == UnitStatus::Passed)
-        .filter_map(
-            |u| match SeedMeasurements::from_metrics(&super::to_paper_rows(u)) {
-                Ok(m) => Some(m),
-                Err(e) => {
-                    errln!(
-                        "warning: {}: metrics unreadable ({e}); left out of the claims",
-                        u.unit_id
-                    );
-                    None
-                }
-            },
-        )
+        .filter_map(|u| match SeedMeasurements::from_metrics(&u.metrics) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                errln!(
+                    "warning: {}: metrics unreadable ({e}); left out of the claims",
+                    u.unit_id
+                );
+                None
+            }
+        })
         .collect()
 }
 
@@ -282,11 +280,11 @@ pub fn check<B: MoeBackend>(device: &B::Device, seed: u64, gemm: GemmPrecision) 
         }
         for (name, got, want, atol, rtol) in checks {
             let (diff, _) = max_abs_diff(got, want);
-            metrics.push(metric(
+            metrics.push(MetricRow::full(
                 "f32",
                 &sh,
                 None,
-                &format!("max_abs_err_{name}"),
+                format!("max_abs_err_{name}"),
                 diff as f64,
                 "abs",
             ));

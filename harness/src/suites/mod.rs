@@ -416,42 +416,6 @@ impl Outcome {
     }
 }
 
-/// A metric row.
-pub fn metric(
-    dtype: &str,
-    shape: &str,
-    step: Option<i64>,
-    name: &str,
-    value: f64,
-    unit: &str,
-) -> MetricRow {
-    MetricRow {
-        dtype: dtype.into(),
-        shape: shape.into(),
-        step,
-        metric: name.into(),
-        value,
-        unit: unit.into(),
-    }
-}
-
-/// A reproduction crate's `(name, index, value)` rows as stored metric rows (dtype `f32`, what
-/// the reproductions train in; no shape, no unit). The one converter every paper suite uses.
-pub fn from_paper_rows(rows: Vec<claimbench_claims::metrics::MetricRow>) -> Vec<MetricRow> {
-    rows.into_iter()
-        .map(|(name, step, value)| metric("f32", "", step, &name, value, ""))
-        .collect()
-}
-
-/// A unit's stored metric rows back as the `(name, index, value)` rows its reproduction crate
-/// rebuilds measurements from; inverse of [`from_paper_rows`].
-pub fn to_paper_rows(u: &UnitRecord) -> Vec<claimbench_claims::metrics::MetricRow> {
-    u.metrics
-        .iter()
-        .map(|m| (m.metric.clone(), m.step, m.value))
-        .collect()
-}
-
 /// Runs `unit` on the backends of `plan`. Returns the backend and device it ran on.
 pub fn execute(
     unit: &UnitSpec,

@@ -20,7 +20,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::bench::{BenchConfig, Comparison, interleaved};
 use crate::store::MetricRow;
-use crate::suites::{Outcome, metric};
+use crate::suites::Outcome;
 
 /// The kernel id of this family.
 pub const KERNEL: &str = "kernels/token-logprob";
@@ -76,19 +76,19 @@ pub fn check<B: TokenLogprobBackend>(device: &B::Device, seed: u64) -> Outcome {
                 .map(|w| atol + rtol * w.abs())
                 .fold(f32::INFINITY, f32::min);
             let ok = within(got, want, atol, rtol);
-            metrics.push(metric(
+            metrics.push(MetricRow::full(
                 "f32",
                 &shape,
                 None,
-                &format!("max_abs_err_{name}"),
+                format!("max_abs_err_{name}"),
                 d as f64,
                 "abs",
             ));
-            metrics.push(metric(
+            metrics.push(MetricRow::full(
                 "f32",
                 &shape,
                 None,
-                &format!("tolerance_{name}"),
+                format!("tolerance_{name}"),
                 (atol + rtol * want[at].abs()) as f64,
                 "abs",
             ));
@@ -424,11 +424,20 @@ pub fn train_unit<B: TokenLogprobBackend>(
             let mut m: Vec<MetricRow> = losses
                 .iter()
                 .enumerate()
-                .map(|(i, &l)| metric("f32", &shape, Some(i as i64), "train_loss", l, "nats"))
+                .map(|(i, &l)| {
+                    MetricRow::full("f32", &shape, Some(i as i64), "train_loss", l, "nats")
+                })
                 .collect();
             let last = *losses.last().unwrap_or(&f64::NAN);
-            m.push(metric("f32", &shape, None, "final_loss", last, "nats"));
-            m.push(metric(
+            m.push(MetricRow::full(
+                "f32",
+                &shape,
+                None,
+                "final_loss",
+                last,
+                "nats",
+            ));
+            m.push(MetricRow::full(
                 "f32",
                 &shape,
                 None,
@@ -436,8 +445,15 @@ pub fn train_unit<B: TokenLogprobBackend>(
                 losses[0],
                 "nats",
             ));
-            m.push(metric("f32", &shape, None, "entropy_floor", floor, "nats"));
-            m.push(metric(
+            m.push(MetricRow::full(
+                "f32",
+                &shape,
+                None,
+                "entropy_floor",
+                floor,
+                "nats",
+            ));
+            m.push(MetricRow::full(
                 "f32",
                 &shape,
                 None,

@@ -12,7 +12,6 @@
 //! - [`regression`]: benchmark comparisons across two independent runs (Mann–Whitney U,
 //!   bootstrap ratio of medians, Benjamini–Hochberg, a four-way [`regression::Change`] verdict)
 //!   and PELT change points over run history.
-//! - [`metrics`]: measurements read back from their metric rows, each lookup shape-checked.
 //! - [`limits`]: the bounds every reproduction's config puts on its sizes and steps
 //!   ([`limits::at_most`], [`limits::LimitError`]) and the saturating helpers of their memory
 //!   estimates.
@@ -21,7 +20,6 @@
 pub mod claim;
 pub mod error;
 pub mod limits;
-pub mod metrics;
 pub mod regression;
 pub mod stats;
 

@@ -52,8 +52,8 @@ pub enum Error {
     Metrics(String),
 }
 
-impl From<claimbench_claims::metrics::MetricsError> for Error {
-    fn from(e: claimbench_claims::metrics::MetricsError) -> Self {
+impl From<claimbench_paper::metrics::MetricsError> for Error {
+    fn from(e: claimbench_paper::metrics::MetricsError) -> Self {
         Error::Metrics(e.0)
     }
 }

@@ -13,13 +13,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use claimbench_claims::metrics::{MetricTable, whole};
+use claimbench_paper::metrics::{MetricTable, whole};
 
 use crate::error::Error;
 use crate::layer::Method;
 
 /// One metric row: name, index (a step, a point, a grid position; `None` for a scalar), value.
-pub use claimbench_claims::metrics::MetricRow;
+pub use claimbench_paper::metrics::MetricRow;
 
 /// The three training experiments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -135,27 +135,35 @@ impl SeedMeasurements {
     /// The measurements as metric rows (see the [module docs](self)).
     pub fn metrics(&self) -> Vec<MetricRow> {
         let mut rows: Vec<MetricRow> = vec![
-            ("seed".into(), None, self.seed as f64),
-            ("pretrain_nmse".into(), None, self.pretrain_nmse),
+            MetricRow::new("seed", None, self.seed as f64),
+            MetricRow::new("pretrain_nmse", None, self.pretrain_nmse),
         ];
         for a in &self.arms {
             let p = arm_prefix(a.experiment.as_str(), a.method, a.rank);
-            rows.push((format!("{p}/nmse"), None, a.nmse));
-            rows.push((format!("{p}/lr"), None, a.lr));
+            rows.push(MetricRow::new(format!("{p}/nmse"), None, a.nmse));
+            rows.push(MetricRow::new(format!("{p}/lr"), None, a.lr));
             for (&s, &v) in a.curve_steps.iter().zip(&a.curve) {
-                rows.push((format!("{p}/curve"), Some(s as i64), v));
+                rows.push(MetricRow::new(format!("{p}/curve"), Some(s as i64), v));
             }
         }
         for a in &self.analysis {
             let p = arm_prefix("analysis", a.method, a.rank);
-            rows.push((format!("{p}/correlation"), None, a.correlation));
-            rows.push((format!("{p}/slope"), None, a.slope));
+            rows.push(MetricRow::new(
+                format!("{p}/correlation"),
+                None,
+                a.correlation,
+            ));
+            rows.push(MetricRow::new(format!("{p}/slope"), None, a.slope));
             for i in 0..a.delta_d.len() {
                 let i64i = Some(i as i64);
-                rows.push((format!("{p}/delta_d"), i64i, a.delta_d[i]));
-                rows.push((format!("{p}/delta_m"), i64i, a.delta_m[i]));
-                rows.push((format!("{p}/layer"), i64i, a.layer[i] as f64));
-                rows.push((format!("{p}/step"), i64i, a.step[i] as f64));
+                rows.push(MetricRow::new(format!("{p}/delta_d"), i64i, a.delta_d[i]));
+                rows.push(MetricRow::new(format!("{p}/delta_m"), i64i, a.delta_m[i]));
+                rows.push(MetricRow::new(
+                    format!("{p}/layer"),
+                    i64i,
+                    a.layer[i] as f64,
+                ));
+                rows.push(MetricRow::new(format!("{p}/step"), i64i, a.step[i] as f64));
             }
         }
         rows
@@ -250,20 +258,20 @@ impl Tuning {
     pub fn metrics(&self) -> Vec<MetricRow> {
         let mut rows: Vec<MetricRow> = Vec::new();
         for (i, &s) in self.seeds.iter().enumerate() {
-            rows.push(("tune/seed".into(), Some(i as i64), s as f64));
+            rows.push(MetricRow::new("tune/seed", Some(i as i64), s as f64));
         }
         for (i, &lr) in self.lr_grid.iter().enumerate() {
-            rows.push(("tune/lr_grid".into(), Some(i as i64), lr));
+            rows.push(MetricRow::new("tune/lr_grid", Some(i as i64), lr));
         }
         for c in &self.choices {
             let p = format!(
                 "tune/{}",
                 arm_prefix(c.experiment.as_str(), c.method, c.rank)
             );
-            rows.push((format!("{p}/lr"), None, c.lr));
+            rows.push(MetricRow::new(format!("{p}/lr"), None, c.lr));
             for (i, s) in c.scores.iter().enumerate() {
                 if let Some(s) = s {
-                    rows.push((format!("{p}/score"), Some(i as i64), *s));
+                    rows.push(MetricRow::new(format!("{p}/score"), Some(i as i64), *s));
                 }
             }
         }

@@ -65,7 +65,7 @@ fn same_seed_is_bit_identical_and_rows_round_trip() {
     let rows: Vec<_> = a
         .metrics()
         .into_iter()
-        .filter(|r| r.0 != "adapt/dora/r2/lr")
+        .filter(|r| r.metric != "adapt/dora/r2/lr")
         .collect();
     let e = SeedMeasurements::from_metrics(&rows).unwrap_err();
     assert!(e.to_string().contains("adapt/dora/r2/lr is missing"), "{e}");

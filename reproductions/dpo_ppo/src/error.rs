@@ -332,8 +332,8 @@ pub(crate) fn check_clip(name: &'static str, value: f64) -> Result<(), Error> {
     }
 }
 
-impl From<claimbench_claims::metrics::MetricsError> for Error {
-    fn from(e: claimbench_claims::metrics::MetricsError) -> Self {
+impl From<claimbench_paper::metrics::MetricsError> for Error {
+    fn from(e: claimbench_paper::metrics::MetricsError) -> Self {
         Error::Metrics(e.0)
     }
 }

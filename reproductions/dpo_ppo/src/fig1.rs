@@ -53,10 +53,10 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::backend::AutodiffBackend;
-use claimbench_claims::metrics::{MetricTable, whole};
 use claimbench_claims::{Claim, ClaimError, ClaimSpec, Direction, Evidence, TestSpec};
 use claimbench_kernels::burn_ops::{PreferenceBackend, dpo_loss_unchecked};
 use claimbench_kernels::preference::DpoSettings;
+use claimbench_paper::metrics::{MetricTable, whole};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -880,7 +880,7 @@ pub struct Fig1Measurements {
 }
 
 /// One metric row: name, index (a cell `x·Y + y`, a step, a round; `None` for a scalar), value.
-pub use claimbench_claims::metrics::MetricRow;
+pub use claimbench_paper::metrics::MetricRow;
 
 /// The scalar fields (name, accessor) of [`Fig1Measurements`], in metric order.
 type Getter = fn(&Fig1Measurements) -> f64;
@@ -927,31 +927,31 @@ impl Fig1Measurements {
     ///   0 = one-round DPO).
     pub fn metrics(&self) -> Vec<MetricRow> {
         let mut rows: Vec<MetricRow> = vec![
-            ("seed".into(), None, self.seed as f64),
-            ("n_prompts".into(), None, self.n_prompts as f64),
-            ("n_responses".into(), None, self.n_responses as f64),
-            (
-                "dpo_uncovered_increase".into(),
+            MetricRow::new("seed", None, self.seed as f64),
+            MetricRow::new("n_prompts", None, self.n_prompts as f64),
+            MetricRow::new("n_responses", None, self.n_responses as f64),
+            MetricRow::new(
+                "dpo_uncovered_increase",
                 Some(self.dpo_uncovered_cell as i64),
                 self.dpo_uncovered_increase,
             ),
-            (
-                "ppo_uncovered_increase".into(),
+            MetricRow::new(
+                "ppo_uncovered_increase",
                 Some(self.ppo_uncovered_cell as i64),
                 self.ppo_uncovered_increase,
             ),
-            (
-                "ppo_oracle_uncovered_increase".into(),
+            MetricRow::new(
+                "ppo_oracle_uncovered_increase",
                 Some(self.ppo_oracle_uncovered_cell as i64),
                 self.ppo_oracle_uncovered_increase,
             ),
         ];
         for (name, get, _) in SCALARS {
-            rows.push(((*name).into(), None, get(self)));
+            rows.push(MetricRow::new(*name, None, get(self)));
         }
         for (name, get, _) in VECTORS {
             for (i, &v) in get(self).iter().enumerate() {
-                rows.push(((*name).into(), Some(i as i64), v));
+                rows.push(MetricRow::new(*name, Some(i as i64), v));
             }
         }
         rows
@@ -1632,13 +1632,13 @@ mod tests {
         // Broken rows are named.
         let missing: Vec<_> = rows
             .iter()
-            .filter(|r| r.0 != "reward_dpo")
+            .filter(|r| r.metric != "reward_dpo")
             .cloned()
             .collect();
         let e = Fig1Measurements::from_metrics(&missing).unwrap_err();
         assert!(e.to_string().contains("reward_dpo"), "{e}");
         let mut dup = rows.clone();
-        dup.push(("pi_ref".into(), Some(3), 0.5));
+        dup.push(MetricRow::new("pi_ref", Some(3), 0.5));
         assert!(Fig1Measurements::from_metrics(&dup).is_err());
         // The JSON form keeps every field (serde_json may move a float by one ulp).
         let text = serde_json::to_string(&a).unwrap();

@@ -68,6 +68,7 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use claimbench_claims::{Claim, ClaimError, ClaimSpec, Direction, Evidence, TestSpec};
+use claimbench_paper::metrics::MetricRow;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -690,7 +691,7 @@ pub const SCALAR_METRICS: [&str; 9] = [
 impl ArmMeasurements {
     /// `(name, step, value)` rows: the [`SCALAR_METRICS`] with step `None`, then
     /// `curve_pass1` and `curve_pass_k` with step = PPO iterations done.
-    pub fn metrics(&self) -> Vec<(String, Option<i64>, f64)> {
+    pub fn metrics(&self) -> Vec<MetricRow> {
         let scalars = [
             self.k as f64,
             self.sft_pass1,
@@ -702,16 +703,24 @@ impl ArmMeasurements {
             self.final_kl_sft,
             self.samples as f64,
         ];
-        let mut rows: Vec<(String, Option<i64>, f64)> = SCALAR_METRICS
+        let mut rows: Vec<MetricRow> = SCALAR_METRICS
             .iter()
             .zip(scalars)
-            .map(|(n, v)| (n.to_string(), None, v))
+            .map(|(n, v)| MetricRow::new(*n, None, v))
             .collect();
         for p in &self.curve {
-            rows.push(("curve_pass1".into(), Some(p.iteration as i64), p.pass1));
+            rows.push(MetricRow::new(
+                "curve_pass1",
+                Some(p.iteration as i64),
+                p.pass1,
+            ));
         }
         for p in &self.curve {
-            rows.push(("curve_pass_k".into(), Some(p.iteration as i64), p.pass_k));
+            rows.push(MetricRow::new(
+                "curve_pass_k",
+                Some(p.iteration as i64),
+                p.pass_k,
+            ));
         }
         rows
     }
@@ -719,12 +728,18 @@ impl ArmMeasurements {
     /// The inverse of [`ArmMeasurements::metrics`] (rows in any order). [`Error::Metrics`] for
     /// a missing, duplicated or unknown metric, a negative or missing step, a non-integral count,
     /// or curves whose steps differ.
-    pub fn from_metrics(rows: &[(String, Option<i64>, f64)]) -> Result<Self, Error> {
+    pub fn from_metrics(rows: &[MetricRow]) -> Result<Self, Error> {
         let bad = |m: String| Err(Error::Metrics(m));
         let mut scalars: HashMap<&str, f64> = HashMap::new();
         let mut c1: BTreeMap<usize, f64> = BTreeMap::new();
         let mut ck: BTreeMap<usize, f64> = BTreeMap::new();
-        for (name, step, value) in rows {
+        for MetricRow {
+            metric: name,
+            step,
+            value,
+            ..
+        } in rows
+        {
             let name = name.as_str();
             if let Some(&known) = SCALAR_METRICS.iter().find(|&&n| n == name) {
                 if step.is_some() {
@@ -1669,15 +1684,13 @@ mod tests {
         let mut rev = rows.clone();
         rev.reverse();
         assert_eq!(ArmMeasurements::from_metrics(&rev).unwrap(), m);
-        let e = |rows: &[(String, Option<i64>, f64)]| {
-            ArmMeasurements::from_metrics(rows).unwrap_err().to_string()
-        };
+        let e = |rows: &[MetricRow]| ArmMeasurements::from_metrics(rows).unwrap_err().to_string();
         assert_eq!(e(&rows[1..]), "metric rows: missing metric k");
         let mut dup = rows.clone();
         dup.push(rows[2].clone());
         assert_eq!(e(&dup), "metric rows: metric sft_pass_k appears twice");
         let mut unknown = rows.clone();
-        unknown.push(("pass_at_3".into(), None, 0.0));
+        unknown.push(MetricRow::new("pass_at_3", None, 0.0));
         assert_eq!(e(&unknown), "metric rows: unknown metric pass_at_3");
         let mut ragged = rows.clone();
         ragged.pop();
@@ -1686,13 +1699,13 @@ mod tests {
             "metric rows: curve_pass1 and curve_pass_k have different steps"
         );
         let mut neg = rows.clone();
-        neg.last_mut().unwrap().1 = Some(-1);
+        neg.last_mut().unwrap().step = Some(-1);
         assert_eq!(
             e(&neg),
             "metric rows: metric curve_pass_k needs a step ≥ 0, got Some(-1)"
         );
         let mut frac = rows.clone();
-        frac[0].2 = 2.5;
+        frac[0].value = 2.5;
         assert_eq!(e(&frac), "metric rows: metric k is 2.5; it must be a count");
         // Serde round trip too.
         let j = serde_json::to_string(&m).unwrap();

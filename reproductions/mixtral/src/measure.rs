@@ -13,13 +13,13 @@
 
 use serde::{Deserialize, Serialize};
 
-use claimbench_claims::metrics::{MetricTable, whole};
+use claimbench_paper::metrics::{MetricTable, whole};
 
 use crate::error::Error;
 use crate::routing::LayerRouting;
 
 /// One metric row: name, index (a step, a domain, an expert; `None` for a scalar), value.
-pub use claimbench_claims::metrics::MetricRow;
+pub use claimbench_paper::metrics::MetricRow;
 
 /// The four arms every seed trains (same data, batches, token budget and shared init).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -106,37 +106,65 @@ impl SeedMeasurements {
     /// The measurements as metric rows (see the [module docs](self)).
     pub fn metrics(&self) -> Vec<MetricRow> {
         let mut rows: Vec<MetricRow> = vec![
-            ("seed".into(), None, self.seed as f64),
-            ("oracle_loss".into(), None, self.oracle_loss),
+            MetricRow::new("seed", None, self.seed as f64),
+            MetricRow::new("oracle_loss", None, self.oracle_loss),
         ];
         let idx = |i: usize| Some(i as i64);
         for a in &self.arms {
             let p = a.arm.as_str();
-            rows.push((format!("{p}/val_loss"), None, a.val_loss));
-            rows.push((format!("{p}/params_total"), None, a.params_total as f64));
-            rows.push((format!("{p}/params_active"), None, a.params_active as f64));
-            rows.push((format!("{p}/seconds"), None, a.seconds));
+            rows.push(MetricRow::new(format!("{p}/val_loss"), None, a.val_loss));
+            rows.push(MetricRow::new(
+                format!("{p}/params_total"),
+                None,
+                a.params_total as f64,
+            ));
+            rows.push(MetricRow::new(
+                format!("{p}/params_active"),
+                None,
+                a.params_active as f64,
+            ));
+            rows.push(MetricRow::new(format!("{p}/seconds"), None, a.seconds));
             for (d, &v) in a.val_loss_domain.iter().enumerate() {
-                rows.push((format!("{p}/val_loss_domain"), idx(d), v));
+                rows.push(MetricRow::new(format!("{p}/val_loss_domain"), idx(d), v));
             }
             for (i, &s) in a.curve_steps.iter().enumerate() {
-                rows.push((format!("{p}/train_curve"), idx(s), a.train_curve[i]));
-                rows.push((format!("{p}/val_curve"), idx(s), a.val_curve[i]));
+                rows.push(MetricRow::new(
+                    format!("{p}/train_curve"),
+                    idx(s),
+                    a.train_curve[i],
+                ));
+                rows.push(MetricRow::new(
+                    format!("{p}/val_curve"),
+                    idx(s),
+                    a.val_curve[i],
+                ));
             }
             for r in &a.routing {
                 let q = format!("{p}/layer{}", r.layer);
-                rows.push((format!("{q}/same_first"), None, r.same_first));
-                rows.push((format!("{q}/first_or_second"), None, r.first_or_second));
-                rows.push((format!("{q}/same_first_chance"), None, r.same_first_chance));
+                rows.push(MetricRow::new(
+                    format!("{q}/same_first"),
+                    None,
+                    r.same_first,
+                ));
+                rows.push(MetricRow::new(
+                    format!("{q}/first_or_second"),
+                    None,
+                    r.first_or_second,
+                ));
+                rows.push(MetricRow::new(
+                    format!("{q}/same_first_chance"),
+                    None,
+                    r.same_first_chance,
+                ));
                 for (e, &s) in r.shares.iter().enumerate() {
-                    rows.push((format!("{q}/share"), idx(e), s));
+                    rows.push(MetricRow::new(format!("{q}/share"), idx(e), s));
                 }
                 for (d, &tv) in r.domain_tv.iter().enumerate() {
-                    rows.push((format!("{q}/domain_tv"), idx(d), tv));
+                    rows.push(MetricRow::new(format!("{q}/domain_tv"), idx(d), tv));
                 }
                 for (d, h) in r.domain_hist.iter().enumerate() {
                     for (e, &s) in h.iter().enumerate() {
-                        rows.push((format!("{q}/hist{d}"), idx(e), s));
+                        rows.push(MetricRow::new(format!("{q}/hist{d}"), idx(e), s));
                     }
                 }
             }

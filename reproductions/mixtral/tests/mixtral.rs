@@ -322,7 +322,7 @@ fn smoke_run_is_deterministic_and_every_claim_gets_a_verdict() {
     let rows: Vec<_> = a
         .metrics()
         .into_iter()
-        .filter(|r| r.0 != "moe/layer1/same_first_chance")
+        .filter(|r| r.metric != "moe/layer1/same_first_chance")
         .collect();
     let e = SeedMeasurements::from_metrics(&rows).unwrap_err();
     assert!(

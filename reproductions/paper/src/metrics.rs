@@ -1,6 +1,7 @@
-//! Reading a measurement back from its metric rows.
+//! The one metric row (contracts.md `metrics.*` columns, minus those of the unit), and reading a
+//! measurement back from its rows.
 //!
-//! A seeded unit stores what it measured as rows `(name, index, value)` in the run's metrics
+//! A seeded unit stores what it measured as [`MetricRow`]s (name, index, value) in the run's metrics
 //! table (`metrics.csv` / `.parquet`): a scalar has no index, a series one row per index. The
 //! reproductions rebuild their measurement structs from those rows when a run is resumed or a
 //! report re-rendered; [`MetricTable`] groups the rows by name and gives each lookup a checked
@@ -8,8 +9,54 @@
 
 use std::collections::BTreeMap;
 
-/// One metric row: `(name, index, value)`; `index` is `None` for a scalar.
-pub type MetricRow = (String, Option<i64>, f64);
+use serde::{Deserialize, Serialize};
+
+/// One long-format metric value. A scalar has no `step`; a series has one row per index (a
+/// training step, a layer, an expert). The run store writes these rows as they are
+/// (`metrics.csv` / `.parquet`, `units/<unit>.json`), and a reproduction rebuilds its
+/// measurements from the same rows ([`MetricTable`]).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct MetricRow {
+    /// Element type, e.g. `f32`.
+    pub dtype: String,
+    /// Shape, e.g. `[1024, 32000]`, or empty.
+    pub shape: String,
+    /// Training step or series index, if the value belongs to one.
+    pub step: Option<i64>,
+    /// Metric name.
+    pub metric: String,
+    /// Value.
+    pub value: f64,
+    /// Unit of the value (`nats`, `ms`, `abs`, ...), or empty.
+    pub unit: String,
+}
+
+impl MetricRow {
+    /// A reproduction's row: `metric` at index `step` (`None` for a scalar), dtype `f32` (what the
+    /// reproductions train in), no shape, no unit.
+    pub fn new(metric: impl Into<String>, step: Option<i64>, value: f64) -> Self {
+        Self::full("f32", "", step, metric, value, "")
+    }
+
+    /// A row with every column given.
+    pub fn full(
+        dtype: impl Into<String>,
+        shape: impl Into<String>,
+        step: Option<i64>,
+        metric: impl Into<String>,
+        value: f64,
+        unit: impl Into<String>,
+    ) -> Self {
+        Self {
+            dtype: dtype.into(),
+            shape: shape.into(),
+            step,
+            metric: metric.into(),
+            value,
+            unit: unit.into(),
+        }
+    }
+}
 
 /// Metric rows that do not describe a measurement, e.g. `seed is missing`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,12 +75,12 @@ impl<'a> MetricTable<'a> {
     pub fn new(rows: &'a [MetricRow]) -> Self {
         let mut order = Vec::new();
         let mut by: BTreeMap<&str, Vec<(Option<i64>, f64)>> = BTreeMap::new();
-        for (name, idx, v) in rows {
-            let e = by.entry(name.as_str()).or_default();
+        for r in rows {
+            let e = by.entry(r.metric.as_str()).or_default();
             if e.is_empty() {
-                order.push(name.as_str());
+                order.push(r.metric.as_str());
             }
-            e.push((*idx, *v));
+            e.push((r.step, r.value));
         }
         MetricTable { order, by }
     }
@@ -117,13 +164,13 @@ mod tests {
 
     fn rows() -> Vec<MetricRow> {
         vec![
-            ("seed".into(), None, 3.0),
-            ("loss".into(), Some(1), 0.5),
-            ("loss".into(), Some(0), 0.7),
-            ("gap".into(), Some(0), 1.0),
-            ("gap".into(), Some(2), 1.0),
-            ("twice".into(), Some(0), 1.0),
-            ("twice".into(), Some(0), 2.0),
+            MetricRow::new("seed", None, 3.0),
+            MetricRow::new("loss", Some(1), 0.5),
+            MetricRow::new("loss", Some(0), 0.7),
+            MetricRow::new("gap", Some(0), 1.0),
+            MetricRow::new("gap", Some(2), 1.0),
+            MetricRow::new("twice", Some(0), 1.0),
+            MetricRow::new("twice", Some(0), 2.0),
         ]
     }
 
