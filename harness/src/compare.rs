@@ -26,10 +26,10 @@ use claimbench_claims::Verdict;
 use claimbench_claims::regression::{Change, CompareConfig, SeriesComparison, compare_all};
 use serde::{Deserialize, Serialize};
 
-use crate::bench::BenchEntry;
 use crate::error::{Exit, input_error};
 use crate::peaks::Peaks;
 use crate::store::{Manifest, RunDir, UnitStatus, read_json, write_atomic, write_json};
+use claimbench_paper::bench::BenchEntry;
 
 /// Layout version of a baseline file.
 pub const BASELINE_SCHEMA: u32 = 1;
@@ -184,7 +184,7 @@ impl EnvSummary {
             rustc: m.rustc.clone(),
             features: m.features.clone(),
             crate_versions: m.crate_versions.clone(),
-            scale: m.scale.clone(),
+            scale: m.scale.to_string(),
         }
     }
 }

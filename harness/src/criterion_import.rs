@@ -19,13 +19,13 @@ use claimbench_claims::ClaimsFile;
 use claimbench_claims::regression::ratio_of_medians_ci;
 use serde::Deserialize;
 
-use crate::bench::BenchEntry;
 use crate::devices::{self, BackendChoice, Exec, Plan};
 use crate::env;
 use crate::error::input_error;
 use crate::store::{
     Manifest, MetricRow, RunDir, SCHEMA_VERSION, UnitRecord, UnitStatus, read_json,
 };
+use claimbench_paper::bench::BenchEntry;
 
 #[derive(Deserialize)]
 struct CriterionId {
@@ -277,7 +277,7 @@ pub fn import(criterion_dir: &Path, out: &Path, resamples: usize) -> Result<usiz
         },
         cpu: env::cpu_model(),
         os: env::os_name(),
-        scale: crate::store::IMPORTED_SCALE.into(),
+        scale: crate::store::RunScale::Imported,
         seeds: Vec::new(),
         only: Vec::new(),
         config_hash: String::new(),

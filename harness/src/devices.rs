@@ -129,28 +129,8 @@ pub enum BackendChoice {
     Cuda,
 }
 
-/// A backend that executes units.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Exec {
-    /// burn's CPU backend (tensor-op compositions).
-    Flex,
-    /// burn's fused wgpu backend (the cubecl kernels).
-    Wgpu,
-    /// burn's fused CUDA backend (the cubecl kernels).
-    Cuda,
-}
-
-impl Exec {
-    /// Lower-case name, as stored in the run directory.
-    pub fn name(self) -> &'static str {
-        match self {
-            Exec::Flex => "flex",
-            Exec::Wgpu => "wgpu",
-            Exec::Cuda => "cuda",
-        }
-    }
-}
+/// A backend that executes units (claimbench-paper: units dispatch on it).
+pub use claimbench_paper::Exec;
 
 /// What a run executes where.
 #[derive(Clone, Debug, Serialize, Deserialize)]

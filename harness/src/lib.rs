@@ -7,7 +7,6 @@
 #[macro_use]
 pub mod out;
 
-pub mod bench;
 pub mod claims;
 pub mod compare;
 pub mod configs;
@@ -17,14 +16,15 @@ pub mod env;
 pub mod error;
 pub mod history;
 pub mod ids;
+pub mod kernel_suites;
 pub mod lock;
 pub mod peaks;
 pub mod plots;
+pub mod registry;
 pub mod report;
 pub mod run;
 pub mod sitecheck;
 pub mod store;
-pub mod suites;
 
 /// True when `CLAIMBENCH_REQUIRE_DEVICE=1`: "no device, kernel checks skipped" becomes an error.
 pub fn require_device() -> bool {

@@ -11,9 +11,10 @@ use clap::{Parser, Subcommand};
 use claimbench::compare::{self, Measure};
 use claimbench::devices::{self, BackendChoice};
 use claimbench::error::Exit;
+use claimbench::registry::Registry;
 use claimbench::run::{RunOptions, run};
-use claimbench::suites::{self, Scale};
 use claimbench::{errln, out, outln};
+use claimbench_paper::Scale;
 
 #[derive(Parser)]
 #[command(
@@ -185,20 +186,23 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cmd: Command) -> Result<Exit> {
+    let reg = Registry::default();
     match cmd {
-        Command::Run(args) => finish_run(args.options()),
+        Command::Run(args) => finish_run(args.options(), &reg),
         Command::Bench(args) => {
             let mut opts = args.options();
-            let defaults = claimbench::configs::PaperConfigs::for_scale(Scale::Small);
-            let bench_ids: Vec<String> = suites::all_units(&[0], &defaults)
+            let defaults = reg.default_configs(Scale::Small);
+            let bench_ids: Vec<String> = reg
+                .all_units(Scale::Small, &[0], &defaults)?
                 .into_iter()
-                .filter(|u| u.job.is_bench())
+                .filter(|u| u.bench)
                 .map(|u| u.id)
                 .collect();
             let selected = match opts.only.take() {
                 None => bench_ids,
                 Some(only) => {
-                    let chosen = suites::select(suites::all_units(&[0], &defaults), &only)?;
+                    let chosen =
+                        reg.select(reg.all_units(Scale::Small, &[0], &defaults)?, &only)?;
                     let ids: Vec<String> = chosen
                         .into_iter()
                         .map(|u| u.id)
@@ -214,10 +218,10 @@ fn dispatch(cmd: Command) -> Result<Exit> {
                 }
             };
             opts.only = Some(selected);
-            finish_run(opts)
+            finish_run(opts, &reg)
         }
         Command::Report { dir, check } => {
-            let index = claimbench::report::render(&dir)?;
+            let index = claimbench::report::render(&dir, &reg)?;
             outln!("{}", index.display());
             if check {
                 return check_site(&dir.join("report"));
@@ -265,18 +269,21 @@ fn dispatch(cmd: Command) -> Result<Exit> {
                         "baseline-{}",
                         chrono::Utc::now().format("%Y%m%d-%H%M%S")
                     ));
-                    let result = claimbench::run::run(RunOptions {
-                        scale: Some(Scale::Smoke),
-                        only: None,
-                        backend: None,
-                        seeds: None,
-                        out: Some(dir),
-                        config: None,
-                        resume: None,
-                        force: false,
-                        no_report: true,
-                        quiet: false,
-                    })?;
+                    let result = claimbench::run::run(
+                        RunOptions {
+                            scale: Some(Scale::Smoke),
+                            only: None,
+                            backend: None,
+                            seeds: None,
+                            out: Some(dir),
+                            config: None,
+                            resume: None,
+                            force: false,
+                            no_report: true,
+                            quiet: false,
+                        },
+                        &reg,
+                    )?;
                     if result.exit != Exit::Ok {
                         return Err(claimbench::error::input_error(format!(
                             "the smoke run in {} did not pass (exit {}); no baseline written",
@@ -313,7 +320,7 @@ fn dispatch(cmd: Command) -> Result<Exit> {
         Command::ImportCriterion { dir, out } => {
             let out = out.unwrap_or_else(claimbench::criterion_import::default_out);
             let n = claimbench::criterion_import::import(&dir, &out, 10_000)?;
-            let index = claimbench::report::render(&out)?;
+            let index = claimbench::report::render(&out, &reg)?;
             outln!(
                 "imported {} comparison(s) into {}\nreport: {}",
                 n,
@@ -327,19 +334,20 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             Ok(Exit::Ok)
         }
         Command::List => {
-            let units = suites::all_units(
+            let units = reg.all_units(
+                Scale::Small,
                 &(0..Scale::Small.default_seeds()).collect::<Vec<_>>(),
-                &claimbench::configs::PaperConfigs::for_scale(Scale::Small),
-            );
+                &reg.default_configs(Scale::Small),
+            )?;
             outln!("papers (a paper id also selects the kernels it uses):");
-            for (p, kernels) in suites::PAPERS {
+            for p in reg.papers() {
+                let i = p.info();
                 outln!(
-                    "  {p:<12} kernels: {}",
-                    if kernels.is_empty() {
-                        "none registered yet".to_string()
-                    } else {
-                        kernels.join(", ")
-                    }
+                    "  {:<12} arXiv {}  {}; kernels: {}",
+                    i.id,
+                    i.arxiv,
+                    i.title,
+                    i.kernels.join(", ")
                 );
             }
             outln!("units:");
@@ -348,7 +356,7 @@ fn dispatch(cmd: Command) -> Result<Exit> {
                     "  {:<44} {}{}",
                     u.id,
                     u.experiment,
-                    if u.needs_device {
+                    if u.needs_device() {
                         " (needs a wgpu or CUDA device)"
                     } else {
                         ""
@@ -387,8 +395,8 @@ fn check_site(site: &std::path::Path) -> Result<Exit> {
     })
 }
 
-fn finish_run(opts: RunOptions) -> Result<Exit> {
-    let result = run(opts)?;
+fn finish_run(opts: RunOptions, reg: &Registry) -> Result<Exit> {
+    let result = run(opts, reg)?;
     outln!("run directory: {}", result.dir.display());
     if let Some(report) = &result.report {
         outln!("report: {}", report.display());

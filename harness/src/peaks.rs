@@ -74,14 +74,16 @@ pub fn probe<B: Backend>(device: &B::Device, backend: &str, name: &str, reps: us
     let (rows, cols) = (4096usize, 4096usize);
     let x = Tensor::<B, 2>::random([rows, cols], Distribution::Default, device);
     let read_bytes = (rows * cols * 4) as f64;
-    let read_ms = best_ms(reps, || crate::bench::read_back(x.clone().sum_dim(1)));
+    let read_ms = best_ms(reps, || {
+        claimbench_paper::bench::read_back(x.clone().sum_dim(1))
+    });
     let bw_read = read_bytes / (read_ms * 1e-3) / 1e9;
 
     let n = 1024usize;
     let a = Tensor::<B, 2>::random([n, n], Distribution::Default, device);
     let b = Tensor::<B, 2>::random([n, n], Distribution::Default, device);
     let mm_ms = best_ms(reps, || {
-        crate::bench::read_back(a.clone().matmul(b.clone()).slice([0..1, 0..1]))
+        claimbench_paper::bench::read_back(a.clone().matmul(b.clone()).slice([0..1, 0..1]))
     });
     let gflops = 2.0 * (n * n * n) as f64 / (mm_ms * 1e-3) / 1e9;
     Peaks {
@@ -132,7 +134,7 @@ fn with_own_gemm(mut p: Peaks, own: f64) -> Peaks {
 /// Smoke runs time fewer repetitions.
 pub fn probe_plan(
     plan: &crate::devices::Plan,
-    scale: crate::suites::Scale,
+    scale: claimbench_paper::Scale,
     quiet: bool,
 ) -> Option<Peaks> {
     use crate::devices::Exec;
@@ -143,7 +145,7 @@ pub fn probe_plan(
         .map(|d| d.name.clone())
         .unwrap_or_default();
     let reps = match scale {
-        crate::suites::Scale::Smoke => 2,
+        claimbench_paper::Scale::Smoke => 2,
         _ => 5,
     };
     if !quiet {

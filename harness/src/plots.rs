@@ -1,6 +1,8 @@
 //! SVG plots drawn with plotters' SVG backend and its built-in text-size estimate (no system
 //! fonts), so the same data gives the same bytes on every machine.
 
+use claimbench_paper::report::Figure;
+pub use claimbench_paper::report::{Bar, Series};
 use plotters::prelude::*;
 
 /// Colours of the series, in order (ten, so that a replay sweep of seven arms plus the union
@@ -17,14 +19,6 @@ const COLOURS: [RGBColor; 10] = [
     RGBColor(0xbc, 0xbd, 0x22),
     RGBColor(0x17, 0xbe, 0xcf),
 ];
-
-/// One named series of `(x, y)` points.
-pub struct Series {
-    /// Legend label.
-    pub label: String,
-    /// Points.
-    pub points: Vec<(f64, f64)>,
-}
 
 fn bounds(series: &[Series]) -> (f64, f64, f64, f64) {
     let pts = series
@@ -59,6 +53,33 @@ fn bounds(series: &[Series]) -> (f64, f64, f64, f64) {
         (y0 - pad_y).min(if y0 >= 0.0 { 0.0 } else { y0 - pad_y }),
         y1 + pad_y,
     )
+}
+
+/// A paper's figure, drawn as an SVG document.
+pub fn figure(f: &Figure) -> String {
+    match f {
+        Figure::Xy {
+            title,
+            x_label,
+            y_label,
+            series,
+            lines,
+        } => xy_plot(title, x_label, y_label, series, *lines),
+        Figure::Heatmap {
+            title,
+            x_label,
+            y_label,
+            shape,
+            values,
+            outlined,
+        } => heatmap(title, x_label, y_label, *shape, values, outlined),
+        Figure::Bars {
+            title,
+            y_label,
+            bars: b,
+            references,
+        } => bars(title, y_label, b, references),
+    }
 }
 
 /// A scatter (`lines == false`) or line plot of the series, as an SVG document.
@@ -333,18 +354,6 @@ fn cell_label(x: f64) -> String {
     } else {
         String::new()
     }
-}
-
-/// One bar of [`bars`]: a label, the mean and its interval.
-pub struct Bar {
-    /// Category label under the bar.
-    pub label: String,
-    /// Bar height.
-    pub mean: f64,
-    /// Lower end of the interval (whisker).
-    pub lo: f64,
-    /// Upper end of the interval (whisker).
-    pub hi: f64,
 }
 
 /// A bar chart with interval whiskers and optional horizontal reference lines (label, value),

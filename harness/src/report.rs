@@ -10,9 +10,12 @@ use claimbench_claims::ClaimsFile;
 use minijinja::{AutoEscape, Environment, context};
 use serde::Serialize;
 
-use crate::bench::{BenchEntry, BenchFile};
+use claimbench_paper::bench::{BenchEntry, BenchFile};
+use claimbench_paper::report::{Section, Table};
+
 use crate::lock::RunLock;
 use crate::plots::{RooflinePoint, Series, roofline, xy_plot};
+use crate::registry::Registry;
 use crate::store::{RunDir, UnitRecord, read_bounded, write_atomic};
 
 const BASE: &str = include_str!("../../reports/templates/base.html");
@@ -62,32 +65,35 @@ struct PaperView {
     id: String,
     page: String,
     claims: Vec<claimbench_claims::Claim>,
-    sections: Vec<Section>,
+    sections: Vec<SectionView>,
 }
 
-/// A paper-specific part of a paper page: a note, an optional table and figures (inline SVG),
-/// produced by the paper's suite from the run's units.
+/// A paper section as the templates read it: the paper's [`Section`] with its figures drawn
+/// (inline SVG).
 #[derive(Serialize, Debug, Clone)]
-pub struct Section {
+pub struct SectionView {
     /// Heading.
     pub title: String,
     /// A paragraph above the table.
     pub note: String,
     /// A table, if any.
-    pub table: Option<TableView>,
+    pub table: Option<Table>,
     /// SVG documents, one `<figure>` each.
     pub figures: Vec<String>,
     /// Caption under the figures.
     pub caption: String,
 }
 
-/// A plain table: header cells and rows of text cells.
-#[derive(Serialize, Debug, Clone)]
-pub struct TableView {
-    /// Column names.
-    pub header: Vec<String>,
-    /// Rows, each as long as the header.
-    pub rows: Vec<Vec<String>>,
+impl From<Section> for SectionView {
+    fn from(s: Section) -> Self {
+        SectionView {
+            figures: s.figures.iter().map(crate::plots::figure).collect(),
+            title: s.title,
+            note: s.note,
+            table: s.table,
+            caption: s.caption,
+        }
+    }
 }
 
 /// A kernel page.
@@ -155,15 +161,15 @@ fn kernel_page(kernel: &str) -> String {
 /// Takes the run's lock ([`RunLock`]): a run another process is writing is an input error.
 /// A missing or corrupt `manifest.json` (or other run file), or an id outside the grammar, is
 /// an input error naming the file.
-pub fn render(dir: &Path) -> Result<PathBuf> {
+pub fn render(dir: &Path, reg: &Registry) -> Result<PathBuf> {
     let (run, _, lock) = RunDir::open_locked(dir, "report")?;
-    render_locked(&run, &lock)
+    render_locked(&run, &lock, reg)
 }
 
 /// [`render`] for the holder of the run's lock. Every file of the run is read and checked
 /// before anything is written: the ids that become file names and links ([`crate::ids`]), and
 /// the tables published in `report/data/` (they must parse with the contract's columns).
-pub fn render_locked(run: &RunDir, lock: &RunLock) -> Result<PathBuf> {
+pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<PathBuf> {
     let dir = run.root.as_path();
     let (_, manifest) = RunDir::open(dir)?;
     let units = run.read_units()?;
@@ -390,22 +396,15 @@ pub fn render_locked(run: &RunDir, lock: &RunLock) -> Result<PathBuf> {
             .push(c.clone());
     }
     // Imported criterion results have neither settings nor reproduction units (nor paper pages).
-    if let Some(configs) = manifest.configs.clone().or_else(|| {
-        manifest
-            .scale()
-            .map(crate::configs::PaperConfigs::for_scale)
-    }) {
-        if let Some(p) = papers.get_mut(crate::suites::continual::PAPER) {
-            p.sections = crate::suites::continual::report_sections(&configs.continual, &units);
-        }
-        if let Some(p) = papers.get_mut(crate::suites::mixtral::PAPER) {
-            p.sections = crate::suites::mixtral::report_sections(&configs.mixtral, &units);
-        }
-        if let Some(p) = papers.get_mut(crate::suites::dora::PAPER) {
-            p.sections = crate::suites::dora::report_sections(&configs.dora, &units);
-        }
-        if let Some(p) = papers.get_mut(crate::suites::dpo_ppo::PAPER) {
-            p.sections = crate::suites::dpo_ppo::report_sections(&configs.dpo_ppo, &units);
+    if let Some(configs) = crate::configs::of_manifest(reg, &manifest)? {
+        for (id, page) in papers.iter_mut() {
+            if let (Some(p), Some(cfg)) = (reg.paper(id), configs.get(id)) {
+                page.sections = p
+                    .sections(cfg, &units)
+                    .into_iter()
+                    .map(SectionView::from)
+                    .collect();
+            }
         }
     }
     let history = dir

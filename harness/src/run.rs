@@ -11,12 +11,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::configs::PaperConfigs;
+use crate::configs;
 use crate::devices::{self, BackendChoice};
 use crate::env;
 use crate::error::{Exit, input_error};
-use crate::store::{Manifest, RunDir, SCHEMA_VERSION, UnitRecord, UnitStatus};
-use crate::suites::{self, Scale};
+use crate::registry::Registry;
+use crate::store::{Configs, MAX_SEEDS, Manifest, RunDir, SCHEMA_VERSION, UnitRecord, UnitStatus};
+use claimbench_paper::{Outcome, Scale};
 
 /// Options of `run`. `None` means the default, or on `--resume` the value the run was made with.
 #[derive(Clone, Debug, Default)]
@@ -50,7 +51,7 @@ struct ConfigKey<'a> {
     seeds: &'a [u64],
     only: &'a [String],
     backend: BackendChoice,
-    configs: &'a PaperConfigs,
+    configs: &'a Configs,
 }
 
 /// sha256 of what decides a run's units and numbers (not where it is written).
@@ -59,7 +60,7 @@ pub fn config_hash(
     seeds: &[u64],
     only: &[String],
     backend: BackendChoice,
-    configs: &PaperConfigs,
+    configs: &Configs,
 ) -> String {
     let key = ConfigKey {
         schema_version: SCHEMA_VERSION,
@@ -83,10 +84,6 @@ pub struct RunResult {
     /// Exit code: 2 on a correctness failure, 4 on a unit error, else 0.
     pub exit: Exit,
 }
-
-/// Most seeds one run takes (`--seeds`): the `full` scale uses 10; dora's tuning seeds
-/// (1000, 1001) lie below it, so `--only continual --seeds 1001` is a valid run.
-pub const MAX_SEEDS: u64 = 4096;
 
 /// Checks the options that need no file: `--force` only with `--resume`, `--seeds` in
 /// `1..=MAX_SEEDS`, `--only` ids in the id grammar (stored without a trailing `/`).
@@ -119,7 +116,7 @@ fn check_options(opts: &mut RunOptions) -> Result<()> {
 /// Nothing in an existing run directory changes until every check has passed: the options,
 /// the lock, the manifest, the settings, the unit selection, the backends and every stored unit
 /// record. Only then are stale temporaries removed and the manifest rewritten.
-pub fn run(mut opts: RunOptions) -> Result<RunResult> {
+pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
     check_options(&mut opts)?;
     let git = env::git_state();
     let resumed = match &opts.resume {
@@ -157,14 +154,14 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
     }
     let seeds: Vec<u64> = (0..n_seeds).collect();
     // Settings: --config over the scale's defaults; on --resume without --config, the run's own.
-    let configs = match (&opts.config, prior.and_then(|m| m.configs.clone())) {
-        (None, Some(c)) => {
-            c.validate()?;
-            c
-        }
-        (path, _) => PaperConfigs::load(path.as_deref(), scale)?,
+    let configs = match (&opts.config, prior) {
+        (None, Some(m)) => match configs::of_manifest(reg, m)? {
+            Some(c) => c,
+            None => configs::load(reg, None, scale)?,
+        },
+        (path, _) => configs::load(reg, path.as_deref(), scale)?,
     };
-    let units = suites::select(suites::all_units(&seeds, &configs), &only)?;
+    let units = reg.select(reg.all_units(scale, &seeds, &configs)?, &only)?;
     if units.len() > crate::store::MAX_UNITS {
         return Err(input_error(format!(
             "{} units ({n_seeds} seeds): more than a run holds ({}); use fewer --seeds or --only",
@@ -173,11 +170,11 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
         )));
     }
     let papers: std::collections::BTreeSet<&str> = units.iter().map(|u| u.paper.as_str()).collect();
-    configs.validate_selected(&papers, &seeds)?;
+    configs::validate_selected(reg, &configs, &papers, &seeds)?;
     let hash = config_hash(scale, &seeds, &only, backend, &configs);
     let plan = devices::plan(backend, crate::require_device())?;
 
-    let (dir, mut manifest, lock, done) = match resumed {
+    let (dir, mut manifest, lock, mut done) = match resumed {
         Some((dir, m, lock)) => {
             if !opts.force {
                 if m.git_sha != git.sha {
@@ -192,7 +189,7 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
                     return Err(input_error(format!(
                         "--resume {}: the configuration differs from the run's (scale {}, seeds {}, only {:?}, backend {:?}); drop the differing options or add --force",
                         dir.root.display(),
-                        crate::ids::shown(&m.scale),
+                        m.scale,
                         m.seeds.len(),
                         m.only,
                         m.plan.choice
@@ -211,11 +208,11 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
             }
             // Every stored record is read and checked before anything is written: a bad one
             // stops the resume with the run directory as it was.
-            let done: std::collections::HashSet<String> = dir
+            let done: std::collections::HashMap<String, UnitRecord> = dir
                 .read_units()?
                 .into_iter()
                 .filter(|r| r.status == UnitStatus::Passed)
-                .map(|r| r.unit_id)
+                .map(|r| (r.unit_id.clone(), r))
                 .collect();
             let stale = dir.remove_stale_temporaries(&lock)?;
             if stale > 0 {
@@ -258,7 +255,7 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
                 plan: plan.clone(),
                 cpu: env::cpu_model(),
                 os: env::os_name(),
-                scale: scale.name().into(),
+                scale: crate::store::RunScale::Run(scale),
                 seeds: seeds.clone(),
                 only: only.clone(),
                 config_hash: hash.clone(),
@@ -276,7 +273,7 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
     if let Some(reason) = &plan.skip_reason {
         errln!("note: {reason}");
     }
-    if manifest.peaks.is_none() && units.iter().any(|u| u.needs_device) {
+    if manifest.peaks.is_none() && units.iter().any(|u| u.needs_device()) {
         manifest.peaks = crate::peaks::probe_plan(&plan, scale, opts.quiet);
     }
     dir.write_manifest(&manifest)?;
@@ -298,7 +295,7 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
     let mut skipped = Vec::new();
     for unit in &units {
         bar.set_message(unit.id.clone());
-        if unit.needs_device && plan.kernels.is_none() {
+        if unit.needs_device() && plan.kernels.is_none() {
             skipped.push((
                 unit.id.clone(),
                 plan.skip_reason.clone().unwrap_or_default(),
@@ -306,15 +303,20 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
             bar.inc(1);
             continue;
         }
-        if done.contains(&unit.id) {
+        if done.contains_key(&unit.id) {
             bar.inc(1);
             continue;
         }
+        let inputs: Vec<UnitRecord> = unit
+            .depends_on
+            .iter()
+            .filter_map(|d| done.get(d).cloned())
+            .collect();
         let start = Instant::now();
         let tick_bar = bar.clone();
         let mut tick = move || tick_bar.tick();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            suites::execute(unit, &plan, scale, &configs, &seeds, &mut tick)
+            reg.execute(unit, &plan, scale, &configs, &seeds, &inputs, &mut tick)
         }));
         let (exec, device, outcome) = match result {
             Ok(v) => v,
@@ -324,16 +326,8 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_else(|| "unknown panic".into());
-                let exec = if unit.needs_device {
-                    plan.kernels.unwrap_or(plan.train)
-                } else {
-                    plan.train
-                };
-                (
-                    exec,
-                    String::new(),
-                    suites::Outcome::error(format!("panicked: {msg}")),
-                )
+                let (exec, device) = crate::registry::placement(unit, &plan);
+                (exec, device, Outcome::error(format!("panicked: {msg}")))
             }
         };
         let record = UnitRecord {
@@ -353,6 +347,11 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
         };
         dir.write_unit(&record)
             .with_context(|| format!("storing unit {}", unit.id))?;
+        if record.status == UnitStatus::Passed
+            && units.iter().any(|u| u.depends_on.contains(&record.unit_id))
+        {
+            done.insert(record.unit_id.clone(), record.clone());
+        }
         let line = format!(
             "{:<40} {:<19} {:>6.1}s  {}",
             unit.id,
@@ -383,7 +382,7 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
     dir.write_aggregates(&manifest.run_id, &records)?;
     dir.write_claims(&ClaimsFile {
         schema_version: 1,
-        claims: crate::claims::evaluate_all(&records, &manifest),
+        claims: crate::claims::evaluate_all(reg, &records, &configs, manifest.scale.name()),
     })?;
     manifest.skipped = skipped;
     manifest.finished = Some(chrono::Utc::now().to_rfc3339());
@@ -392,7 +391,7 @@ pub fn run(mut opts: RunOptions) -> Result<RunResult> {
     let report = if opts.no_report {
         None
     } else {
-        Some(crate::report::render_locked(&dir, &lock)?)
+        Some(crate::report::render_locked(&dir, &lock, reg)?)
     };
     let mut exit = Exit::Ok;
     for r in &records {

@@ -13,15 +13,72 @@ use claimbench_claims::ClaimsFile;
 use polars::prelude::{CsvWriter, DataFrame, ParquetWriter, PolarsResult, SerWriter, df};
 use serde::{Deserialize, Serialize};
 
-use crate::bench::{BenchEntry, BenchFile};
 use crate::devices::Plan;
 use crate::error::input_error;
 use crate::ids;
 use crate::lock::RunLock;
-use crate::suites::Scale;
+use claimbench_paper::Scale;
+use claimbench_paper::bench::BenchFile;
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Version of the run-directory layout.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Most seeds one run takes (`--seeds`): the `full` scale uses 10; dora's tuning seeds
+/// (1000, 1001) lie below it, so `--only continual --seeds 1001` is a valid run.
+pub const MAX_SEEDS: u64 = 4096;
+
+/// The papers' settings a run used, keyed by paper id (each paper's typed config as JSON; see
+/// [`crate::configs`]).
+pub type Configs = BTreeMap<String, Value>;
+
+/// A run's scale as `manifest.json` stores it (the same strings as [`Scale`], plus
+/// [`IMPORTED_SCALE`]): a reproduction scale, or criterion results brought in by
+/// `import-criterion`. Anything else is refused when the manifest is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RunScale {
+    /// A run of the reproductions and kernels at this scale.
+    Run(Scale),
+    /// Imported criterion results: no scale, no settings, no reproduction units.
+    Imported,
+}
+
+impl RunScale {
+    /// The name on disk.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunScale::Run(s) => s.name(),
+            RunScale::Imported => IMPORTED_SCALE,
+        }
+    }
+}
+
+impl std::fmt::Display for RunScale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl From<RunScale> for String {
+    fn from(s: RunScale) -> String {
+        s.name().into()
+    }
+}
+
+impl TryFrom<String> for RunScale {
+    type Error = String;
+
+    fn try_from(s: String) -> std::result::Result<Self, String> {
+        if s == IMPORTED_SCALE {
+            return Ok(RunScale::Imported);
+        }
+        s.parse::<Scale>()
+            .map(RunScale::Run)
+            .map_err(|e| format!("scale: {e} (or {IMPORTED_SCALE} for imported results)"))
+    }
+}
 
 /// `manifest.json`: what produced a run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,10 +105,9 @@ pub struct Manifest {
     pub cpu: String,
     /// OS.
     pub os: String,
-    /// `smoke`, `small` or `full`; [`IMPORTED_SCALE`] for criterion results brought in by
-    /// `import-criterion` (no reproduction units). Anything else is refused by
-    /// [`Manifest::check`]; read it through [`Manifest::scale`].
-    pub scale: String,
+    /// `smoke`, `small` or `full`, or [`IMPORTED_SCALE`] for criterion results brought in by
+    /// `import-criterion` (no reproduction units); anything else is refused when read.
+    pub scale: RunScale,
     /// Seeds of the seeded units.
     pub seeds: Vec<u64>,
     /// `--only` filters.
@@ -72,61 +128,24 @@ pub struct Manifest {
     /// The reproductions' settings the run used (`None` in runs that train nothing, e.g.
     /// imported criterion results).
     #[serde(default)]
-    pub configs: Option<crate::configs::PaperConfigs>,
+    pub configs: Option<Configs>,
 }
 
-/// Outcome of one unit.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum UnitStatus {
-    /// Ran and passed its checks.
-    Passed,
-    /// Its output failed a reference check: a correctness failure (exit 2).
-    CorrectnessFailure,
-    /// It stopped with an error (a panic or a device error).
-    Error,
-}
+/// What a finished unit stored, and its status (claimbench-paper: papers read them too).
+pub use claimbench_paper::{UnitRecord, UnitStatus};
 
 /// One long-format metric value (contracts.md `metrics.*` columns, minus those of the unit): the
 /// one row type from a reproduction to the run store and back to the claims.
 pub use claimbench_paper::MetricRow;
 
-/// `units/<unit>.json`: everything one finished unit measured.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct UnitRecord {
-    /// Layout version.
-    pub schema_version: u32,
-    /// Unit id, e.g. `kernels/token-logprob/train/seed-0`.
-    pub unit_id: String,
-    /// Paper id, or `kernels`.
-    pub paper: String,
-    /// Experiment within the paper or kernel.
-    pub experiment: String,
-    /// Arm of the experiment.
-    pub arm: String,
-    /// Seed, for seeded units.
-    pub seed: Option<u64>,
-    /// Backend it ran on.
-    pub backend: String,
-    /// Device it ran on.
-    pub device: String,
-    /// Outcome.
-    pub status: UnitStatus,
-    /// What went wrong, or a one-line summary.
-    pub message: String,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-    /// Metrics, long format.
-    pub metrics: Vec<MetricRow>,
-    /// Benchmark comparisons measured by this unit.
-    pub benchmarks: Vec<BenchEntry>,
-}
-
 impl Manifest {
     /// The run's scale; `None` for criterion results brought in by `import-criterion`
     /// ([`IMPORTED_SCALE`]). A checked manifest holds nothing else.
     pub fn scale(&self) -> Option<Scale> {
-        self.scale.parse().ok()
+        match self.scale {
+            RunScale::Run(s) => Some(s),
+            RunScale::Imported => None,
+        }
     }
 
     /// Checks what of the manifest later becomes a path, an href or a selection: unit ids,
@@ -146,19 +165,14 @@ impl Manifest {
                 ids::shown(&self.run_id)
             )));
         }
-        if self.seeds.len() > crate::run::MAX_SEEDS as usize || self.units.len() > MAX_UNITS {
+        if self.seeds.len() > MAX_SEEDS as usize || self.units.len() > MAX_UNITS {
             return Err(input_error(format!(
                 "{}: {} seeds and {} units are more than a run holds (at most {} and {MAX_UNITS})",
                 path.display(),
                 self.seeds.len(),
                 self.units.len(),
-                crate::run::MAX_SEEDS
+                MAX_SEEDS
             )));
-        }
-        if self.scale != IMPORTED_SCALE {
-            self.scale
-                .parse::<Scale>()
-                .map_err(|e| input_error(format!("{}: scale: {e}", path.display())))?;
         }
         for u in &self.units {
             ids::check(path, "units entry", u)?;
@@ -173,24 +187,22 @@ impl Manifest {
     }
 }
 
-impl UnitRecord {
-    /// Checks the ids a unit record carries (its unit id, paper id and its benchmarks' kernel
-    /// ids) against the id grammar. `path` is the file it was read from, for the message.
-    pub fn check(&self, path: &Path) -> Result<()> {
-        ids::check(path, "unit_id", &self.unit_id)?;
-        check_paper_id(path, &self.paper)?;
-        if self.paper == "kernels" && ids::kernel_of(&self.unit_id).is_none() {
-            return Err(input_error(format!(
-                "{}: unit_id {} of paper kernels does not start with a kernel id (kernels/<name>/...)",
-                path.display(),
-                ids::shown(&self.unit_id)
-            )));
-        }
-        for b in &self.benchmarks {
-            check_kernel_id(path, &b.kernel)?;
-        }
-        Ok(())
+/// Checks the ids a unit record carries (its unit id, paper id and its benchmarks' kernel ids)
+/// against the id grammar. `path` is the file it was read from, for the message.
+pub fn check_record(r: &UnitRecord, path: &Path) -> Result<()> {
+    ids::check(path, "unit_id", &r.unit_id)?;
+    check_paper_id(path, &r.paper)?;
+    if r.paper == "kernels" && ids::kernel_of(&r.unit_id).is_none() {
+        return Err(input_error(format!(
+            "{}: unit_id {} of paper kernels does not start with a kernel id (kernels/<name>/...)",
+            path.display(),
+            ids::shown(&r.unit_id)
+        )));
     }
+    for b in &r.benchmarks {
+        check_kernel_id(path, &b.kernel)?;
+    }
+    Ok(())
 }
 
 /// A paper id (`dora`) or `kernels`: one segment of the id grammar. It names a page
@@ -449,7 +461,7 @@ impl RunDir {
     /// one its unit id names (a record cannot stand in for another unit).
     fn read_record(&self, p: &Path) -> Result<UnitRecord> {
         let u: UnitRecord = read_json(p)?;
-        u.check(p)?;
+        check_record(&u, p)?;
         if self.unit_path(&u.unit_id).file_name() != p.file_name() {
             return Err(input_error(format!(
                 "{}: holds unit {}, whose record is {}",

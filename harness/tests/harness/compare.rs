@@ -375,7 +375,7 @@ fn criterion_results_become_a_run_that_compare_reads() {
     let out = tmp.path().join("imported");
     let o = bin(&["import-criterion", p(&crit), "--out", p(&out)]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let file: claimbench::bench::BenchFile =
+    let file: claimbench_paper::bench::BenchFile =
         serde_json::from_str(&std::fs::read_to_string(out.join("benchmarks.json")).unwrap())
             .unwrap();
     assert_eq!(file.benchmarks.len(), 1);

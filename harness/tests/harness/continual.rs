@@ -77,7 +77,7 @@ fn bad_settings_are_exit_4_before_training_with_the_problem_named() {
             r#"{"continual": {"stage_step": 10}}"#,
             "unknown field `stage_step`",
         ),
-        (r#"{"llama": {}}"#, "unknown field `llama`"),
+        (r#"{"llama": {}}"#, "unknown paper \"llama\""),
         ("{not json", "not valid JSON"),
     ] {
         let cfg = write(d.path(), "bad.json", patch);

@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use claimbench::bench::{BenchEntry, BenchFile};
 use claimbench::devices::{BackendChoice, DeviceInfo, Exec, Plan};
 use claimbench::peaks::Peaks;
 use claimbench::store::{
     Manifest, MetricRow, RunDir, SCHEMA_VERSION, UnitRecord, UnitStatus, write_json,
 };
 use claimbench_claims::{Claim, ClaimsFile, TestKind, Verdict};
+use claimbench_paper::bench::{BenchEntry, BenchFile};
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
 /// The fixture device.
@@ -185,7 +185,7 @@ pub fn write_run(parent: &Path, s: &Spec) -> std::path::PathBuf {
         },
         cpu: "fixture CPU".into(),
         os: "Linux".into(),
-        scale: "small".into(),
+        scale: claimbench::store::RunScale::Run(claimbench_paper::Scale::Small),
         seeds: vec![0, 1, 2, 3, 4],
         only: Vec::new(),
         config_hash: "f".repeat(64),

@@ -389,20 +389,18 @@ fn failed_resume_writes_nothing() {
 /// only, and the refusal stays short however many seeds there are.
 #[test]
 fn seeds_are_checked_against_selected_papers_only() {
-    use claimbench::configs::PaperConfigs;
-    use claimbench::suites::Scale;
-    let cfg = PaperConfigs::for_scale(Scale::Small);
+    use claimbench::configs::validate_selected;
+    use claimbench_paper::Scale;
+    let reg = claimbench::registry::Registry::default();
+    let cfg = reg.default_configs(Scale::Small);
     let seeds: Vec<u64> = (0..4000).collect();
     let only = |p: &'static str| std::collections::BTreeSet::from([p]);
-    cfg.validate_selected(&only("continual"), &seeds)
+    validate_selected(&reg, &cfg, &only("continual"), &seeds)
         .expect("continual has no tuning seeds");
-    cfg.validate_selected(&only("kernels"), &seeds)
-        .expect("kernels have no tuning seeds");
-    cfg.validate_selected(&only("mixtral"), &seeds)
-        .expect("mixtral has no tuning seeds");
+    validate_selected(&reg, &cfg, &only("kernels"), &seeds).expect("kernels have no tuning seeds");
+    validate_selected(&reg, &cfg, &only("mixtral"), &seeds).expect("mixtral has no tuning seeds");
     // DoRA's tuning seeds (1000, 1001) are among 0..4000: refused, naming one seed, briefly.
-    let e = cfg
-        .validate_selected(&only("dora"), &seeds)
+    let e = validate_selected(&reg, &cfg, &only("dora"), &seeds)
         .expect_err("tuning seeds among the verdict seeds");
     let msg = format!("{e:#}");
     assert!(msg.contains("tuning_seeds = 1000"), "{msg}");

@@ -12,6 +12,9 @@
 //! - `hostile`: crafted run directories, concurrent resumes, unbounded settings, usage errors,
 //!   a closed stdout, and large logits: refused with exit 4 or handled quietly.
 //! - `fixtures`: schema-following fixture runs with seeded synthetic samples.
+//! - `layers`: no harness module refers to a layer above it (ARCHITECTURE.md).
+//! - `registry`: a paper defined in the test, run through `run`, claims and report in its own
+//!   registry, with no change to harness code.
 
 mod cli;
 mod compare;
@@ -20,6 +23,8 @@ mod dora;
 mod exit_codes;
 mod fixtures;
 mod hostile;
+mod layers;
 mod mixtral;
+mod registry;
 mod site;
 mod train_paths;

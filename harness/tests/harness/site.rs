@@ -50,7 +50,8 @@ fn every_page_opens_cleanly_and_renders_identically() {
             ..Spec::default()
         },
     );
-    let index = claimbench::report::render(&head).unwrap();
+    let index =
+        claimbench::report::render(&head, &claimbench::registry::Registry::default()).unwrap();
     let site = index.parent().unwrap().to_path_buf();
     let first = read_all_html(&site);
     let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
@@ -84,7 +85,7 @@ fn every_page_opens_cleanly_and_renders_identically() {
     assert!(kernel.contains("Roofline") && kernel.contains("of the measured peak"));
 
     // Same inputs, same bytes.
-    claimbench::report::render(&head).unwrap();
+    claimbench::report::render(&head, &claimbench::registry::Registry::default()).unwrap();
     assert_eq!(first, read_all_html(&site), "a second render differs");
 
     let b = browser();

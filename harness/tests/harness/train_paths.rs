@@ -2,7 +2,7 @@
 //! wgpu kernel (same seed, same init, same data), and actually learns.
 
 use burn::backend::{Flex, Wgpu};
-use claimbench::suites::token_logprob::{TrainConfig, train};
+use claimbench::kernel_suites::token_logprob::{TrainConfig, train};
 
 const CFG: TrainConfig = TrainConfig {
     vocab: 64,

@@ -41,6 +41,7 @@ pub mod data;
 pub mod experiment;
 pub mod limits;
 pub mod model;
+pub mod paper;
 pub mod replay;
 pub mod schedule;
 

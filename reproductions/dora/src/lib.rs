@@ -85,6 +85,7 @@ pub mod experiments;
 pub mod layer;
 pub mod limits;
 pub mod measure;
+pub mod paper;
 mod train;
 
 pub use claims::{evaluate, specs};

@@ -68,6 +68,7 @@ pub mod fig1;
 pub mod ladder;
 pub mod limits;
 pub mod mlp;
+pub mod paper;
 pub mod ppo;
 pub mod seq;
 pub mod tabular;

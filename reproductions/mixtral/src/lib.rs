@@ -100,6 +100,7 @@ pub mod experiments;
 pub mod limits;
 pub mod measure;
 pub mod model;
+pub mod paper;
 pub mod params;
 pub mod routing;
 

@@ -1,13 +1,28 @@
-//! What every reproduction crate shares with the harness.
+//! What every reproduction crate shares with the harness: the contract between a paper and the
+//! run.
 //!
 //! - [`Scale`], the typed run size every config preset is chosen by. A scale is parsed once, at
 //!   the edge (the CLI, a manifest), and an unknown name is an error there ([`UnknownScale`]);
 //!   nothing downstream falls back to a default.
-//! - [`MetricRow`], the one row type from a unit's measurement to the run store's metrics table
-//!   and back to the claims: a reproduction writes rows, the store keeps them, the claims read them.
+//! - [`Paper`] (and its object-safe form [`DynPaper`]): what a reproduced paper provides, from
+//!   its typed settings to its claims and report sections; [`KernelSuite`], the smaller trait of
+//!   a kernel's checks and benchmarks.
+//! - [`UnitSpec`], [`RunContext`], [`Outcome`]: one unit, what it runs with, what it returns.
+//! - [`MetricRow`] ([`metrics`]), the one row type from a unit's measurement to the run store's
+//!   metrics table and back to the claims; [`UnitRecord`], what a finished unit stored.
+//! - [`bench`]: the one benchmark helper (interleaved rounds, paired speedups with CIs).
+//! - [`report`]: report sections as data (tables, figures described by their numbers).
 
+pub mod bench;
 pub mod metrics;
+mod paper;
+mod record;
+pub mod report;
 mod scale;
+mod unit;
 
 pub use metrics::MetricRow;
+pub use paper::{ConfigError, DynPaper, Judged, KernelSuite, Paper, PaperInfo};
+pub use record::{UnitRecord, UnitStatus, fmt_pm, mean_curve, mean_pm};
 pub use scale::{Scale, UnknownScale};
+pub use unit::{Exec, Outcome, RunContext, RunsOn, UnitSpec};

@@ -1,15 +1,80 @@
-//! The continual pre-training reproduction (paper id `continual`, arXiv 2403.08763) in the run:
-//! one unit per arm × seed, its metrics, the claims' inputs, and the report's sections.
+//! The continual pre-training reproduction as a [`Paper`]: one unit per arm × seed, its metrics,
+//! the claims' inputs, and the report's sections.
 
-use claimbench_continual::claims::{STRONG_TABLE, Summary, WEAK_TABLE};
-use claimbench_continual::experiment::TrainBackend;
-use claimbench_continual::{Arm, ArmResult, ExperimentConfig, Shift, run_arm};
+use burn::backend::{Autodiff, Flex, Wgpu};
 use claimbench_kernels::burn_ops::TokenLogprobBackend;
+use claimbench_paper::report::{Figure, Section, Series, Table};
+use claimbench_paper::{
+    Exec, Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, RunsOn, Scale, UnitRecord,
+    UnitSpec, fmt_pm, mean_curve, mean_pm,
+};
 
-use super::{Job, Outcome, UnitSpec, fmt_pm, mean_curve, mean_pm, scalar};
-use crate::plots::{Series, xy_plot};
-use crate::report::{Section, TableView};
-use crate::store::{MetricRow, UnitRecord, UnitStatus};
+use crate::claims::{STRONG_TABLE, Summary, WEAK_TABLE};
+use crate::experiment::TrainBackend;
+use crate::{Arm, ArmResult, ExperimentConfig, Shift, run_arm};
+
+/// The continual pre-training paper (arXiv 2403.08763).
+pub struct Continual;
+
+impl Paper for Continual {
+    type Config = ExperimentConfig;
+
+    fn info(&self) -> PaperInfo {
+        PaperInfo {
+            id: PAPER,
+            title: "Simple and Scalable Strategies to Continually Pre-train Large Language Models",
+            arxiv: "2403.08763",
+            kernels: &["kernels/token-logprob", "kernels/cross-entropy"],
+        }
+    }
+
+    fn config(&self, scale: Scale) -> ExperimentConfig {
+        ExperimentConfig::for_scale(scale)
+    }
+
+    fn validate(&self, cfg: &ExperimentConfig, _seeds: Option<&[u64]>) -> Result<(), String> {
+        cfg.validate().map_err(|e| e.to_string())
+    }
+
+    fn estimated_bytes(&self, cfg: &ExperimentConfig) -> u64 {
+        cfg.estimated_bytes()
+    }
+
+    fn units(&self, cfg: &ExperimentConfig, seeds: &[u64]) -> Vec<UnitSpec> {
+        units(cfg, seeds)
+    }
+
+    fn run_unit(&self, cfg: &ExperimentConfig, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
+        match ctx.exec {
+            Exec::Flex => run_unit::<Autodiff<Flex>>(cfg, unit, &Default::default(), ctx.tick),
+            Exec::Wgpu => run_unit::<Autodiff<Wgpu>>(cfg, unit, &Default::default(), ctx.tick),
+            #[cfg(feature = "cuda")]
+            Exec::Cuda => {
+                run_unit::<Autodiff<burn::backend::Cuda>>(cfg, unit, &Default::default(), ctx.tick)
+            }
+            #[cfg(not(feature = "cuda"))]
+            Exec::Cuda => Outcome::error("built without the cuda feature".into()),
+        }
+    }
+
+    fn claims(&self, cfg: &ExperimentConfig, records: &[UnitRecord], scale: &str) -> Judged {
+        let mut out = Judged::default();
+        let summaries = summaries(records);
+        if !summaries.is_empty() {
+            match crate::claims::evaluate(cfg, &summaries, scale) {
+                Ok(claims) => out.claims = claims,
+                Err(e) => out
+                    .warnings
+                    .push(format!("continual claims not evaluated: {e}")),
+            }
+        }
+        out
+    }
+
+    fn sections(&self, cfg: &ExperimentConfig, records: &[UnitRecord]) -> Vec<Section> {
+        report_sections(cfg, records)
+    }
+}
 
 /// The paper id.
 pub const PAPER: &str = "continual";
@@ -30,8 +95,10 @@ pub fn units(cfg: &ExperimentConfig, seeds: &[u64]) -> Vec<UnitSpec> {
                 experiment: arm.experiment().into(),
                 arm: arm.name(),
                 seed: Some(seed),
-                job: Job::ContinualArm,
-                needs_device: false,
+                task: "arm",
+                runs_on: RunsOn::Train,
+                bench: false,
+                depends_on: Vec::new(),
             });
         }
     }
@@ -47,7 +114,7 @@ pub fn arm_of(cfg: &ExperimentConfig, unit: &UnitSpec) -> Option<Arm> {
 
 /// Trains the unit's arm on the autodiff backend `A` (e.g. `Autodiff<Flex>`) and turns the
 /// result into metrics.
-pub fn run_unit<A: TrainBackend>(
+fn run_unit<A: TrainBackend>(
     cfg: &ExperimentConfig,
     unit: &UnitSpec,
     device: &A::Device,
@@ -78,7 +145,7 @@ where
 /// The metrics of one arm: the logged curve (`d0_loss`, `d1_loss`, `lr`, `train_loss` per
 /// step) and the summary (`pre_*`, `last_*`, `peak_d0`, floors, forgetting, adaptation,
 /// average).
-pub fn metrics(cfg: &ExperimentConfig, r: &ArmResult) -> Vec<MetricRow> {
+fn metrics(cfg: &ExperimentConfig, r: &ArmResult) -> Vec<MetricRow> {
     let shape = format!("batch{}x{}", cfg.batch, cfg.model.context + 1);
     let mut m = Vec::new();
     for p in &r.curve {
@@ -119,20 +186,20 @@ pub fn metrics(cfg: &ExperimentConfig, r: &ArmResult) -> Vec<MetricRow> {
 }
 
 /// The claims' per-seed inputs from the run's passed continual units.
-pub fn summaries(records: &[UnitRecord]) -> Vec<Summary> {
+fn summaries(records: &[UnitRecord]) -> Vec<Summary> {
     records
         .iter()
-        .filter(|u| u.paper == PAPER && u.status == UnitStatus::Passed)
+        .filter(|u| u.paper == PAPER && u.passed())
         .filter_map(|u| {
             Some(Summary {
                 arm: u.arm.clone(),
                 experiment: u.experiment.clone(),
                 seed: u.seed?,
-                pre_d0: scalar(u, "pre_d0")?,
-                pre_d1: scalar(u, "pre_d1")?,
-                last_d0: scalar(u, "last_d0")?,
-                last_d1: scalar(u, "last_d1")?,
-                peak_d0: scalar(u, "peak_d0")?,
+                pre_d0: u.scalar("pre_d0")?,
+                pre_d1: u.scalar("pre_d1")?,
+                last_d0: u.scalar("last_d0")?,
+                last_d1: u.scalar("last_d1")?,
+                peak_d0: u.scalar("peak_d0")?,
             })
         })
         .collect()
@@ -148,16 +215,11 @@ fn fmt_paper(v: Option<f64>) -> String {
 fn arm_units<'a>(units: &'a [UnitRecord], experiment: &str, arm: &str) -> Vec<&'a UnitRecord> {
     units
         .iter()
-        .filter(|u| {
-            u.paper == PAPER
-                && u.status == UnitStatus::Passed
-                && u.experiment == experiment
-                && u.arm == arm
-        })
+        .filter(|u| u.paper == PAPER && u.passed() && u.experiment == experiment && u.arm == arm)
         .collect()
 }
 
-fn replay_table(cfg: &ExperimentConfig, units: &[UnitRecord], shift: Shift) -> TableView {
+fn replay_table(cfg: &ExperimentConfig, units: &[UnitRecord], shift: Shift) -> Table {
     let paper = match shift {
         Shift::Weak => WEAK_TABLE,
         Shift::Strong => STRONG_TABLE,
@@ -177,13 +239,8 @@ fn replay_table(cfg: &ExperimentConfig, units: &[UnitRecord], shift: Shift) -> T
     arms.push(("union (from scratch)".into(), Arm::Union { shift }, None));
     for (label, arm, share) in arms {
         let us = arm_units(units, shift.name(), &arm.name());
-        let col = |name: &str| {
-            mean_pm(
-                &us.iter()
-                    .filter_map(|u| scalar(u, name))
-                    .collect::<Vec<_>>(),
-            )
-        };
+        let col =
+            |name: &str| mean_pm(&us.iter().filter_map(|u| u.scalar(name)).collect::<Vec<_>>());
         let p = paper.iter().find(|r| match (share, r.share) {
             (Some(a), Some(b)) => (a - b).abs() < 1e-12,
             (None, None) => true,
@@ -200,7 +257,7 @@ fn replay_table(cfg: &ExperimentConfig, units: &[UnitRecord], shift: Shift) -> T
             us.len().to_string(),
         ]);
     }
-    TableView {
+    Table {
         header: [
             "replay",
             "paper old (Pile)",
@@ -220,7 +277,7 @@ fn replay_table(cfg: &ExperimentConfig, units: &[UnitRecord], shift: Shift) -> T
 
 /// The continual paper page's sections: the paper's replay tables beside ours, the forgetting
 /// and adaptation curves per arm, and the learning-rate schedules.
-pub fn report_sections(cfg: &ExperimentConfig, units: &[UnitRecord]) -> Vec<Section> {
+fn report_sections(cfg: &ExperimentConfig, units: &[UnitRecord]) -> Vec<Section> {
     let mut out = Vec::new();
     if !units.iter().any(|u| u.paper == PAPER) {
         return out;
@@ -257,14 +314,14 @@ pub fn report_sections(cfg: &ExperimentConfig, units: &[UnitRecord]) -> Vec<Sect
         let (old, new) = (curves("d0_loss"), curves("d1_loss"));
         let mut figures = Vec::new();
         if !old.is_empty() {
-            figures.push(xy_plot(
+            figures.push(Figure::xy(
                 &format!("{} shift: old-domain (D0) loss", shift.name()),
                 "step",
                 "D0 loss (nats)",
                 &old,
                 true,
             ));
-            figures.push(xy_plot(
+            figures.push(Figure::xy(
                 &format!("{} shift: new-domain (D1) loss", shift.name()),
                 "step",
                 "D1 loss (nats)",
@@ -302,14 +359,14 @@ pub fn report_sections(cfg: &ExperimentConfig, units: &[UnitRecord]) -> Vec<Sect
     let mut figures = Vec::new();
     let (old, new) = (lr_curves("d0_loss"), lr_curves("d1_loss"));
     if !old.is_empty() {
-        figures.push(xy_plot(
+        figures.push(Figure::xy(
             "stage-1 peak LR: D0 loss",
             "step",
             "D0 loss (nats)",
             &old,
             true,
         ));
-        figures.push(xy_plot(
+        figures.push(Figure::xy(
             "stage-1 peak LR: D1 loss",
             "step",
             "D1 loss (nats)",
@@ -331,7 +388,7 @@ pub fn report_sections(cfg: &ExperimentConfig, units: &[UnitRecord]) -> Vec<Sect
     .filter(|s| !s.points.is_empty())
     .collect();
     if !rise.is_empty() {
-        figures.push(xy_plot(
+        figures.push(Figure::xy(
             "re-warming: D0 loss on the same data vs under a shift",
             "step",
             "D0 loss (nats)",
@@ -387,7 +444,7 @@ pub fn report_sections(cfg: &ExperimentConfig, units: &[UnitRecord]) -> Vec<Sect
         })
         .filter(|s| !s.points.is_empty())
         .collect();
-    let mut figures = vec![xy_plot(
+    let mut figures = vec![Figure::xy(
         "learning-rate schedules",
         "step",
         "learning rate",
@@ -395,7 +452,7 @@ pub fn report_sections(cfg: &ExperimentConfig, units: &[UnitRecord]) -> Vec<Sect
         true,
     )];
     if !cmp.is_empty() {
-        figures.push(xy_plot(
+        figures.push(Figure::xy(
             "infinite schedule vs repeated cosine: D1 loss",
             "step",
             "D1 loss (nats)",

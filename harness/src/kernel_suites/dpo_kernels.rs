@@ -3,7 +3,7 @@
 //! against what a burn user writes, the PPO kernels (KL rewards, GAE, whitening, clipped losses)
 //! checked on the device, and GAE on the device against the host loop.
 
-use burn::backend::Autodiff;
+use burn::backend::{Autodiff, Flex, Wgpu};
 use burn::tensor::{Int, Tensor, TensorData};
 use claimbench_dpo_ppo as reference;
 use claimbench_kernels::KernelError;
@@ -19,9 +19,12 @@ use claimbench_kernels::testing::{
 use claimbench_kernels::token_logprob::{backward_reference, forward_reference};
 use cubecl::prelude::*;
 
-use crate::bench::{BenchConfig, Comparison, interleaved};
-use crate::store::MetricRow;
-use crate::suites::Outcome;
+use claimbench_paper::bench::{BenchConfig, Comparison, interleaved};
+use claimbench_paper::{
+    Exec, KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec,
+};
+
+use super::{ScaleBench, kernel_unit};
 
 /// The kernel id of the fused DPO path.
 pub const DPO_KERNEL: &str = "kernels/dpo-loss";
@@ -47,6 +50,128 @@ pub const GAE_BENCH: (usize, usize) = (4096, 512);
 pub const GAE_TARGET: f64 = 1.0;
 /// Shapes of the PPO correctness unit: `(rows, time)`.
 pub const PPO_CHECK_SHAPES: &[(usize, usize)] = &[(1, 1), (3, 7), (65, 33), (2, 1029), (300, 5)];
+
+/// The fused DPO path's suite: checks on flex and on the device, the benchmark.
+pub struct DpoLoss;
+
+impl KernelSuite for DpoLoss {
+    fn id(&self) -> &'static str {
+        DPO_KERNEL
+    }
+
+    fn units(&self, _scale: Scale, _seeds: &[u64]) -> Vec<UnitSpec> {
+        vec![
+            kernel_unit(
+                DPO_KERNEL,
+                "check/flex",
+                "dpo-loss-check",
+                "flex-composition",
+                RunsOn::Flex,
+            ),
+            kernel_unit(
+                DPO_KERNEL,
+                "check/device",
+                "dpo-loss-check",
+                "fused-kernels",
+                RunsOn::Kernel,
+            ),
+            kernel_unit(
+                DPO_KERNEL,
+                "bench",
+                "dpo-loss-bench",
+                "fused-vs-composition",
+                RunsOn::Kernel,
+            ),
+        ]
+    }
+
+    fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
+        let seed = unit.seed.unwrap_or(0);
+        let is_check = !unit.bench;
+        match ctx.exec {
+            Exec::Flex => check_dpo::<Flex>(&Default::default(), seed),
+            Exec::Wgpu if is_check => check_dpo::<Wgpu>(&Default::default(), seed),
+            Exec::Wgpu => bench_dpo::<Wgpu>(
+                &Default::default(),
+                "wgpu",
+                ctx.device,
+                ctx.scale.bench(),
+                seed,
+                &mut *ctx.tick,
+            ),
+            #[cfg(feature = "cuda")]
+            Exec::Cuda if is_check => check_dpo::<burn::backend::Cuda>(&Default::default(), seed),
+            #[cfg(feature = "cuda")]
+            Exec::Cuda => bench_dpo::<burn::backend::Cuda>(
+                &Default::default(),
+                "cuda",
+                ctx.device,
+                ctx.scale.bench(),
+                seed,
+                &mut *ctx.tick,
+            ),
+            #[cfg(not(feature = "cuda"))]
+            Exec::Cuda => Outcome::error("built without the cuda feature".into()),
+        }
+    }
+}
+
+/// The PPO kernels' suite (cubecl level): checks on the device, the GAE benchmark.
+pub struct Ppo;
+
+impl KernelSuite for Ppo {
+    fn id(&self) -> &'static str {
+        PPO_KERNEL
+    }
+
+    fn units(&self, _scale: Scale, _seeds: &[u64]) -> Vec<UnitSpec> {
+        vec![
+            kernel_unit(
+                PPO_KERNEL,
+                "check/device",
+                "ppo-check",
+                "kernels",
+                RunsOn::Kernel,
+            ),
+            kernel_unit(
+                PPO_KERNEL,
+                "bench",
+                "gae-bench",
+                "device-vs-host-loop",
+                RunsOn::Kernel,
+            ),
+        ]
+    }
+
+    fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
+        let seed = unit.seed.unwrap_or(0);
+        match ctx.exec {
+            Exec::Wgpu => ppo_unit::<cubecl::wgpu::WgpuRuntime>(unit, ctx, "wgpu", seed),
+            #[cfg(feature = "cuda")]
+            Exec::Cuda => ppo_unit::<cubecl::cuda::CudaRuntime>(unit, ctx, "cuda", seed),
+            exec => Outcome::error(format!("no PPO kernels on {} in this build", exec.name())),
+        }
+    }
+}
+
+fn ppo_unit<R: Runtime>(unit: &UnitSpec, ctx: &mut RunContext, backend: &str, seed: u64) -> Outcome
+where
+    R::Device: Default,
+{
+    let client = R::client(&Default::default());
+    if unit.bench {
+        bench_gae::<R>(
+            &client,
+            backend,
+            ctx.device,
+            ctx.scale.bench(),
+            seed,
+            &mut *ctx.tick,
+        )
+    } else {
+        check_ppo::<R>(&client, seed)
+    }
+}
 
 fn f64s(x: &[f32]) -> Vec<f64> {
     x.iter().map(|&v| v as f64).collect()
@@ -161,7 +286,7 @@ fn dpo_tolerance(t: usize, scale: f32, set: DpoSettings) -> (f32, f32, f32) {
 /// Checks the validated fused DPO path (forward through [`dpo_loss`], backward through autodiff)
 /// on backend `B` against the f64 reference chain over [`DPO_CHECK_SHAPES`], plain and with label
 /// smoothing. On flex this checks the composition; on wgpu/CUDA the kernels.
-pub fn check_dpo<B: PreferenceBackend>(device: &B::Device, seed: u64) -> Outcome {
+fn check_dpo<B: PreferenceBackend>(device: &B::Device, seed: u64) -> Outcome {
     let mut metrics = Vec::new();
     let mut failures = Vec::new();
     for (i, &(p, t, v, scale)) in DPO_CHECK_SHAPES.iter().enumerate() {
@@ -230,7 +355,7 @@ pub fn check_dpo<B: PreferenceBackend>(device: &B::Device, seed: u64) -> Outcome
 /// and the loss in tensor ops, burn's autodiff) at [`DPO_BENCH`] on backend `B` (burn's fused
 /// default: fusion and autotune on), after checking the fused path against the reference there.
 /// Forward + backward (the target) and forward alone.
-pub fn bench_dpo<B: PreferenceBackend>(
+fn bench_dpo<B: PreferenceBackend>(
     device: &B::Device,
     backend: &str,
     device_name: &str,
@@ -275,18 +400,18 @@ pub fn bench_dpo<B: PreferenceBackend>(
         };
         let grads = out.loss.backward();
         // The gradient is reduced to a scalar and read: copying 131 MB back would dilute both.
-        crate::bench::read_back(xa.grad(&grads).expect("grad").sum());
+        claimbench_paper::bench::read_back(xa.grad(&grads).expect("grad").sum());
     };
     let fwd_bwd = interleaved(cfg, || step(true), || step(false), None, &mut tick);
     let fwd = interleaved(
         cfg,
         || {
             let out = dpo_loss_unchecked(x.clone(), ids.clone(), m.clone(), r.clone(), set);
-            crate::bench::read_back(out.loss)
+            claimbench_paper::bench::read_back(out.loss)
         },
         || {
             let out = dpo_loss_composition(x.clone(), ids.clone(), m.clone(), r.clone(), set);
-            crate::bench::read_back(out.loss)
+            claimbench_paper::bench::read_back(out.loss)
         },
         None,
         &mut tick,
@@ -409,7 +534,7 @@ fn compare(
 /// Checks the PPO kernels on the device of `client` against the f64 references of
 /// `claimbench_dpo_ppo` over [`PPO_CHECK_SHAPES`], with NaN at masked positions: KL-penalised
 /// rewards, GAE (advantages and returns), whitening, and the clipped losses with their gradients.
-pub fn check_ppo<R: Runtime>(client: &ComputeClient<R>, seed: u64) -> Outcome {
+fn check_ppo<R: Runtime>(client: &ComputeClient<R>, seed: u64) -> Outcome {
     match check_ppo_inner(client, seed) {
         Ok((metrics, failures)) if failures.is_empty() => Outcome::passed(
             format!(
@@ -581,7 +706,7 @@ fn check_ppo_inner<R: Runtime>(
 /// and returns are needed there for the loss. The host loop reads the three back, runs the f32
 /// scan on the CPU and uploads the two results; the kernel runs in place. Both end with a device
 /// sync. Checked against the f64 reference first.
-pub fn bench_gae<R: Runtime>(
+fn bench_gae<R: Runtime>(
     client: &ComputeClient<R>,
     backend: &str,
     device_name: &str,

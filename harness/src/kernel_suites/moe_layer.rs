@@ -1,7 +1,6 @@
-//! The Mixtral reproduction (paper id `mixtral`, arXiv 2401.04088) and its kernels
-//! (`kernels/moe-layer`) in the run: the four arms per verdict seed (one unit each), the MoE layer
-//! checked against the f64 reference and burn's autodiff of the per-expert loop on flex and on the
-//! kernel device, the benchmark, the claims' inputs and the paper page's sections.
+//! The MoE layer's suite (`kernels/moe-layer`): checked against the f64 reference and burn's
+//! autodiff of the per-expert loop on flex (the composition) and on the kernel device, and
+//! benchmarked against the loop and a dense SwiGLU of equal active parameters.
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
@@ -9,23 +8,15 @@ use burn::tensor::{Tensor, TensorData};
 use claimbench_kernels::burn_ops::{MoeBackend, dense_swiglu, moe_layer, moe_layer_loop};
 use claimbench_kernels::moe::{MoeSpec, moe_reference};
 use claimbench_kernels::testing::{GemmPrecision, max_abs_diff, uniform, within};
-use claimbench_mixtral::experiments::TrainBackend;
-use claimbench_mixtral::measure::{Arm, SeedMeasurements};
-use claimbench_mixtral::params::{ParamCounts, mixtral_8x7b, param_counts};
-use claimbench_mixtral::{MixtralConfig, run_seed};
+use claimbench_paper::bench::{BenchConfig, Comparison, Samples, interleaved};
+use claimbench_paper::{
+    Exec, KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec,
+};
 
-use super::{Job, Outcome, UnitSpec, fmt_pm, mean_pm};
-use crate::bench::{BenchConfig, Comparison, Samples, interleaved};
-use crate::plots::{Bar, Series, bars, xy_plot};
-use crate::report::{Section, TableView};
-use crate::store::{MetricRow, UnitRecord, UnitStatus};
+use super::{ScaleBench, kernel_unit};
 
-/// The paper id.
-pub const PAPER: &str = "mixtral";
 /// The kernel id of the MoE layer.
 pub const KERNEL: &str = "kernels/moe-layer";
-/// The experiment name of the per-seed units.
-pub const SEEDS: &str = "experiments";
 /// The benchmark of the issue: tokens, d, expert hidden, experts, top-k.
 pub const BENCH: (usize, usize, usize, usize, usize) = (2048, 512, 1024, 8, 2);
 /// vs the per-expert gather loop: at least 1.2× on lavapipe (2× is the GPU target).
@@ -42,108 +33,86 @@ pub const CHECK_SHAPES: &[(usize, usize, usize, usize, usize)] = &[
     (301, 24, 36, 16, 4),
 ];
 
-/// One unit per verdict seed (all four arms).
-pub fn units(seeds: &[u64]) -> Vec<UnitSpec> {
-    seeds
-        .iter()
-        .map(|&seed| UnitSpec {
-            id: format!("{PAPER}/seed-{seed}"),
-            paper: PAPER.into(),
-            experiment: SEEDS.into(),
-            arm: "dense-moe-noaux-densetotal".into(),
-            seed: Some(seed),
-            job: Job::MixtralSeed,
-            needs_device: false,
-        })
-        .collect()
-}
+/// burn's wgpu runtime without fusion, the MoE layer's backend (burn 0.21's fused wgpu computes
+/// the MoE loop wrongly); the dense baseline runs fused.
+type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
 
-/// The kernel units: checks on flex and on the device, and the benchmark.
-pub fn kernel_units() -> Vec<UnitSpec> {
-    let unit = |id: &str, experiment: &str, arm: &str, job, needs_device| UnitSpec {
-        id: format!("{KERNEL}/{id}"),
-        paper: "kernels".into(),
-        experiment: experiment.into(),
-        arm: arm.into(),
-        seed: Some(0),
-        job,
-        needs_device,
-    };
-    vec![
-        unit(
-            "check/flex",
-            "moe-layer-check",
-            "flex-composition",
-            Job::MoeCheckFlex,
-            false,
-        ),
-        unit(
-            "check/device",
-            "moe-layer-check",
-            "kernels",
-            Job::MoeCheckDevice,
-            true,
-        ),
-        unit(
-            "bench",
-            "moe-layer-bench",
-            "kernels-vs-baselines",
-            Job::MoeBench,
-            true,
-        ),
-    ]
-}
+/// The suite.
+pub struct MoeLayer;
 
-fn fmt_counts(what: &str, c: ParamCounts) -> String {
-    format!("{what}: {} total, {} active parameters", c.total, c.active)
-}
+impl KernelSuite for MoeLayer {
+    fn id(&self) -> &'static str {
+        KERNEL
+    }
 
-/// All four arms of the unit's seed. The summary carries Mixtral 8x7B's exact parameter counts
-/// (Table 1) and the toy arms'.
-pub fn run_seed_unit<A: TrainBackend>(
-    cfg: &MixtralConfig,
-    unit: &UnitSpec,
-    device: &A::Device,
-) -> Outcome {
-    let seed = unit.seed.unwrap_or(0);
-    match run_seed::<A>(cfg, seed, device) {
-        Err(e) => Outcome::error(e.to_string()),
-        Ok(m) => {
-            let loss = |arm| m.arm(arm).map_or(f64::NAN, |a| a.val_loss);
-            let rows = m.metrics();
-            Outcome::passed(
-                format!(
-                    "val loss: dense-active {:.4}, moe {:.4}, moe-noaux {:.4}, dense-total {:.4} (oracle {:.4}); {}",
-                    loss(Arm::DenseActive),
-                    loss(Arm::Moe),
-                    loss(Arm::MoeNoAux),
-                    loss(Arm::DenseTotal),
-                    m.oracle_loss,
-                    fmt_counts("Mixtral 8x7B (Table 1)", param_counts(&mixtral_8x7b())),
-                ),
-                rows,
-            )
+    fn units(&self, _scale: Scale, _seeds: &[u64]) -> Vec<UnitSpec> {
+        vec![
+            kernel_unit(
+                KERNEL,
+                "check/flex",
+                "moe-layer-check",
+                "flex-composition",
+                RunsOn::Flex,
+            ),
+            kernel_unit(
+                KERNEL,
+                "check/device",
+                "moe-layer-check",
+                "kernels",
+                RunsOn::Kernel,
+            ),
+            kernel_unit(
+                KERNEL,
+                "bench",
+                "moe-layer-bench",
+                "kernels-vs-baselines",
+                RunsOn::Kernel,
+            ),
+        ]
+    }
+
+    fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
+        let seed = unit.seed.unwrap_or(0);
+        let is_check = !unit.bench;
+        match ctx.exec {
+            Exec::Flex => check::<Flex>(&Default::default(), seed, GemmPrecision::F32),
+            Exec::Wgpu if is_check => check::<CubeWgpu>(
+                &Default::default(),
+                seed,
+                GemmPrecision::of_default::<cubecl::wgpu::WgpuRuntime>(),
+            ),
+            Exec::Wgpu => bench::<CubeWgpu, burn::backend::Wgpu>(
+                &Default::default(),
+                "wgpu (unfused CubeBackend; the dense baseline fused)",
+                ctx.device,
+                ctx.scale.moe_bench(),
+                seed,
+                &mut *ctx.tick,
+            ),
+            #[cfg(feature = "cuda")]
+            Exec::Cuda if is_check => {
+                check::<burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>>(
+                    &Default::default(),
+                    seed,
+                    GemmPrecision::of_default::<cubecl::cuda::CudaRuntime>(),
+                )
+            }
+            #[cfg(feature = "cuda")]
+            Exec::Cuda => bench::<
+                burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>,
+                burn::backend::Cuda,
+            >(
+                &Default::default(),
+                "cuda (unfused CubeBackend; the dense baseline fused)",
+                ctx.device,
+                ctx.scale.bench(),
+                seed,
+                &mut *ctx.tick,
+            ),
+            #[cfg(not(feature = "cuda"))]
+            Exec::Cuda => Outcome::error("built without the cuda feature".into()),
         }
     }
-}
-
-/// The per-seed measurements of the run's passed units. A unit whose metrics do not parse is
-/// left out with a warning naming it.
-pub fn seed_measurements(records: &[UnitRecord]) -> Vec<SeedMeasurements> {
-    records
-        .iter()
-        .filter(|u| u.paper == PAPER && u.experiment == SEEDS && u.status == UnitStatus::Passed)
-        .filter_map(|u| match SeedMeasurements::from_metrics(&u.metrics) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                errln!(
-                    "warning: {}: metrics unreadable ({e}); left out of the claims",
-                    u.unit_id
-                );
-                None
-            }
-        })
-        .collect()
 }
 
 /// One seeded MoE layer problem.
@@ -248,7 +217,7 @@ fn run_layer<B: MoeBackend>(
 /// relative. Where `B`'s own matmul (the router's) is TF32 (`gemm`), its logits move by ~1e-3,
 /// enough to swap near-tied experts: the gradients are then compared with the loop on `B` itself
 /// (same logits, same routing) under [`GemmPrecision::widen`]ed tolerances.
-pub fn check<B: MoeBackend>(device: &B::Device, seed: u64, gemm: GemmPrecision) -> Outcome {
+fn check<B: MoeBackend>(device: &B::Device, seed: u64, gemm: GemmPrecision) -> Outcome {
     let mut metrics = Vec::new();
     let mut failures = Vec::new();
     for (i, &shape) in CHECK_SHAPES.iter().enumerate() {
@@ -322,7 +291,7 @@ pub fn check<B: MoeBackend>(device: &B::Device, seed: u64, gemm: GemmPrecision) 
 /// the loop wrongly (see the kernels' ignored test), so the MoE layer and the loop run there. The
 /// dense FFN runs on `D`, burn's fused default backend on the same device (fusion and autotune),
 /// the baseline a burn user would pick for it.
-pub fn bench<B: MoeBackend, D: Backend<Device = B::Device>>(
+fn bench<B: MoeBackend, D: Backend<Device = B::Device>>(
     device: &B::Device,
     backend: &str,
     device_name: &str,
@@ -389,7 +358,7 @@ pub fn bench<B: MoeBackend, D: Backend<Device = B::Device>>(
             + ra.grad(&grads).expect("drouter").sum()
             + w13a.grad(&grads).expect("dw13").sum()
             + w2a.grad(&grads).expect("dw2").sum();
-        crate::bench::read_back(sum);
+        claimbench_paper::bench::read_back(sum);
     };
     let x_dense = Tensor::<D, 2>::from_data(TensorData::new(c.x.clone(), [n, d]), device);
     let mut dense_step = || {
@@ -402,7 +371,7 @@ pub fn bench<B: MoeBackend, D: Backend<Device = B::Device>>(
         let sum = xa.grad(&grads).expect("dx").sum()
             + a.grad(&grads).expect("dw13").sum()
             + b.grad(&grads).expect("dw2").sum();
-        crate::bench::read_back(sum);
+        claimbench_paper::bench::read_back(sum);
     };
     let samples = interleaved(
         cfg,
@@ -477,228 +446,4 @@ pub fn bench<B: MoeBackend, D: Backend<Device = B::Device>>(
         benchmarks: entries,
         ..Outcome::passed(summary, metrics)
     }
-}
-
-/// The paper page's sections: validation losses per arm, learning curves, the routing
-/// statistics (repeat rates against chance, expert shares, per-domain histograms) and the
-/// parameter counts.
-pub fn report_sections(cfg: &MixtralConfig, units: &[UnitRecord]) -> Vec<Section> {
-    let ms = seed_measurements(units);
-    if ms.is_empty() {
-        return Vec::new();
-    }
-    let arms_of = |arm: Arm| -> Vec<_> { ms.iter().filter_map(|m| m.arm(arm)).collect() };
-    // Losses per arm.
-    let mut rows = Vec::new();
-    let mut loss_bars = Vec::new();
-    for arm in Arm::ALL {
-        let a = arms_of(arm);
-        let Some(first) = a.first() else { continue };
-        let losses: Vec<f64> = a.iter().map(|x| x.val_loss).collect();
-        let pm = mean_pm(&losses);
-        rows.push(vec![
-            arm.as_str().to_string(),
-            first.params_total.to_string(),
-            first.params_active.to_string(),
-            fmt_pm(pm),
-        ]);
-        if let Some((mean, half)) = pm {
-            let half = if half.is_finite() { half } else { 0.0 };
-            loss_bars.push(Bar {
-                label: arm.as_str().to_string(),
-                mean,
-                lo: mean - half,
-                hi: mean + half,
-            });
-        }
-    }
-    let oracle: Vec<f64> = ms.iter().map(|m| m.oracle_loss).collect();
-    let oracle_mean = mean_pm(&oracle).map_or(f64::NAN, |(m, _)| m);
-    let big = param_counts(&mixtral_8x7b());
-    let mut out = vec![Section {
-        title: "Sparse vs dense at equal active parameters".into(),
-        note: format!(
-            "Validation cross-entropy (nats) after the same tokens for every arm. The paper: Mixtral 8x7B (13B active) matches or beats Llama 2 70B \
-             (MMLU 70.6 vs 69.9, GSM8K 74.4 vs 69.6; loses HellaSwag 84.4 vs 85.4). Parameter counter on Table 1's configuration: \
-             {} total, {} active (paper: 46.7B / 12.9B). Toy model: {} experts, top-{}.",
-            big.total, big.active, cfg.model.experts, cfg.model.top_k
-        ),
-        table: Some(TableView {
-            header: [
-                "arm",
-                "parameters (total)",
-                "parameters (active)",
-                "validation loss (mean ± 95% CI)",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-            rows,
-        }),
-        figures: vec![bars(
-            "validation loss by arm: mean and 95% CI over seeds",
-            "validation cross-entropy (nats)",
-            &loss_bars,
-            &[("oracle (the chains' entropy)".to_string(), oracle_mean)],
-        )],
-        caption: format!(
-            "{} seeds; the oracle is the data's own conditional entropy.",
-            ms.len()
-        ),
-    }];
-    // Learning curves (validation, mean over seeds).
-    let series: Vec<Series> = Arm::ALL
-        .iter()
-        .filter_map(|&arm| {
-            let a = arms_of(arm);
-            let first = a.first()?;
-            Some(Series {
-                label: arm.as_str().to_string(),
-                points: first
-                    .curve_steps
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &s)| {
-                        let v: Vec<f64> = a
-                            .iter()
-                            .filter_map(|x| x.val_curve.get(i).copied())
-                            .collect();
-                        (s as f64, v.iter().sum::<f64>() / v.len().max(1) as f64)
-                    })
-                    .collect(),
-            })
-        })
-        .collect();
-    out.push(Section {
-        title: "Learning curves".into(),
-        note: "Validation loss at each checkpoint, mean over seeds.".into(),
-        table: None,
-        figures: vec![xy_plot(
-            "validation loss",
-            "step",
-            "cross-entropy (nats)",
-            &series,
-            true,
-        )],
-        caption: String::new(),
-    });
-    // Routing: repeat rates per layer against chance, shares, per-domain histograms.
-    for (arm, title) in [
-        (Arm::Moe, "Routing with the load-balancing loss"),
-        (Arm::MoeNoAux, "Routing without the load-balancing loss"),
-    ] {
-        let a = arms_of(arm);
-        let Some(first) = a.first() else { continue };
-        let layers = first.routing.len();
-        let e = cfg.model.experts;
-        let mut rate_bars = Vec::new();
-        let mut rows = Vec::new();
-        let mut figures = Vec::new();
-        for l in 0..layers {
-            let per = |f: &dyn Fn(&claimbench_mixtral::routing::LayerRouting) -> f64| -> Vec<f64> {
-                a.iter().filter_map(|x| x.routing.get(l)).map(f).collect()
-            };
-            let same = per(&|r| r.same_first);
-            let both = per(&|r| r.first_or_second);
-            let chance = per(&|r| r.same_first_chance);
-            let max_share = per(&|r| r.max_share_ratio());
-            let min_share = per(&|r| r.min_share_ratio());
-            let tv = per(&|r| r.mean_domain_tv());
-            for (label, xs) in [("same first", &same), ("first or second", &both)] {
-                if let Some((mean, half)) = mean_pm(xs) {
-                    let half = if half.is_finite() { half } else { 0.0 };
-                    rate_bars.push(Bar {
-                        label: format!("layer {l}: {label}"),
-                        mean,
-                        lo: mean - half,
-                        hi: mean + half,
-                    });
-                }
-            }
-            rows.push(vec![
-                l.to_string(),
-                fmt_pm(mean_pm(&same)),
-                fmt_pm(mean_pm(&chance)),
-                fmt_pm(mean_pm(&both)),
-                format!(
-                    "{} – {}",
-                    fmt_pm(mean_pm(&min_share)),
-                    fmt_pm(mean_pm(&max_share))
-                ),
-                fmt_pm(mean_pm(&tv)),
-            ]);
-            // Per-domain histograms of the first seed, and the overall shares.
-            let r = &first.routing[l];
-            let mut hist = vec![Series {
-                label: "all domains".into(),
-                points: r
-                    .shares
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &s)| (i as f64, s))
-                    .collect(),
-            }];
-            for (dom, h) in r.domain_hist.iter().enumerate() {
-                hist.push(Series {
-                    label: format!("domain {dom}"),
-                    points: h.iter().enumerate().map(|(i, &s)| (i as f64, s)).collect(),
-                });
-            }
-            figures.push(xy_plot(
-                &format!(
-                    "layer {l}: share of assignments per expert (seed {})",
-                    ms[0].seed
-                ),
-                "expert",
-                "share",
-                &hist,
-                true,
-            ));
-        }
-        figures.insert(
-            0,
-            bars(
-                "consecutive tokens routed to the same expert: mean and 95% CI over seeds",
-                "rate",
-                &rate_bars,
-                &[
-                    (
-                        format!("chance, same first (1/E = {:.3})", 1.0 / e as f64),
-                        1.0 / e as f64,
-                    ),
-                    (
-                        format!(
-                            "chance, first or second ({:.3})",
-                            claimbench_mixtral::routing::chance_overlap(e, cfg.model.top_k)
-                        ),
-                        claimbench_mixtral::routing::chance_overlap(e, cfg.model.top_k),
-                    ),
-                ],
-            ),
-        );
-        out.push(Section {
-            title: title.into(),
-            note: "Sec. 5, Table 5: consecutive tokens pick the same first expert far above chance (12.5%; layer 15: 23.6–28.4%), \
-                   and the same first-or-second (46.4%; layer 15: 61.6–67.0%); no clear topic specialisation. \
-                   Shares are in units of 1/E (1 = balanced); TV is the mean total-variation distance between a domain's histogram and the overall one."
-                .into(),
-            table: Some(TableView {
-                header: [
-                    "layer",
-                    "same first expert",
-                    "chance at the observed shares",
-                    "first or second",
-                    "min – max share × E",
-                    "per-domain TV",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-                rows,
-            }),
-            figures,
-            caption: format!("Means ± 95% CIs over {} seeds.", a.len()),
-        });
-    }
-    out
 }

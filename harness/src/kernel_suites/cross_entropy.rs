@@ -3,7 +3,7 @@
 //! and label smoothing) on flex and on the kernel device, and benchmarked against burn's own
 //! `CrossEntropyLoss` on burn's default fused backend.
 
-use burn::backend::Autodiff;
+use burn::backend::{Autodiff, Flex, Wgpu};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor, TensorData};
 use claimbench_kernels::burn_ops::{
@@ -15,9 +15,12 @@ use claimbench_kernels::testing::token_logprob::{backward_tolerance, forward_tol
 use claimbench_kernels::testing::{max_abs_diff, within};
 use claimbench_kernels::token_logprob::Problem;
 
-use crate::bench::{BenchConfig, Comparison, interleaved};
-use crate::store::MetricRow;
-use crate::suites::Outcome;
+use claimbench_paper::bench::{BenchConfig, Comparison, interleaved};
+use claimbench_paper::{
+    Exec, KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec,
+};
+
+use super::{ScaleBench, kernel_unit};
 
 /// The kernel id of this family.
 pub const KERNEL: &str = "kernels/cross-entropy";
@@ -36,6 +39,71 @@ pub const CHECK_CASES: &[(usize, usize, f32, usize, i64, f32)] = &[
     (17, 1003, 1.0e4, 5, -100, 0.1),
     (13, 50257, 8.0, 4, -100, 0.1),
 ];
+
+/// The suite: checks on flex and on the device, the benchmark against burn's `CrossEntropyLoss`.
+pub struct CrossEntropy;
+
+impl KernelSuite for CrossEntropy {
+    fn id(&self) -> &'static str {
+        KERNEL
+    }
+
+    fn units(&self, _scale: Scale, _seeds: &[u64]) -> Vec<UnitSpec> {
+        vec![
+            kernel_unit(
+                KERNEL,
+                "check/flex",
+                "cross-entropy-check",
+                "flex-composition",
+                RunsOn::Flex,
+            ),
+            kernel_unit(
+                KERNEL,
+                "check/device",
+                "cross-entropy-check",
+                "fused-kernel",
+                RunsOn::Kernel,
+            ),
+            kernel_unit(
+                KERNEL,
+                "bench",
+                "cross-entropy-bench",
+                "fused-vs-burn-cross-entropy",
+                RunsOn::Kernel,
+            ),
+        ]
+    }
+
+    fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
+        let seed = unit.seed.unwrap_or(0);
+        let is_check = !unit.bench;
+        match ctx.exec {
+            Exec::Flex => check::<Flex>(&Default::default(), seed),
+            Exec::Wgpu if is_check => check::<Wgpu>(&Default::default(), seed),
+            Exec::Wgpu => bench::<Wgpu>(
+                &Default::default(),
+                "wgpu",
+                ctx.device,
+                ctx.scale.bench(),
+                seed,
+                &mut *ctx.tick,
+            ),
+            #[cfg(feature = "cuda")]
+            Exec::Cuda if is_check => check::<burn::backend::Cuda>(&Default::default(), seed),
+            #[cfg(feature = "cuda")]
+            Exec::Cuda => bench::<burn::backend::Cuda>(
+                &Default::default(),
+                "cuda",
+                ctx.device,
+                ctx.scale.bench(),
+                seed,
+                &mut *ctx.tick,
+            ),
+            #[cfg(not(feature = "cuda"))]
+            Exec::Cuda => Outcome::error("built without the cuda feature".into()),
+        }
+    }
+}
 
 /// Checks the fused loss and its gradient (autodiff through the op) on `B` against the
 /// plain-Rust references; records max |Δ| and the tolerance per case.
@@ -198,14 +266,21 @@ pub fn bench<B: TokenLogprobBackend>(
         let grads = loss.backward();
         // The gradient is reduced to a scalar and read: the (equal) 131 MB copy to the host
         // would otherwise dilute the ratio.
-        crate::bench::read_back(xa.grad(&grads).expect("grad").sum());
+        claimbench_paper::bench::read_back(xa.grad(&grads).expect("grad").sum());
     };
     let fwd_bwd = interleaved(cfg, || step(true), || step(false), None, &mut tick);
     let fwd = interleaved(
         cfg,
-        || crate::bench::read_back(cross_entropy_unchecked(x.clone(), t.clone(), s, rows)),
         || {
-            crate::bench::read_back(
+            claimbench_paper::bench::read_back(cross_entropy_unchecked(
+                x.clone(),
+                t.clone(),
+                s,
+                rows,
+            ))
+        },
+        || {
+            claimbench_paper::bench::read_back(
                 CrossEntropyLossConfig::new()
                     .init::<B>(device)
                     .forward(x.clone(), t.clone()),

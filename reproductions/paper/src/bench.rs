@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::MetricRow;
+use crate::metrics::MetricRow;
 
 /// Sample counts for one comparison. Shapes never change with the scale; counts do.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]

@@ -1,18 +1,130 @@
-//! The DPO-vs-PPO reproduction (paper id `dpo-ppo`, arXiv 2404.10719) in the run: the exact
-//! tabular claims of Sec. 4.1 (one unit, f64), the 8×8 preference experiments (Fig. 1, the
-//! distribution shift and DPO-Iter; one unit per seed) and the PPO ablation ladder (Table 3; one
-//! unit per rung × seed), their metrics, the claims' inputs, and the paper page's sections.
+//! The DPO-vs-PPO reproduction as a [`Paper`]: the exact tabular claims of Sec. 4.1 (one unit,
+//! f64), the 8×8 preference experiments (Fig. 1, the distribution shift and DPO-Iter; one unit per
+//! seed) and the PPO ablation ladder (Table 3; one unit per rung × seed), their metrics, the
+//! claims' inputs, and the paper page's sections.
 
+use burn::backend::{Autodiff, Flex, Wgpu};
 use burn::tensor::backend::AutodiffBackend;
-use claimbench_dpo_ppo::claims::{Table1Measurements, measure};
-use claimbench_dpo_ppo::fig1::{self, Fig1Measurements};
-use claimbench_dpo_ppo::ladder::{self, Arm, ArmMeasurements};
+use claimbench_paper::report::{Bar, Figure, Section, Series, Table};
+use claimbench_paper::{
+    Exec, Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, RunsOn, Scale, UnitRecord,
+    UnitSpec, fmt_pm, mean_curve, mean_pm,
+};
+use serde::{Deserialize, Serialize};
 
-use super::{Job, Outcome, UnitSpec, fmt_pm, mean_curve, mean_pm, scalar};
-use crate::configs::DpoPpoConfigs;
-use crate::plots::{Bar, Series, bars, heatmap, xy_plot};
-use crate::report::{Section, TableView};
-use crate::store::{MetricRow, UnitRecord, UnitStatus};
+use crate::claims::{Table1Measurements, measure};
+use crate::fig1::{self, Fig1Config, Fig1Measurements};
+use crate::ladder::{self, Arm, ArmMeasurements, LadderConfig};
+
+/// The settings of the DPO-vs-PPO experiments: the 8×8 preference problems (Fig. 1, the
+/// distribution shift, DPO-Iter) and the PPO ablation ladder (Table 3).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpoPpoConfigs {
+    /// Fig. 1 and the distribution-shift experiments.
+    pub fig1: Fig1Config,
+    /// The PPO ablation ladder.
+    pub ladder: LadderConfig,
+}
+
+impl DpoPpoConfigs {
+    /// The defaults of `scale`.
+    pub fn for_scale(scale: Scale) -> Self {
+        DpoPpoConfigs {
+            fig1: Fig1Config::for_scale(scale),
+            ladder: LadderConfig::for_scale(scale),
+        }
+    }
+}
+
+/// The DPO-vs-PPO paper (arXiv 2404.10719).
+pub struct DpoPpo;
+
+impl Paper for DpoPpo {
+    type Config = DpoPpoConfigs;
+
+    fn info(&self) -> PaperInfo {
+        PaperInfo {
+            id: PAPER,
+            title: "Is DPO Superior to PPO for LLM Alignment? A Comprehensive Study",
+            arxiv: "2404.10719",
+            kernels: &["kernels/token-logprob", "kernels/dpo-loss", "kernels/ppo"],
+        }
+    }
+
+    fn config(&self, scale: Scale) -> DpoPpoConfigs {
+        DpoPpoConfigs::for_scale(scale)
+    }
+
+    fn validate(&self, cfg: &DpoPpoConfigs, _seeds: Option<&[u64]>) -> Result<(), String> {
+        cfg.fig1.validate().map_err(|e| format!("fig1: {e}"))?;
+        cfg.ladder.validate().map_err(|e| format!("ladder: {e}"))
+    }
+
+    fn estimated_bytes(&self, cfg: &DpoPpoConfigs) -> u64 {
+        cfg.fig1.estimated_bytes().max(cfg.ladder.estimated_bytes())
+    }
+
+    fn units(&self, _cfg: &DpoPpoConfigs, seeds: &[u64]) -> Vec<UnitSpec> {
+        units(seeds)
+    }
+
+    fn run_unit(&self, cfg: &DpoPpoConfigs, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
+        let fig = unit.task == "fig1";
+        match (unit.task, ctx.exec) {
+            ("table1", _) => run_table1(ctx.seeds),
+            (_, Exec::Flex) if fig => run_fig1::<Autodiff<Flex>>(cfg, unit, &Default::default()),
+            (_, Exec::Flex) => run_ladder::<Autodiff<Flex>>(cfg, unit, &Default::default()),
+            (_, Exec::Wgpu) if fig => run_fig1::<Autodiff<Wgpu>>(cfg, unit, &Default::default()),
+            (_, Exec::Wgpu) => run_ladder::<Autodiff<Wgpu>>(cfg, unit, &Default::default()),
+            #[cfg(feature = "cuda")]
+            (_, Exec::Cuda) if fig => {
+                run_fig1::<Autodiff<burn::backend::Cuda>>(cfg, unit, &Default::default())
+            }
+            #[cfg(feature = "cuda")]
+            (_, Exec::Cuda) => {
+                run_ladder::<Autodiff<burn::backend::Cuda>>(cfg, unit, &Default::default())
+            }
+            #[cfg(not(feature = "cuda"))]
+            (_, Exec::Cuda) => Outcome::error("built without the cuda feature".into()),
+        }
+    }
+
+    fn claims(&self, cfg: &DpoPpoConfigs, records: &[UnitRecord], scale: &str) -> Judged {
+        let mut out = Judged::default();
+        if let Some(m) = measurements(records) {
+            match crate::claims::evaluate(&m, scale) {
+                Ok(claims) => out.claims.extend(claims),
+                Err(e) => out
+                    .warnings
+                    .push(format!("dpo-ppo claims not evaluated: {e}")),
+            }
+        }
+        let fig1 = fig1_measurements(records, &mut out.warnings);
+        if !fig1.is_empty() {
+            match fig1::evaluate(&cfg.fig1, &fig1, scale) {
+                Ok(claims) => out.claims.extend(claims),
+                Err(e) => out
+                    .warnings
+                    .push(format!("dpo-ppo Fig. 1 claims not evaluated: {e}")),
+            }
+        }
+        let ladder = ladder_runs(records, &mut out.warnings);
+        if !ladder.is_empty() {
+            match ladder::evaluate(&cfg.ladder, &ladder, scale) {
+                Ok(claims) => out.claims.extend(claims),
+                Err(e) => out
+                    .warnings
+                    .push(format!("dpo-ppo ladder claims not evaluated: {e}")),
+            }
+        }
+        out
+    }
+
+    fn sections(&self, cfg: &DpoPpoConfigs, records: &[UnitRecord]) -> Vec<Section> {
+        report_sections(cfg, records)
+    }
+}
 
 /// The paper id.
 pub const PAPER: &str = "dpo-ppo";
@@ -25,15 +137,17 @@ pub const LADDER: &str = "ladder";
 
 /// The paper's units: the exact claims, then per seed the 8×8 experiments and every rung of the
 /// ladder (seed-major, so an interrupted run has whole seeds).
-pub fn units(seeds: &[u64]) -> Vec<UnitSpec> {
+fn units(seeds: &[u64]) -> Vec<UnitSpec> {
     let mut out = vec![UnitSpec {
         id: TABLE1_UNIT.into(),
         paper: PAPER.into(),
         experiment: "table1".into(),
         arm: "tabular".into(),
         seed: Some(0),
-        job: Job::DpoTable1,
-        needs_device: false,
+        task: "table1",
+        runs_on: RunsOn::Flex,
+        bench: false,
+        depends_on: Vec::new(),
     }];
     for &seed in seeds {
         out.push(UnitSpec {
@@ -42,8 +156,10 @@ pub fn units(seeds: &[u64]) -> Vec<UnitSpec> {
             experiment: FIG1.into(),
             arm: "dpo-vs-ppo".into(),
             seed: Some(seed),
-            job: Job::DpoFig1,
-            needs_device: false,
+            task: "fig1",
+            runs_on: RunsOn::Train,
+            bench: false,
+            depends_on: Vec::new(),
         });
         for arm in Arm::ALL {
             out.push(UnitSpec {
@@ -52,8 +168,10 @@ pub fn units(seeds: &[u64]) -> Vec<UnitSpec> {
                 experiment: LADDER.into(),
                 arm: arm.name().into(),
                 seed: Some(seed),
-                job: Job::DpoLadder,
-                needs_device: false,
+                task: "ladder",
+                runs_on: RunsOn::Train,
+                bench: false,
+                depends_on: Vec::new(),
             });
         }
     }
@@ -61,7 +179,7 @@ pub fn units(seeds: &[u64]) -> Vec<UnitSpec> {
 }
 
 /// Measures the tabular claims over one random problem per seed, shape and β.
-pub fn run_unit(seeds: &[u64]) -> Outcome {
+fn run_table1(seeds: &[u64]) -> Outcome {
     match measure(seeds) {
         Err(e) => Outcome::error(e.to_string()),
         Ok(m) => Outcome::passed(
@@ -108,7 +226,7 @@ pub fn run_unit(seeds: &[u64]) -> Outcome {
 }
 
 /// Runs the 8×8 experiments of the unit's seed on the autodiff backend `A`.
-pub fn run_fig1<A: AutodiffBackend + claimbench_kernels::burn_ops::PreferenceBackend>(
+fn run_fig1<A: AutodiffBackend + claimbench_kernels::burn_ops::PreferenceBackend>(
     cfg: &DpoPpoConfigs,
     unit: &UnitSpec,
     device: &A::Device,
@@ -131,7 +249,7 @@ pub fn run_fig1<A: AutodiffBackend + claimbench_kernels::burn_ops::PreferenceBac
 }
 
 /// Runs one rung of the PPO ladder on the unit's seed on the autodiff backend `A`.
-pub fn run_ladder<A: AutodiffBackend>(
+fn run_ladder<A: AutodiffBackend>(
     cfg: &DpoPpoConfigs,
     unit: &UnitSpec,
     device: &A::Device,
@@ -161,35 +279,35 @@ fn passed<'a>(
     records: &'a [UnitRecord],
     experiment: &'a str,
 ) -> impl Iterator<Item = &'a UnitRecord> {
-    records.iter().filter(move |u| {
-        u.paper == PAPER && u.experiment == experiment && u.status == UnitStatus::Passed
-    })
+    records
+        .iter()
+        .filter(move |u| u.paper == PAPER && u.experiment == experiment && u.passed())
 }
 
 /// The measurements stored by the run's passed exact-claims unit, if any.
-pub fn measurements(records: &[UnitRecord]) -> Option<Table1Measurements> {
+fn measurements(records: &[UnitRecord]) -> Option<Table1Measurements> {
     let u = records
         .iter()
-        .find(|u| u.unit_id == TABLE1_UNIT && u.status == UnitStatus::Passed)?;
+        .find(|u| u.unit_id == TABLE1_UNIT && u.passed())?;
     Some(Table1Measurements {
-        dpo_loss_at_solution: scalar(u, "dpo_loss_at_solution")?,
-        ppo_max_mass_y3: scalar(u, "ppo_max_mass_y3")?,
-        optimum_max_abs_diff: scalar(u, "optimum_max_abs_diff")?,
-        problems: scalar(u, "problems")? as usize,
+        dpo_loss_at_solution: u.scalar("dpo_loss_at_solution")?,
+        ppo_max_mass_y3: u.scalar("ppo_max_mass_y3")?,
+        optimum_max_abs_diff: u.scalar("optimum_max_abs_diff")?,
+        problems: u.scalar("problems")? as usize,
     })
 }
 
 /// The per-seed 8×8 measurements of the run's passed units. A unit whose metrics do not parse
 /// is left out with a warning naming it.
-pub fn fig1_measurements(records: &[UnitRecord]) -> Vec<Fig1Measurements> {
+fn fig1_measurements(records: &[UnitRecord], warnings: &mut Vec<String>) -> Vec<Fig1Measurements> {
     passed(records, FIG1)
         .filter_map(|u| match Fig1Measurements::from_metrics(&u.metrics) {
             Ok(m) => Some(m),
             Err(e) => {
-                errln!(
-                    "warning: {}: metrics unreadable ({e}); left out of the claims",
+                warnings.push(format!(
+                    "{}: metrics unreadable ({e}); left out of the claims",
                     u.unit_id
-                );
+                ));
                 None
             }
         })
@@ -197,17 +315,17 @@ pub fn fig1_measurements(records: &[UnitRecord]) -> Vec<Fig1Measurements> {
 }
 
 /// The ladder runs `(arm, seed, measurements)` of the run's passed units.
-pub fn ladder_runs(records: &[UnitRecord]) -> Vec<ladder::Run> {
+fn ladder_runs(records: &[UnitRecord], warnings: &mut Vec<String>) -> Vec<ladder::Run> {
     passed(records, LADDER)
         .filter_map(|u| {
             let arm = Arm::from_name(&u.arm)?;
             match ArmMeasurements::from_metrics(&u.metrics) {
                 Ok(m) => Some((arm, u.seed?, m)),
                 Err(e) => {
-                    errln!(
-                        "warning: {}: metrics unreadable ({e}); left out of the claims",
+                    warnings.push(format!(
+                        "{}: metrics unreadable ({e}); left out of the claims",
                         u.unit_id
-                    );
+                    ));
                     None
                 }
             }
@@ -222,9 +340,9 @@ fn pm_of(xs: impl Iterator<Item = f64>) -> String {
 /// The paper page's sections: Fig. 1 (heatmaps of π_ref, DPO and PPO on the first seed, the
 /// summary table over seeds, learning curves), the distribution shift and DPO-Iter, and the PPO
 /// ladder (bars with CIs beside the paper's Table 3, learning curves).
-pub fn report_sections(cfg: &DpoPpoConfigs, units: &[UnitRecord]) -> Vec<Section> {
+fn report_sections(cfg: &DpoPpoConfigs, units: &[UnitRecord]) -> Vec<Section> {
     let mut out = Vec::new();
-    let fig = fig1_measurements(units);
+    let fig = fig1_measurements(units, &mut Vec::new());
     if let Some(first) = fig.iter().min_by_key(|m| m.seed) {
         let (nx, ny) = (first.n_prompts, first.n_responses);
         let covered: Vec<bool> = first.coverage.iter().map(|&c| c > 0.5).collect();
@@ -236,7 +354,7 @@ pub fn report_sections(cfg: &DpoPpoConfigs, units: &[UnitRecord]) -> Vec<Section
         ]
         .iter()
         .map(|(name, p)| {
-            heatmap(
+            Figure::heatmap(
                 &format!("{name}, seed {}", first.seed),
                 "response y",
                 "prompt x",
@@ -253,7 +371,7 @@ pub fn report_sections(cfg: &DpoPpoConfigs, units: &[UnitRecord]) -> Vec<Section
                 pm_of(fig.iter().map(f)),
             ]
         };
-        let table = TableView {
+        let table = Table {
             header: ["quantity", "paper (Fig. 1)", "ours (mean ± 95% CI)"]
                 .iter()
                 .map(|s| s.to_string())
@@ -309,7 +427,7 @@ pub fn report_sections(cfg: &DpoPpoConfigs, units: &[UnitRecord]) -> Vec<Section
             note: "Mean over seeds.".into(),
             table: None,
             figures: vec![
-                xy_plot(
+                Figure::xy(
                     "reward model and DPO losses",
                     "step",
                     "loss (nats)",
@@ -319,7 +437,7 @@ pub fn report_sections(cfg: &DpoPpoConfigs, units: &[UnitRecord]) -> Vec<Section
                     ],
                     true,
                 ),
-                xy_plot(
+                Figure::xy(
                     "PPO: expected true reward",
                     "PPO iteration",
                     "expected true reward",
@@ -331,7 +449,7 @@ pub fn report_sections(cfg: &DpoPpoConfigs, units: &[UnitRecord]) -> Vec<Section
         });
         out.push(shift_section(&fig));
     }
-    let runs = ladder_runs(units);
+    let runs = ladder_runs(units, &mut Vec::new());
     if !runs.is_empty() {
         out.push(ladder_section(cfg, units, &runs));
     }
@@ -397,7 +515,7 @@ fn shift_section(fig: &[Fig1Measurements]) -> Section {
             "99.5%".into(),
         ],
     ];
-    let figure = bars(
+    let figure = Figure::bars(
         "expected true reward by reference",
         "expected true reward",
         &[
@@ -410,7 +528,7 @@ fn shift_section(fig: &[Fig1Measurements]) -> Section {
         ],
         &[],
     );
-    let rounds = xy_plot(
+    let rounds = Figure::xy(
         "DPO-Iter: expected true reward per round",
         "round (0 = one round of DPO)",
         "expected true reward",
@@ -432,7 +550,7 @@ fn shift_section(fig: &[Fig1Measurements]) -> Section {
                the preference data's chosen responses; DPO-Iter relabels fresh samples with the reward model each round. \
                Expected true reward, mean ± 95% CI over seeds."
             .into(),
-        table: Some(TableView {
+        table: Some(Table {
             header: ["method", "other-data reference", "SFT reference", "paper"]
                 .iter()
                 .map(|s| s.to_string())
@@ -505,7 +623,7 @@ fn ladder_section(cfg: &DpoPpoConfigs, units: &[UnitRecord], runs: &[ladder::Run
              mean ± 95% CI over seeds. The paper's numbers are APPS Intro pass@5 (%) of a 7B model.",
             cfg.ladder.length
         ),
-        table: Some(TableView {
+        table: Some(Table {
             header: [
                 "rung".to_string(),
                 "paper pass@5 (%)".to_string(),
@@ -517,13 +635,13 @@ fn ladder_section(cfg: &DpoPpoConfigs, units: &[UnitRecord], runs: &[ladder::Run
             rows,
         }),
         figures: vec![
-            bars(
+            Figure::bars(
                 &format!("pass@{k} after PPO, per rung"),
                 &format!("pass@{k}"),
                 &bs,
                 &[],
             ),
-            xy_plot(
+            Figure::xy(
                 &format!("pass@{k} during PPO (mean over seeds)"),
                 "PPO iteration",
                 &format!("pass@{k}"),

@@ -3,7 +3,7 @@
 //! and a small training run that uses the op (on flex by default, on the kernel with `--backend
 //! wgpu|cuda`) to show the op trains a model and both paths agree.
 
-use burn::backend::Autodiff;
+use burn::backend::{Autodiff, Flex, Wgpu};
 use burn::module::{Module, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
@@ -18,9 +18,12 @@ use claimbench_kernels::token_logprob::{Problem, backward_reference, forward_ref
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::bench::{BenchConfig, Comparison, interleaved};
-use crate::store::MetricRow;
-use crate::suites::Outcome;
+use claimbench_paper::bench::{BenchConfig, Comparison, interleaved};
+use claimbench_paper::{
+    Exec, KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec,
+};
+
+use super::{ScaleBench, kernel_unit};
 
 /// The kernel id of this family.
 pub const KERNEL: &str = "kernels/token-logprob";
@@ -42,6 +45,94 @@ pub const BENCH_ROWS: usize = 1024;
 pub const BENCH_VOCAB: usize = 32000;
 /// The forward speedup the foundation issue asks for.
 pub const FORWARD_TARGET: f64 = 3.0;
+
+/// The suite: checks on flex and on the device, the training demonstration per seed, the
+/// benchmark.
+pub struct TokenLogprob;
+
+impl KernelSuite for TokenLogprob {
+    fn id(&self) -> &'static str {
+        KERNEL
+    }
+
+    fn units(&self, _scale: Scale, seeds: &[u64]) -> Vec<UnitSpec> {
+        let mut units = vec![
+            kernel_unit(
+                KERNEL,
+                "check/flex",
+                "token-logprob-check",
+                "flex-composition",
+                RunsOn::Flex,
+            ),
+            kernel_unit(
+                KERNEL,
+                "check/device",
+                "token-logprob-check",
+                "fused-kernel",
+                RunsOn::Kernel,
+            ),
+        ];
+        for &s in seeds {
+            let mut u = kernel_unit(
+                KERNEL,
+                &format!("train/seed-{s}"),
+                "token-logprob-train",
+                "bigram-adamw",
+                RunsOn::Train,
+            );
+            u.seed = Some(s);
+            u.task = "train";
+            units.push(u);
+        }
+        units.push(kernel_unit(
+            KERNEL,
+            "bench",
+            "token-logprob-bench",
+            "fused-vs-composition",
+            RunsOn::Kernel,
+        ));
+        units
+    }
+
+    fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
+        let seed = unit.seed.unwrap_or(0);
+        let d = ctx.device;
+        match (unit.task, ctx.exec) {
+            ("train", Exec::Flex) => {
+                train_unit::<Flex>(&Default::default(), ctx.scale.train(), seed)
+            }
+            ("train", Exec::Wgpu) => {
+                train_unit::<Wgpu>(&Default::default(), ctx.scale.train(), seed)
+            }
+            #[cfg(feature = "cuda")]
+            ("train", Exec::Cuda) => {
+                train_unit::<burn::backend::Cuda>(&Default::default(), ctx.scale.train(), seed)
+            }
+            ("check", Exec::Flex) => check::<Flex>(&Default::default(), seed),
+            ("check", Exec::Wgpu) => check::<Wgpu>(&Default::default(), seed),
+            #[cfg(feature = "cuda")]
+            ("check", Exec::Cuda) => check::<burn::backend::Cuda>(&Default::default(), seed),
+            (_, Exec::Wgpu) => bench::<Wgpu>(
+                &Default::default(),
+                "wgpu",
+                d,
+                ctx.scale.bench(),
+                seed,
+                &mut *ctx.tick,
+            ),
+            #[cfg(feature = "cuda")]
+            (_, Exec::Cuda) => bench::<burn::backend::Cuda>(
+                &Default::default(),
+                "cuda",
+                d,
+                ctx.scale.bench(),
+                seed,
+                &mut *ctx.tick,
+            ),
+            (task, exec) => Outcome::error(format!("no {task} on {} in this build", exec.name())),
+        }
+    }
+}
 
 fn shape_str(dims: &[usize]) -> String {
     format!("{dims:?}")
@@ -189,11 +280,11 @@ pub fn bench<B: TokenLogprobBackend>(
     );
 
     // Forward: fused vs log_softmax + gather, with the one-pass read floor.
-    let mut floor = || crate::bench::read_back(x.clone().sum_dim(2));
+    let mut floor = || claimbench_paper::bench::read_back(x.clone().sum_dim(2));
     let fwd = interleaved(
         cfg,
-        || crate::bench::read_back(token_logprobs_unchecked(x.clone(), t.clone())),
-        || crate::bench::read_back(token_logprobs_composition(x.clone(), t.clone())),
+        || claimbench_paper::bench::read_back(token_logprobs_unchecked(x.clone(), t.clone())),
+        || claimbench_paper::bench::read_back(token_logprobs_composition(x.clone(), t.clone())),
         Some(&mut floor),
         &mut tick,
     );
@@ -210,7 +301,7 @@ pub fn bench<B: TokenLogprobBackend>(
             token_logprobs_composition(xa.clone(), ta)
         };
         let grads = (lp * gt.clone()).sum().backward();
-        crate::bench::read_back(xa.grad(&grads).expect("grad").sum());
+        claimbench_paper::bench::read_back(xa.grad(&grads).expect("grad").sum());
     };
     let fwd_bwd = interleaved(cfg, || step(true), || step(false), None, &mut tick);
 

@@ -1,0 +1,230 @@
+//! The ladder's settings ([`LadderConfig`]): presets per scale, limits, validation.
+
+use super::*;
+
+/// Everything that decides the ladder's numbers. Serialized as the `dpo_ppo.ladder` section of a
+/// run config; [`LadderConfig::for_scale`] gives the defaults.
+///
+/// Limits ([`crate::limits`]): `vocab`, `strides` ≤ 1024, `length` ≤ 256, `holdout_mod`
+/// ≤ 65 536, `demos_per_prompt` ≤ 100 000, `hidden` ≤ 4096, `sft_steps`, `eval_every`
+/// ≤ 1 000 000, `iterations` ≤ 100 000, `sft_batch`, `batch`, `large_batch` ≤ 65 536,
+/// `minibatches`, `large_minibatches` ≤ 4096, `epochs` ≤ 64, `pass_k` ≤ 4096. Peak memory of an
+/// arm: [`LadderConfig::estimated_bytes`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LadderConfig {
+    /// Vocabulary size `V ≥ 2` (tokens `0..V`; BOS is an extra input, never an output).
+    pub vocab: usize,
+    /// Number of strides `S`, `1 ≤ S < V`: prompts use `d ∈ 1..=S`.
+    pub strides: usize,
+    /// Response length `L ≥ 1`.
+    pub length: usize,
+    /// Prompt `(a, d)` is in the evaluation set iff `(a + d) mod holdout_mod = 0` (≥ 2).
+    pub holdout_mod: usize,
+    /// Noisy demonstrations per training prompt for SFT.
+    pub demos_per_prompt: usize,
+    /// Probability that a demonstration token is replaced by a uniform random token, in `[0, 1]`.
+    pub demo_noise: f64,
+    /// Hidden width of the policy and value MLPs.
+    pub hidden: usize,
+    /// SFT Adam steps.
+    pub sft_steps: usize,
+    /// Demonstrations per SFT step.
+    pub sft_batch: usize,
+    /// SFT learning rate.
+    pub sft_lr: f64,
+    /// PPO's γ, λ, KL coefficient κ and clip ranges (the crate's [`PpoConfig`]).
+    pub ppo: PpoConfig,
+    /// Actor (policy) learning rate in PPO.
+    pub actor_lr: f64,
+    /// Critic (value) learning rate in PPO.
+    pub critic_lr: f64,
+    /// PPO iterations (rollout + update) per arm, equal for every arm.
+    pub iterations: usize,
+    /// Sequences per rollout batch in `base` and `adv-norm`.
+    pub batch: usize,
+    /// Minibatches per epoch in `base` and `adv-norm`; divides `batch`.
+    pub minibatches: usize,
+    /// Sequences per rollout batch in `large-batch` and `ref-ema` (the paper: 512).
+    pub large_batch: usize,
+    /// Minibatches per epoch in `large-batch` and `ref-ema` (the paper: 4); divides
+    /// `large_batch`.
+    pub large_minibatches: usize,
+    /// Passes over each rollout batch.
+    pub epochs: usize,
+    /// Reference EMA rate `η ∈ [0, 1]`: `ref ← (1 − η) ref + η actor` after each actor step.
+    pub ema_eta: f64,
+    /// The `k` of pass@k (the paper: 5).
+    pub pass_k: usize,
+    /// Iterations between learning-curve points.
+    pub eval_every: usize,
+}
+
+impl LadderConfig {
+    /// Defaults for `smoke`, `small` or `full` .
+    ///
+    /// Why these values:
+    /// - `V = 8, S = 3, L = 6`, `holdout_mod = 4`: 24 prompts, 18 trained on and 6 held out;
+    ///   with `S = 3` every transition `(y_{t−1}, d)` of a held-out prompt occurs in training
+    ///   (with `S = 4` the orbit `{0, 4}` of stride 4 never would).
+    /// - `demo_noise = 0.35`: a demonstration passes with `q^L = 0.694^6 = 0.11`, so the
+    ///   converged SFT policy has pass@1 ≈ 0.11 and pass@5 ≈ 0.34 (measured), near the paper's
+    ///   SFT 38.6%, with room to improve. 300 Adam steps of 64 demonstrations at 3e-3 converge.
+    /// - `hidden = 64`: more units than the 24 `(y_{t−1}, d)` conjunctions plus 8 starts.
+    /// - PPO: `γ = λ = 1`, `κ = 0.1` (the paper), `ε = ε_v = 0.2` (conventional); 2 epochs;
+    ///   Adam at 1e-3 for the actor and 3e-3 for the critic (a faster critic, as OpenRLHF's
+    ///   critic rate is above its actor's).
+    /// - Batches: `smoke`/`small` 32 per step, 128 in 4 minibatches for the large batch (a
+    ///   quarter of the paper's 512 in 4); `full` the paper's 128 and 512 in 4.
+    /// - `iterations = 20` (`smoke` 8, `full` 10 with its 4× larger batches): in a pilot at 60
+    ///   iterations the large-batch arms reached pass@5 = 1.000 on every seed (and `full` at 20
+    ///   reached 0.99), a ceiling at which the last rung cannot be ranked; at these budgets the
+    ///   best arm is at ≈ 0.85–0.9. (Chosen after those pilots, for the ceiling alone.)
+    /// - `η = 0.02`: a `small` run of the large-batch arms takes 20·2·4 = 160 actor steps; the
+    ///   paper's 1e-3 would leave 0.999^160 = 85% of the reference at SFT, i.e. no EMA to speak
+    ///   of, while 0.02 lags the actor by 1/η = 50 steps (0.98^160 = 4% SFT left; `full`'s 80
+    ///   steps leave 20%), the regime of a long run at 1e-3.
+    pub fn for_scale(scale: Scale) -> Self {
+        // `full` uses the paper's batches (128 per step; 512 in 4 minibatches for the large
+        // batch); `small` and `smoke` a quarter of that. Every scale takes the same number of
+        // actor steps per iteration, so η means the same at every scale.
+        let (iterations, eval_every, batch) = match scale {
+            Scale::Smoke => (8, 2, 32),
+            Scale::Full => (10, 1, 128),
+            Scale::Small => (20, 2, 32),
+        };
+        LadderConfig {
+            vocab: 8,
+            strides: 3,
+            length: 6,
+            holdout_mod: 4,
+            demos_per_prompt: 16,
+            demo_noise: 0.35,
+            hidden: 64,
+            sft_steps: 300,
+            sft_batch: 64,
+            sft_lr: 3e-3,
+            ppo: PpoConfig::default(),
+            actor_lr: 1e-3,
+            critic_lr: 3e-3,
+            iterations,
+            batch,
+            minibatches: 1,
+            large_batch: 4 * batch,
+            large_minibatches: 4,
+            epochs: 2,
+            ema_eta: 0.02,
+            pass_k: 5,
+            eval_every,
+        }
+    }
+
+    /// Checks every value before any training. Errors name the bad value:
+    /// [`Error::LadderConfig`] (sizes of 0, sizes and steps above their limits
+    /// ([`LadderConfig::check_limits`]), strides ≥ vocab, minibatches not dividing the batch,
+    /// rates not finite and above 0, `demo_noise` or `η` outside `[0, 1]`, an empty train or
+    /// evaluation split), and [`PpoConfig::validate`]'s errors for γ, λ, κ and the clip ranges.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |name: &'static str, value: String, rule: String| {
+            Err(Error::LadderConfig { name, value, rule })
+        };
+        for (name, v) in [
+            ("vocab", self.vocab),
+            ("strides", self.strides),
+            ("length", self.length),
+            ("holdout_mod", self.holdout_mod),
+            ("demos_per_prompt", self.demos_per_prompt),
+            ("hidden", self.hidden),
+            ("sft_steps", self.sft_steps),
+            ("sft_batch", self.sft_batch),
+            ("iterations", self.iterations),
+            ("batch", self.batch),
+            ("minibatches", self.minibatches),
+            ("large_batch", self.large_batch),
+            ("large_minibatches", self.large_minibatches),
+            ("epochs", self.epochs),
+            ("pass_k", self.pass_k),
+            ("eval_every", self.eval_every),
+        ] {
+            if v == 0 {
+                return bad(name, "0".into(), "must be at least 1".into());
+            }
+        }
+        self.check_limits()?;
+        if self.vocab < 2 {
+            return bad("vocab", self.vocab.to_string(), "must be at least 2".into());
+        }
+        if self.strides >= self.vocab {
+            return bad(
+                "strides",
+                self.strides.to_string(),
+                format!("must be below vocab {}", self.vocab),
+            );
+        }
+        if self.holdout_mod < 2 {
+            return bad(
+                "holdout_mod",
+                self.holdout_mod.to_string(),
+                "must be at least 2".into(),
+            );
+        }
+        for (name, batch, mb, batch_name) in [
+            ("minibatches", self.batch, self.minibatches, "batch"),
+            (
+                "large_minibatches",
+                self.large_batch,
+                self.large_minibatches,
+                "large_batch",
+            ),
+        ] {
+            if !batch.is_multiple_of(mb) {
+                return bad(
+                    name,
+                    mb.to_string(),
+                    format!("does not divide {batch_name} {batch}"),
+                );
+            }
+        }
+        for (name, v) in [
+            ("sft_lr", self.sft_lr),
+            ("actor_lr", self.actor_lr),
+            ("critic_lr", self.critic_lr),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return bad(
+                    name,
+                    v.to_string(),
+                    "must be a finite number above 0".into(),
+                );
+            }
+        }
+        for (name, v) in [("demo_noise", self.demo_noise), ("ema_eta", self.ema_eta)] {
+            if !(0.0..=1.0).contains(&v) {
+                return bad(name, v.to_string(), "is outside [0, 1]".into());
+            }
+        }
+        self.ppo.validate()?;
+        let task = Task::new(self);
+        if task.train.is_empty() || task.eval.is_empty() {
+            return bad(
+                "holdout_mod",
+                self.holdout_mod.to_string(),
+                format!(
+                    "leaves {} training and {} evaluation prompts; both need at least 1",
+                    task.train.len(),
+                    task.eval.len()
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// `(sequences per iteration, minibatches per epoch)` of `arm`.
+    pub fn batching(&self, arm: Arm) -> (usize, usize) {
+        if arm.large_batch() {
+            (self.large_batch, self.large_minibatches)
+        } else {
+            (self.batch, self.minibatches)
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! What a finished unit stored (`units/<unit>.json`, contracts.md), and the small summaries a
+//! paper's claims and report sections read from its records.
+
+use serde::{Deserialize, Serialize};
+
+use crate::bench::BenchEntry;
+use crate::metrics::MetricRow;
+
+/// Outcome of one unit.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitStatus {
+    /// Ran and passed its checks.
+    Passed,
+    /// Its output failed a reference check: a correctness failure (exit 2).
+    CorrectnessFailure,
+    /// It stopped with an error (a panic or a device error).
+    Error,
+}
+
+/// `units/<unit>.json`: everything one finished unit measured.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct UnitRecord {
+    /// Layout version.
+    pub schema_version: u32,
+    /// Unit id, e.g. `kernels/token-logprob/train/seed-0`.
+    pub unit_id: String,
+    /// Paper id, or `kernels`.
+    pub paper: String,
+    /// Experiment within the paper or kernel.
+    pub experiment: String,
+    /// Arm of the experiment.
+    pub arm: String,
+    /// Seed, for seeded units.
+    pub seed: Option<u64>,
+    /// Backend it ran on.
+    pub backend: String,
+    /// Device it ran on.
+    pub device: String,
+    /// Outcome.
+    pub status: UnitStatus,
+    /// What went wrong, or a one-line summary.
+    pub message: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Metrics, long format.
+    pub metrics: Vec<MetricRow>,
+    /// Benchmark comparisons measured by this unit.
+    pub benchmarks: Vec<BenchEntry>,
+}
+
+impl UnitRecord {
+    /// The value of the step-less metric `name`, if recorded.
+    pub fn scalar(&self, name: &str) -> Option<f64> {
+        self.metrics
+            .iter()
+            .find(|m| m.metric == name && m.step.is_none())
+            .map(|m| m.value)
+    }
+
+    /// Whether the unit passed.
+    pub fn passed(&self) -> bool {
+        self.status == UnitStatus::Passed
+    }
+}
+
+/// Mean and 95% t-interval half-width of `xs` (NaN half-width below two values); `None` if empty.
+pub fn mean_pm(xs: &[f64]) -> Option<(f64, f64)> {
+    if xs.is_empty() {
+        return None;
+    }
+    match claimbench_claims::stats::mean_ci(xs, claimbench_claims::DEFAULT_ALPHA, 1) {
+        Ok(s) => Some((s.mean, 0.5 * (s.ci[1] - s.ci[0]))),
+        Err(_) => Some((xs.iter().sum::<f64>() / xs.len() as f64, f64::NAN)),
+    }
+}
+
+/// `mean ± half-width` with 3 decimals, `–` for none.
+pub fn fmt_pm(v: Option<(f64, f64)>) -> String {
+    match v {
+        None => "–".into(),
+        Some((m, h)) if h.is_finite() => format!("{m:.3} ± {h:.3}"),
+        Some((m, _)) => format!("{m:.3}"),
+    }
+}
+
+/// The seed-mean of `metric` per logged step over `units`.
+pub fn mean_curve(units: &[&UnitRecord], metric: &str) -> Vec<(f64, f64)> {
+    let mut by_step: std::collections::BTreeMap<i64, Vec<f64>> = Default::default();
+    for u in units {
+        for m in u.metrics.iter().filter(|m| m.metric == metric) {
+            if let Some(s) = m.step {
+                by_step.entry(s).or_default().push(m.value);
+            }
+        }
+    }
+    by_step
+        .into_iter()
+        .map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64))
+        .collect()
+}
