@@ -241,6 +241,7 @@ pub fn import(criterion_dir: &Path, out: &Path, resamples: usize) -> Result<usiz
             seconds: 0.0,
             metrics,
             benchmarks,
+            artifacts: Vec::new(),
         };
         run.write_unit(&unit)?;
         units.push(unit);
@@ -287,6 +288,7 @@ pub fn import(criterion_dir: &Path, out: &Path, resamples: usize) -> Result<usiz
         finished: Some(now),
         configs: None,
         peaks: None,
+        fallbacks: Vec::new(),
     };
     run.write_manifest(&manifest)?;
     run.write_aggregates(&run_id, &units)?;

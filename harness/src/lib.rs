@@ -7,6 +7,7 @@
 #[macro_use]
 pub mod out;
 
+pub mod artifacts;
 pub mod claims;
 pub mod compare;
 pub mod configs;

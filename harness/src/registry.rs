@@ -9,7 +9,8 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 use claimbench_paper::{
-    DynPaper, Exec, KernelSuite, Outcome, RunContext, RunsOn, Scale, UnitRecord, UnitSpec,
+    ArtifactSource, DynPaper, Exec, Fallback, KernelSuite, Outcome, RunContext, RunsOn, Scale,
+    UnitRecord, UnitSpec,
 };
 
 use crate::devices::Plan;
@@ -108,6 +109,30 @@ impl Registry {
         Ok(units)
     }
 
+    /// The fallbacks of the papers and kernel suites `units` belong to, in registry order.
+    pub fn fallbacks(&self, units: &[UnitSpec]) -> Vec<Fallback> {
+        let mut out = Vec::new();
+        for e in &self.entries {
+            let (selected, fallbacks) = match e {
+                Entry::Kernel(k) => {
+                    let prefix = format!("{}/", k.id());
+                    (
+                        units.iter().any(|u| u.id.starts_with(&prefix)),
+                        k.fallbacks(),
+                    )
+                }
+                Entry::Paper(p) => {
+                    let id = p.info().id;
+                    (units.iter().any(|u| u.paper == id), p.fallbacks())
+                }
+            };
+            if selected {
+                out.extend(fallbacks);
+            }
+        }
+        out
+    }
+
     /// Every id `--only` accepts: paper ids, kernel ids and unit ids, sorted.
     pub fn known_ids(&self, units: &[UnitSpec]) -> Vec<String> {
         let mut ids: BTreeSet<String> = units.iter().map(|u| u.id.clone()).collect();
@@ -169,6 +194,7 @@ impl Registry {
         configs: &Configs,
         seeds: &[u64],
         inputs: &[UnitRecord],
+        artifacts: &dyn ArtifactSource,
         tick: &mut dyn FnMut(),
     ) -> (Exec, String, Outcome) {
         let (exec, device) = placement(unit, plan);
@@ -178,6 +204,7 @@ impl Registry {
             scale,
             seeds,
             inputs,
+            artifacts,
             tick,
         };
         let outcome = if unit.paper == "kernels" {

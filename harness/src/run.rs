@@ -173,6 +173,7 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
     configs::validate_selected(reg, &configs, &papers, &seeds)?;
     let hash = config_hash(scale, &seeds, &only, backend, &configs);
     let plan = devices::plan(backend, crate::require_device())?;
+    let fallbacks = reg.fallbacks(&units);
 
     let (dir, mut manifest, lock, mut done) = match resumed {
         Some((dir, m, lock)) => {
@@ -221,6 +222,7 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
             let mut m = m;
             m.finished = None;
             m.plan = plan.clone();
+            m.fallbacks = fallbacks.clone();
             (dir, m, lock, done)
         }
         None => {
@@ -265,6 +267,7 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
                 finished: None,
                 peaks: None,
                 configs: Some(configs.clone()),
+                fallbacks: fallbacks.clone(),
             };
             m.check(&dir.manifest_path())?;
             (dir, m, lock, Default::default())
@@ -272,6 +275,9 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
     };
     if let Some(reason) = &plan.skip_reason {
         errln!("note: {reason}");
+    }
+    for f in &manifest.fallbacks {
+        errln!("warning: {}: {} ({})", f.id, f.what, f.reason);
     }
     if manifest.peaks.is_none() && units.iter().any(|u| u.needs_device()) {
         manifest.peaks = crate::peaks::probe_plan(&plan, scale, opts.quiet);
@@ -316,7 +322,10 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
         let tick_bar = bar.clone();
         let mut tick = move || tick_bar.tick();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            reg.execute(unit, &plan, scale, &configs, &seeds, &inputs, &mut tick)
+            let artifacts = crate::artifacts::StoredArtifacts { dir: &dir };
+            reg.execute(
+                unit, &plan, scale, &configs, &seeds, &inputs, &artifacts, &mut tick,
+            )
         }));
         let (exec, device, outcome) = match result {
             Ok(v) => v,
@@ -330,6 +339,19 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
                 (exec, device, Outcome::error(format!("panicked: {msg}")))
             }
         };
+        // Artifacts first: a record is written only once what it lists is in place.
+        let mut outcome = outcome;
+        let mut artifacts = Vec::new();
+        for a in std::mem::take(&mut outcome.artifacts) {
+            match crate::artifacts::write(&dir, &unit.id, &a) {
+                Ok(r) => artifacts.push(r),
+                Err(e) => {
+                    outcome = Outcome::error(format!("{e:#}"));
+                    artifacts.clear();
+                    break;
+                }
+            }
+        }
         let record = UnitRecord {
             schema_version: SCHEMA_VERSION,
             unit_id: unit.id.clone(),
@@ -344,6 +366,7 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
             seconds: start.elapsed().as_secs_f64(),
             metrics: outcome.metrics,
             benchmarks: outcome.benchmarks,
+            artifacts,
         };
         dir.write_unit(&record)
             .with_context(|| format!("storing unit {}", unit.id))?;

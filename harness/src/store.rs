@@ -129,7 +129,18 @@ pub struct Manifest {
     /// imported criterion results).
     #[serde(default)]
     pub configs: Option<Configs>,
+    /// Placements other than burn's defaults that the selected papers and kernels declare, with
+    /// why ([`Fallback`]); empty in runs made before they were recorded.
+    #[serde(default)]
+    pub fallbacks: Vec<Fallback>,
 }
+
+/// At most this many fallbacks in a manifest, each text at most [`MAX_FALLBACK_TEXT`] bytes.
+pub const MAX_FALLBACKS: usize = 64;
+/// See [`MAX_FALLBACKS`].
+pub const MAX_FALLBACK_TEXT: usize = 1000;
+
+pub use claimbench_paper::Fallback;
 
 /// What a finished unit stored, and its status (claimbench-paper: papers read them too).
 pub use claimbench_paper::{UnitRecord, UnitStatus};
@@ -183,6 +194,26 @@ impl Manifest {
         for (u, _) in &self.skipped {
             ids::check(path, "skipped entry", u)?;
         }
+        if self.fallbacks.len() > MAX_FALLBACKS {
+            return Err(input_error(format!(
+                "{}: {} fallbacks are more than a run holds (at most {MAX_FALLBACKS})",
+                path.display(),
+                self.fallbacks.len()
+            )));
+        }
+        for f in &self.fallbacks {
+            ids::check(path, "fallback id", &f.id)?;
+            if [&f.what, &f.reason]
+                .iter()
+                .any(|t| t.len() > MAX_FALLBACK_TEXT || t.chars().any(char::is_control))
+            {
+                return Err(input_error(format!(
+                    "{}: fallback {}: its text is over {MAX_FALLBACK_TEXT} bytes or holds control characters",
+                    path.display(),
+                    ids::shown(&f.id)
+                )));
+            }
+        }
         Ok(())
     }
 }
@@ -202,8 +233,32 @@ pub fn check_record(r: &UnitRecord, path: &Path) -> Result<()> {
     for b in &r.benchmarks {
         check_kernel_id(path, &b.kernel)?;
     }
+    if r.artifacts.len() > MAX_ARTIFACTS {
+        return Err(input_error(format!(
+            "{}: {} artifacts, more than a unit stores (at most {MAX_ARTIFACTS})",
+            path.display(),
+            r.artifacts.len()
+        )));
+    }
+    for a in &r.artifacts {
+        ids::check(path, "artifact name", &a.name)?;
+        let hex = a.sha256.len() == 64
+            && a.sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        if a.name.contains('/') || !hex {
+            return Err(input_error(format!(
+                "{}: artifact {}: the name must be one id segment and sha256 64 lower-case hex digits",
+                path.display(),
+                ids::shown(&a.name)
+            )));
+        }
+    }
     Ok(())
 }
+
+/// Most artifacts one unit record lists.
+pub const MAX_ARTIFACTS: usize = 16;
 
 /// A paper id (`dora`) or `kernels`: one segment of the id grammar. It names a page
 /// (`papers/<id>.html`).
@@ -410,7 +465,8 @@ impl RunDir {
     }
 
     /// Removes the temporary files (`.tmp*`) that a process killed between writing a file and
-    /// renaming it into place left in the run directory, `units/` or anywhere under `report/`;
+    /// renaming it into place left in the run directory, `units/`, `artifacts/` or anywhere
+    /// under `report/`;
     /// returns how many. Finished records are never temporaries, so nothing finished is lost.
     /// Only the holder of the run's lock may call it (another process's temporaries are live).
     pub fn remove_stale_temporaries(&self, lock: &RunLock) -> Result<usize> {
@@ -428,12 +484,15 @@ impl RunDir {
                 found.push(entry?.path());
             }
         }
-        let report = self.root.join("report");
-        if report.is_dir() {
-            // Links are not followed: a link in a downloaded run must not lead the clean-up out.
-            for entry in walkdir::WalkDir::new(&report).max_depth(4) {
-                let entry = entry.with_context(|| format!("listing {}", report.display()))?;
-                found.push(entry.into_path());
+        for (sub, depth) in [("report", 4), ("artifacts", 2)] {
+            let tree = self.root.join(sub);
+            if tree.is_dir() {
+                // Links are not followed: a link in a downloaded run must not lead the clean-up
+                // out.
+                for entry in walkdir::WalkDir::new(&tree).max_depth(depth) {
+                    let entry = entry.with_context(|| format!("listing {}", tree.display()))?;
+                    found.push(entry.into_path());
+                }
             }
         }
         let mut n = 0;

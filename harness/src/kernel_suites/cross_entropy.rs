@@ -3,7 +3,7 @@
 //! and label smoothing) on flex and on the kernel device, and benchmarked against burn's own
 //! `CrossEntropyLoss` on burn's default fused backend.
 
-use burn::backend::{Autodiff, Flex, Wgpu};
+use burn::backend::{Autodiff, Flex};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::{Int, Tensor, TensorData};
 use claimbench_kernels::burn_ops::{
@@ -16,9 +16,7 @@ use claimbench_kernels::testing::{max_abs_diff, within};
 use claimbench_kernels::token_logprob::Problem;
 
 use claimbench_paper::bench::{BenchConfig, Comparison, interleaved};
-use claimbench_paper::{
-    Exec, KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec,
-};
+use claimbench_paper::{KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec};
 
 use super::{ScaleBench, kernel_unit};
 
@@ -76,32 +74,13 @@ impl KernelSuite for CrossEntropy {
 
     fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
         let seed = unit.seed.unwrap_or(0);
-        let is_check = !unit.bench;
-        match ctx.exec {
-            Exec::Flex => check::<Flex>(&Default::default(), seed),
-            Exec::Wgpu if is_check => check::<Wgpu>(&Default::default(), seed),
-            Exec::Wgpu => bench::<Wgpu>(
-                &Default::default(),
-                "wgpu",
-                ctx.device,
-                ctx.scale.bench(),
-                seed,
-                &mut *ctx.tick,
-            ),
-            #[cfg(feature = "cuda")]
-            Exec::Cuda if is_check => check::<burn::backend::Cuda>(&Default::default(), seed),
-            #[cfg(feature = "cuda")]
-            Exec::Cuda => bench::<burn::backend::Cuda>(
-                &Default::default(),
-                "cuda",
-                ctx.device,
-                ctx.scale.bench(),
-                seed,
-                &mut *ctx.tick,
-            ),
-            #[cfg(not(feature = "cuda"))]
-            Exec::Cuda => Outcome::error("built without the cuda feature".into()),
-        }
+        with_backend!(ctx.exec, flex => check::<Flex>(&Default::default(), seed), |B, R, name| {
+            if unit.bench {
+                bench::<B>(&Default::default(), name, ctx.device, ctx.scale.bench(), seed, &mut *ctx.tick)
+            } else {
+                check::<B>(&Default::default(), seed)
+            }
+        })
     }
 }
 

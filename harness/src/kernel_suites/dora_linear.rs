@@ -2,7 +2,7 @@
 //! references on flex (the composition) and on the kernel device, and benchmarked against the
 //! baselines a user would run.
 
-use burn::backend::{Autodiff, Flex, Wgpu};
+use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 use claimbench_kernels::burn_ops::{
@@ -11,9 +11,7 @@ use claimbench_kernels::burn_ops::{
 use claimbench_kernels::dora::{AdapterSpec, HostAdapter};
 use claimbench_kernels::testing::{GemmPrecision, max_abs_diff, uniform, within};
 use claimbench_paper::bench::{BenchConfig, Comparison, interleaved};
-use claimbench_paper::{
-    Exec, KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec,
-};
+use claimbench_paper::{KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec};
 
 use super::{ScaleBench, kernel_unit};
 
@@ -71,42 +69,14 @@ impl KernelSuite for DoraLinear {
 
     fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
         let seed = unit.seed.unwrap_or(0);
-        let is_check = !unit.bench;
-        match ctx.exec {
-            Exec::Flex => check_flex(seed),
-            Exec::Wgpu if is_check => check::<Wgpu>(
-                &Default::default(),
-                seed,
-                GemmPrecision::of_default::<cubecl::wgpu::WgpuRuntime>(),
-            ),
-            Exec::Wgpu => bench::<Wgpu>(
-                &Default::default(),
-                GemmPrecision::of_default::<cubecl::wgpu::WgpuRuntime>(),
-                "wgpu",
-                ctx.device,
-                ctx.scale.bench(),
-                seed,
-                &mut *ctx.tick,
-            ),
-            #[cfg(feature = "cuda")]
-            Exec::Cuda if is_check => check::<burn::backend::Cuda>(
-                &Default::default(),
-                seed,
-                GemmPrecision::of_default::<cubecl::cuda::CudaRuntime>(),
-            ),
-            #[cfg(feature = "cuda")]
-            Exec::Cuda => bench::<burn::backend::Cuda>(
-                &Default::default(),
-                GemmPrecision::of_default::<cubecl::cuda::CudaRuntime>(),
-                "cuda",
-                ctx.device,
-                ctx.scale.bench(),
-                seed,
-                &mut *ctx.tick,
-            ),
-            #[cfg(not(feature = "cuda"))]
-            Exec::Cuda => Outcome::error("built without the cuda feature".into()),
-        }
+        with_backend!(ctx.exec, flex => check_flex(seed), |B, R, name| {
+            let gemm = GemmPrecision::of_default::<R>();
+            if unit.bench {
+                bench::<B>(&Default::default(), gemm, name, ctx.device, ctx.scale.bench(), seed, &mut *ctx.tick)
+            } else {
+                check::<B>(&Default::default(), seed, gemm)
+            }
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! against what a burn user writes, the PPO kernels (KL rewards, GAE, whitening, clipped losses)
 //! checked on the device, and GAE on the device against the host loop.
 
-use burn::backend::{Autodiff, Flex, Wgpu};
+use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Int, Tensor, TensorData};
 use claimbench_dpo_ppo as reference;
 use claimbench_kernels::KernelError;
@@ -20,9 +20,7 @@ use claimbench_kernels::token_logprob::{backward_reference, forward_reference};
 use cubecl::prelude::*;
 
 use claimbench_paper::bench::{BenchConfig, Comparison, interleaved};
-use claimbench_paper::{
-    Exec, KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec,
-};
+use claimbench_paper::{KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec};
 
 use super::{ScaleBench, kernel_unit};
 
@@ -87,32 +85,13 @@ impl KernelSuite for DpoLoss {
 
     fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
         let seed = unit.seed.unwrap_or(0);
-        let is_check = !unit.bench;
-        match ctx.exec {
-            Exec::Flex => check_dpo::<Flex>(&Default::default(), seed),
-            Exec::Wgpu if is_check => check_dpo::<Wgpu>(&Default::default(), seed),
-            Exec::Wgpu => bench_dpo::<Wgpu>(
-                &Default::default(),
-                "wgpu",
-                ctx.device,
-                ctx.scale.bench(),
-                seed,
-                &mut *ctx.tick,
-            ),
-            #[cfg(feature = "cuda")]
-            Exec::Cuda if is_check => check_dpo::<burn::backend::Cuda>(&Default::default(), seed),
-            #[cfg(feature = "cuda")]
-            Exec::Cuda => bench_dpo::<burn::backend::Cuda>(
-                &Default::default(),
-                "cuda",
-                ctx.device,
-                ctx.scale.bench(),
-                seed,
-                &mut *ctx.tick,
-            ),
-            #[cfg(not(feature = "cuda"))]
-            Exec::Cuda => Outcome::error("built without the cuda feature".into()),
-        }
+        with_backend!(ctx.exec, flex => check_dpo::<Flex>(&Default::default(), seed), |B, R, name| {
+            if unit.bench {
+                bench_dpo::<B>(&Default::default(), name, ctx.device, ctx.scale.bench(), seed, &mut *ctx.tick)
+            } else {
+                check_dpo::<B>(&Default::default(), seed)
+            }
+        })
     }
 }
 
@@ -145,12 +124,11 @@ impl KernelSuite for Ppo {
 
     fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
         let seed = unit.seed.unwrap_or(0);
-        match ctx.exec {
-            Exec::Wgpu => ppo_unit::<cubecl::wgpu::WgpuRuntime>(unit, ctx, "wgpu", seed),
-            #[cfg(feature = "cuda")]
-            Exec::Cuda => ppo_unit::<cubecl::cuda::CudaRuntime>(unit, ctx, "cuda", seed),
-            exec => Outcome::error(format!("no PPO kernels on {} in this build", exec.name())),
-        }
+        with_backend!(
+            ctx.exec,
+            flex => Outcome::error("no PPO kernels on flex".into()),
+            |B, R, name| ppo_unit::<R>(unit, ctx, name, seed)
+        )
     }
 }
 

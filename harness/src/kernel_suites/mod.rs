@@ -2,6 +2,41 @@
 //! against plain-Rust references) and benchmarks (against the baselines a user would run), as
 //! [`KernelSuite`](claimbench_paper::KernelSuite)s the registry lists.
 
+/// `$body` with `$B` bound to burn's default (fused, autotuned) backend of the kernel device
+/// that `$exec` names, `$R` to its cubecl runtime and `$name` to its name (`"wgpu"`, `"cuda"`);
+/// `$flex` on flex. The one place a kernel suite turns an [`Exec`](claimbench_paper::Exec) into
+/// types; without the `cuda` feature a CUDA unit is an error.
+macro_rules! with_backend {
+    ($exec:expr, flex => $flex:expr, |$B:ident, $R:ident, $name:ident| $body:expr) => {
+        match $exec {
+            claimbench_paper::Exec::Flex => $flex,
+            claimbench_paper::Exec::Wgpu => {
+                #[allow(dead_code)]
+                type $B = burn::backend::Wgpu;
+                #[allow(dead_code)]
+                type $R = cubecl::wgpu::WgpuRuntime;
+                #[allow(unused_variables)]
+                let $name = "wgpu";
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            claimbench_paper::Exec::Cuda => {
+                #[allow(dead_code)]
+                type $B = burn::backend::Cuda;
+                #[allow(dead_code)]
+                type $R = cubecl::cuda::CudaRuntime;
+                #[allow(unused_variables)]
+                let $name = "cuda";
+                $body
+            }
+            #[cfg(not(feature = "cuda"))]
+            claimbench_paper::Exec::Cuda => {
+                claimbench_paper::Outcome::error("built without the cuda feature".into())
+            }
+        }
+    };
+}
+
 pub mod cross_entropy;
 pub mod dora_linear;
 pub mod dpo_kernels;

@@ -3,7 +3,7 @@
 //! and a small training run that uses the op (on flex by default, on the kernel with `--backend
 //! wgpu|cuda`) to show the op trains a model and both paths agree.
 
-use burn::backend::{Autodiff, Flex, Wgpu};
+use burn::backend::{Autodiff, Flex};
 use burn::module::{Module, Param};
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::Backend;
@@ -19,9 +19,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use claimbench_paper::bench::{BenchConfig, Comparison, interleaved};
-use claimbench_paper::{
-    Exec, KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec,
-};
+use claimbench_paper::{KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec};
 
 use super::{ScaleBench, kernel_unit};
 
@@ -96,40 +94,23 @@ impl KernelSuite for TokenLogprob {
 
     fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
         let seed = unit.seed.unwrap_or(0);
-        let d = ctx.device;
-        match (unit.task, ctx.exec) {
-            ("train", Exec::Flex) => {
-                train_unit::<Flex>(&Default::default(), ctx.scale.train(), seed)
-            }
-            ("train", Exec::Wgpu) => {
-                train_unit::<Wgpu>(&Default::default(), ctx.scale.train(), seed)
-            }
-            #[cfg(feature = "cuda")]
-            ("train", Exec::Cuda) => {
-                train_unit::<burn::backend::Cuda>(&Default::default(), ctx.scale.train(), seed)
-            }
-            ("check", Exec::Flex) => check::<Flex>(&Default::default(), seed),
-            ("check", Exec::Wgpu) => check::<Wgpu>(&Default::default(), seed),
-            #[cfg(feature = "cuda")]
-            ("check", Exec::Cuda) => check::<burn::backend::Cuda>(&Default::default(), seed),
-            (_, Exec::Wgpu) => bench::<Wgpu>(
-                &Default::default(),
-                "wgpu",
-                d,
-                ctx.scale.bench(),
-                seed,
-                &mut *ctx.tick,
+        let train = ctx.scale.train();
+        match unit.task {
+            "train" => with_backend!(
+                ctx.exec,
+                flex => train_unit::<Flex>(&Default::default(), train, seed),
+                |B, R, name| train_unit::<B>(&Default::default(), train, seed)
             ),
-            #[cfg(feature = "cuda")]
-            (_, Exec::Cuda) => bench::<burn::backend::Cuda>(
-                &Default::default(),
-                "cuda",
-                d,
-                ctx.scale.bench(),
-                seed,
-                &mut *ctx.tick,
+            "check" => with_backend!(
+                ctx.exec,
+                flex => check::<Flex>(&Default::default(), seed),
+                |B, R, name| check::<B>(&Default::default(), seed)
             ),
-            (task, exec) => Outcome::error(format!("no {task} on {} in this build", exec.name())),
+            _ => with_backend!(
+                ctx.exec,
+                flex => Outcome::error("no benchmark on flex".into()),
+                |B, R, name| bench::<B>(&Default::default(), name, ctx.device, ctx.scale.bench(), seed, &mut *ctx.tick)
+            ),
         }
     }
 }

@@ -120,9 +120,10 @@ fn a_run_gives_every_claim_a_verdict_a_paper_page_and_resumes_after_sigkill() {
     let o = bin().args(args(&clean, &cfg, "3")).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 
-    // 3 + 3 replay arms, 2 peaks, constant, 2 unions, same data, infinite = 14 arms x 3 seeds.
+    // 3 + 3 replay arms, 2 peaks, constant, 2 unions, same data, infinite = 14 arms x 3 seeds,
+    // and the stage-0 checkpoint unit of each seed.
     let units = crate::cli::records(&clean).len();
-    assert_eq!(units, 42);
+    assert_eq!(units, 45);
     let claims: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(clean.join("claims.json")).unwrap()).unwrap();
     let claims = claims["claims"].as_array().unwrap();

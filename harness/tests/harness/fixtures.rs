@@ -146,6 +146,7 @@ pub fn write_run(parent: &Path, s: &Spec) -> std::path::PathBuf {
             unit: "abs".into(),
         }],
         benchmarks: benches.clone(),
+        artifacts: Vec::new(),
     }];
     if s.correctness_failure {
         units.push(UnitRecord {
@@ -194,6 +195,7 @@ pub fn write_run(parent: &Path, s: &Spec) -> std::path::PathBuf {
         started: s.started.into(),
         finished: Some(s.started.into()),
         configs: None,
+        fallbacks: Vec::new(),
         peaks: Some(Peaks {
             backend: "wgpu".into(),
             device: s.device.into(),

@@ -9,6 +9,7 @@ const LAYERS: &[&[&str]] = &[
     &["devices", "lock"],
     &["peaks"],
     &["store"],
+    &["artifacts"],
     &["kernel_suites"],
     &["registry"],
     &["configs"],

@@ -1,5 +1,7 @@
 //! The harness test suite, in one binary.
 //!
+//! - `artifacts`: units that start from another unit's stored artifact, `--only` and resume
+//!   over them, corrupt and hostile artifacts, declared fallbacks.
 //! - `cli`: the `claimbench` binary end to end: exit codes on bad input, determinism on flex,
 //!   SIGKILL + `--resume`, the main job's report.
 //! - `continual`: the continual reproduction's settings errors, claims, paper page, resume, and
@@ -16,6 +18,7 @@
 //! - `registry`: a paper defined in the test, run through `run`, claims and report in its own
 //!   registry, with no change to harness code.
 
+mod artifacts;
 mod cli;
 mod compare;
 mod continual;

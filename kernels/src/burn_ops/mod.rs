@@ -13,10 +13,7 @@
 //! index, label smoothing) on the same trait, with [`cross_entropy_composition`] as its oracle.
 
 use burn::backend::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::Flex;
 use burn::tensor::TensorData;
 use burn::tensor::activation::log_softmax;
@@ -25,11 +22,15 @@ use burn::tensor::ops::{FloatTensor, IntTensor};
 use burn::tensor::{DType, IndexingUpdateOp, Int, Shape, Tensor, TensorMetadata, TensorPrimitive};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use burn_fusion::{Fusion, FusionBackend};
 
 use crate::KernelError;
 use crate::cross_entropy::{self, Settings};
 use crate::token_logprob::{self, BackwardWeights, IdType, Problem};
 
+use custom::{Prim, Tracked, Vjp, f32_out, fused_n, fused1, op_id};
+
+pub mod custom;
 pub mod dora;
 pub mod moe;
 pub mod preference;
@@ -366,65 +367,51 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> TokenLogpr
     }
 }
 
-#[derive(Debug)]
-struct TokenLogprobGrad;
+/// The token log-prob's VJP: the forward's logits, ids and lse.
+#[derive(Clone, Debug)]
+struct TokenLogprobVjp<B: Backend> {
+    logits: FloatTensor<B>,
+    targets: IntTensor<B>,
+    lse: FloatTensor<B>,
+}
 
-impl<B: TokenLogprobBackend> Backward<B, 1> for TokenLogprobGrad {
-    /// The forward's logits, ids and lse: the backward needs all three.
-    type State = (FloatTensor<B>, IntTensor<B>, FloatTensor<B>);
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            let (logits, targets, lse) = ops.state;
-            grads.register::<B>(
-                parent.id,
-                B::token_logprob_backward(logits, targets, lse, grad),
-            );
-        }
+impl<B: TokenLogprobBackend> Vjp<B, 1> for TokenLogprobVjp<B> {
+    /// `∂/∂logits = g · (one_hot(targets) − softmax)`.
+    fn vjp(self, grad: FloatTensor<B>, _wanted: [bool; 1]) -> [Option<FloatTensor<B>>; 1] {
+        [Some(B::token_logprob_backward(
+            self.logits,
+            self.targets,
+            self.lse,
+            grad,
+        ))]
     }
 }
 
-#[derive(Debug)]
-struct CrossEntropyRowsGrad;
+/// The cross-entropy rows' VJP: the forward's logits, ids, lse and settings.
+#[derive(Clone, Debug)]
+struct CrossEntropyRowsVjp<B: Backend> {
+    logits: FloatTensor<B>,
+    targets: IntTensor<B>,
+    lse: FloatTensor<B>,
+    settings: Settings,
+}
 
-impl<B: TokenLogprobBackend> Backward<B, 1> for CrossEntropyRowsGrad {
-    /// The forward's logits, ids, lse and settings.
-    type State = (FloatTensor<B>, IntTensor<B>, FloatTensor<B>, Settings);
-
+impl<B: TokenLogprobBackend> Vjp<B, 1> for CrossEntropyRowsVjp<B> {
     /// `∂ℓ_r/∂x_rv = softmax − (1 − ε)one_hot − ε/vocab` on counted rows, times the upstream
     /// `g_r`, which is zeroed on ignored rows (their `ℓ_r` is the constant 0).
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            let (logits, targets, lse, s) = ops.state;
-            let vocab = logits.shape()[1];
-            let ids = Tensor::<B, 1, Int>::from_primitive(targets.clone());
-            let counted = ids.not_equal_elem(s.ignore_index).float();
-            let g = prim(float::<B, 1>(grad) * counted);
-            grads.register::<B>(
-                parent.id,
-                B::token_logprob_backward_weighted(
-                    logits,
-                    targets,
-                    lse,
-                    g,
-                    BackwardWeights::cross_entropy(s.smoothing, vocab),
-                ),
-            );
-        }
+    fn vjp(self, grad: FloatTensor<B>, _wanted: [bool; 1]) -> [Option<FloatTensor<B>>; 1] {
+        let s = self.settings;
+        let vocab = self.logits.shape()[1];
+        let ids = Tensor::<B, 1, Int>::from_primitive(self.targets.clone());
+        let counted = ids.not_equal_elem(s.ignore_index).float();
+        let g = prim(float::<B, 1>(grad) * counted);
+        [Some(B::token_logprob_backward_weighted(
+            self.logits,
+            self.targets,
+            self.lse,
+            g,
+            BackwardWeights::cross_entropy(s.smoothing, vocab),
+        ))]
     }
 }
 
@@ -435,14 +422,11 @@ impl<B: TokenLogprobBackend, C: CheckpointStrategy> TokenLogprobBackend for Auto
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let (lp, lse) = B::token_logprob_forward(logits.primitive.clone(), targets.clone());
         let lse_out = <Self as AutodiffBackend>::from_inner(lse.clone());
-        let lp = match TokenLogprobGrad
-            .prepare::<C>([logits.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((logits.primitive, targets, lse), lp),
-            OpsKind::UnTracked(prep) => prep.finish(lp),
-        };
+        let lp = Tracked::<C>::op([&logits], lp, || TokenLogprobVjp {
+            logits: logits.primitive.clone(),
+            targets,
+            lse,
+        });
         (lp, lse_out)
     }
 
@@ -472,14 +456,12 @@ impl<B: TokenLogprobBackend, C: CheckpointStrategy> TokenLogprobBackend for Auto
         let (rows, lse) =
             B::cross_entropy_rows_forward(logits.primitive.clone(), targets.clone(), settings);
         let lse_out = <Self as AutodiffBackend>::from_inner(lse.clone());
-        let rows = match CrossEntropyRowsGrad
-            .prepare::<C>([logits.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((logits.primitive, targets, lse, settings), rows),
-            OpsKind::UnTracked(prep) => prep.finish(rows),
-        };
+        let rows = Tracked::<C>::op([&logits], rows, || CrossEntropyRowsVjp {
+            logits: logits.primitive.clone(),
+            targets,
+            lse,
+            settings,
+        });
         (rows, lse_out)
     }
 
@@ -488,198 +470,74 @@ impl<B: TokenLogprobBackend, C: CheckpointStrategy> TokenLogprobBackend for Auto
     }
 }
 
-mod fusion {
-    use super::{BackwardWeights, Settings, TokenLogprobBackend};
-    use burn::tensor::ops::{FloatTensor, IntTensor};
-    use burn::tensor::{DType, Shape};
-    use burn_fusion::stream::{Operation, OperationStreams};
-    use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
-    use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
-    use std::marker::PhantomData;
-
-    #[derive(Clone, Debug)]
-    struct ForwardOp<B> {
-        desc: CustomOpIr,
-        _b: PhantomData<B>,
+/// The ops as custom ops on `Fusion<B>` ([`custom::fused`]).
+impl<B: FusionBackend + TokenLogprobBackend> TokenLogprobBackend for Fusion<B> {
+    fn token_logprob_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let rows = logits.shape[0];
+        let [lp, lse] = fused_n::<B, 2>(
+            op_id("token_logprob_forward", &[]),
+            vec![logits, targets],
+            [f32_out([rows]), f32_out([rows])],
+            |i| {
+                let (lp, lse) = B::token_logprob_forward(i.float(), i.int());
+                [Prim::Float(lp), Prim::Float(lse)]
+            },
+        );
+        (lp, lse)
     }
 
-    impl<B: FusionBackend + TokenLogprobBackend> Operation<B::FusionRuntime> for ForwardOp<B> {
-        fn execute(
-            &self,
-            handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
-        ) {
-            let ([logits, targets], [lp, lse]) = self.desc.as_fixed();
-            let (out_lp, out_lse) = B::token_logprob_forward(
-                handles.get_float_tensor::<B>(logits),
-                handles.get_int_tensor::<B>(targets),
-            );
-            handles.register_float_tensor::<B>(&lp.id, out_lp);
-            handles.register_float_tensor::<B>(&lse.id, out_lse);
-        }
-    }
-
-    #[derive(Clone, Debug)]
-    struct BackwardOp<B> {
-        desc: CustomOpIr,
+    fn token_logprob_backward_weighted(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
         weights: BackwardWeights,
-        _b: PhantomData<B>,
+    ) -> FloatTensor<Self> {
+        let shape = logits.shape.dims::<2>();
+        let w = weights;
+        fused1::<B>(
+            op_id(
+                "token_logprob_backward",
+                &[&w.target_weight, &w.softmax_weight, &w.uniform],
+            ),
+            vec![logits, targets, lse, grad],
+            f32_out(shape),
+            move |i| {
+                Prim::Float(B::token_logprob_backward_weighted(
+                    i.float(),
+                    i.int(),
+                    i.float(),
+                    i.float(),
+                    w,
+                ))
+            },
+        )
     }
 
-    impl<B: FusionBackend + TokenLogprobBackend> Operation<B::FusionRuntime> for BackwardOp<B> {
-        fn execute(
-            &self,
-            handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
-        ) {
-            let ([logits, targets, lse, grad], [out]) = self.desc.as_fixed();
-            let result = B::token_logprob_backward_weighted(
-                handles.get_float_tensor::<B>(logits),
-                handles.get_int_tensor::<B>(targets),
-                handles.get_float_tensor::<B>(lse),
-                handles.get_float_tensor::<B>(grad),
-                self.weights,
-            );
-            handles.register_float_tensor::<B>(&out.id, result);
-        }
-    }
-
-    #[derive(Clone, Debug)]
-    struct CrossEntropyOp<B> {
-        desc: CustomOpIr,
+    fn cross_entropy_rows_forward(
+        logits: FloatTensor<Self>,
+        targets: IntTensor<Self>,
         settings: Settings,
-        _b: PhantomData<B>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let rows = logits.shape[0];
+        let s = settings;
+        let [loss, lse] = fused_n::<B, 2>(
+            op_id("cross_entropy_forward", &[&s.ignore_index, &s.smoothing]),
+            vec![logits, targets],
+            [f32_out([rows]), f32_out([rows])],
+            move |i| {
+                let (loss, lse) = B::cross_entropy_rows_forward(i.float(), i.int(), s);
+                [Prim::Float(loss), Prim::Float(lse)]
+            },
+        );
+        (loss, lse)
     }
 
-    impl<B: FusionBackend + TokenLogprobBackend> Operation<B::FusionRuntime> for CrossEntropyOp<B> {
-        fn execute(
-            &self,
-            handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
-        ) {
-            let ([logits, targets], [loss, lse]) = self.desc.as_fixed();
-            let (out_loss, out_lse) = B::cross_entropy_rows_forward(
-                handles.get_float_tensor::<B>(logits),
-                handles.get_int_tensor::<B>(targets),
-                self.settings,
-            );
-            handles.register_float_tensor::<B>(&loss.id, out_loss);
-            handles.register_float_tensor::<B>(&lse.id, out_lse);
-        }
-    }
-
-    /// A custom op whose id also names its scalar parameters, so two ops that differ only in
-    /// them are never taken for one another by the fusion stream.
-    fn custom(id: String, inputs: &[TensorIr], outputs: &[TensorIr]) -> CustomOpIr {
-        CustomOpIr {
-            id,
-            inputs: inputs.to_vec(),
-            outputs: outputs.to_vec(),
-        }
-    }
-
-    impl<B: FusionBackend + TokenLogprobBackend> TokenLogprobBackend for Fusion<B> {
-        fn token_logprob_forward(
-            logits: FloatTensor<Self>,
-            targets: IntTensor<Self>,
-        ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-            let client = logits.client.clone();
-            let rows = logits.shape[0];
-            let streams = OperationStreams::with_inputs([&logits, &targets]);
-            let lp = TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
-            let lse =
-                TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
-            let desc = CustomOpIr::new(
-                "token_logprob_forward",
-                &[logits.into_ir(), targets.into_ir()],
-                &[lp, lse],
-            );
-            let [lp, lse] = client
-                .register(
-                    streams,
-                    OperationIr::Custom(desc.clone()),
-                    ForwardOp::<B> {
-                        desc,
-                        _b: PhantomData,
-                    },
-                )
-                .try_into()
-                .expect("two outputs were registered");
-            (lp, lse)
-        }
-
-        fn token_logprob_backward_weighted(
-            logits: FloatTensor<Self>,
-            targets: IntTensor<Self>,
-            lse: FloatTensor<Self>,
-            grad: FloatTensor<Self>,
-            weights: BackwardWeights,
-        ) -> FloatTensor<Self> {
-            let client = logits.client.clone();
-            let shape = logits.shape.clone();
-            let streams = OperationStreams::with_inputs([&logits, &targets, &lse, &grad]);
-            let out = TensorIr::uninit(client.create_empty_handle(), shape, DType::F32);
-            let desc = custom(
-                format!(
-                    "token_logprob_backward[{},{},{}]",
-                    weights.target_weight, weights.softmax_weight, weights.uniform
-                ),
-                &[
-                    logits.into_ir(),
-                    targets.into_ir(),
-                    lse.into_ir(),
-                    grad.into_ir(),
-                ],
-                &[out],
-            );
-            client
-                .register(
-                    streams,
-                    OperationIr::Custom(desc.clone()),
-                    BackwardOp::<B> {
-                        desc,
-                        weights,
-                        _b: PhantomData,
-                    },
-                )
-                .output()
-        }
-
-        fn cross_entropy_rows_forward(
-            logits: FloatTensor<Self>,
-            targets: IntTensor<Self>,
-            settings: Settings,
-        ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-            let client = logits.client.clone();
-            let rows = logits.shape[0];
-            let streams = OperationStreams::with_inputs([&logits, &targets]);
-            let loss =
-                TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
-            let lse =
-                TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
-            let desc = custom(
-                format!(
-                    "cross_entropy_forward[{},{}]",
-                    settings.ignore_index, settings.smoothing
-                ),
-                &[logits.into_ir(), targets.into_ir()],
-                &[loss, lse],
-            );
-            let [loss, lse] = client
-                .register(
-                    streams,
-                    OperationIr::Custom(desc.clone()),
-                    CrossEntropyOp::<B> {
-                        desc,
-                        settings,
-                        _b: PhantomData,
-                    },
-                )
-                .try_into()
-                .expect("two outputs were registered");
-            (loss, lse)
-        }
-
-        fn token_logprob_max_bytes(device: &Self::Device) -> Option<u64> {
-            B::token_logprob_max_bytes(device)
-        }
+    fn token_logprob_max_bytes(device: &Self::Device) -> Option<u64> {
+        B::token_logprob_max_bytes(device)
     }
 }
 

@@ -12,10 +12,7 @@
 //! [`crate::moe`].
 
 use burn::backend::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::Flex;
 use burn::tensor::activation::{silu, softmax};
 use burn::tensor::backend::Backend;
@@ -24,6 +21,9 @@ use burn::tensor::{DType, IndexingUpdateOp, Int, Shape, Tensor, TensorData, Tens
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
 
+use burn_fusion::{Fusion, FusionBackend};
+
+use super::custom::{Prim, Tracked, Vjp, f32_out, fused, fused_n, fused1, op_id};
 use super::{check_f32, float, prim};
 use crate::KernelError;
 use crate::moe::{self, MoeDims, MoeSpec};
@@ -156,8 +156,6 @@ pub trait MoeBackend: Backend {
 }
 
 impl MoeBackend for Flex {}
-
-impl<B: burn_fusion::FusionBackend + MoeBackend> MoeBackend for burn_fusion::Fusion<B> {}
 
 /// The composition of the router: softmax in f32, top-k on the host (ties → lower id),
 /// renormalised weights gathered from the softmax (differentiable under autodiff).
@@ -545,63 +543,45 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> MoeBackend
     }
 }
 
-/// The router's backward under autodiff (parent: the logits). The op's output is
-/// `[probs | weights]` `[n, E + k]` (one tracked output), split by the caller.
-#[derive(Debug)]
-struct RouteGrad;
+/// The router's VJP under autodiff (parent: the logits). The op's tracked output is
+/// `[probs | weights]` `[n, E + k]`, split by the caller.
+#[derive(Clone, Debug)]
+struct RouteVjp<B: Backend> {
+    probs: FloatTensor<B>,
+    weights: FloatTensor<B>,
+    ids: IntTensor<B>,
+}
 
-impl<B: MoeBackend> Backward<B, 1> for RouteGrad {
-    /// `(probs, weights, ids)`.
-    type State = (FloatTensor<B>, FloatTensor<B>, IntTensor<B>);
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let g = float::<B, 2>(grads.consume::<B>(&ops.node));
-        let [parent] = ops.parents;
-        let (probs, weights, ids) = ops.state;
-        if let Some(p) = parent {
-            let [n, width] = g.dims();
-            let e = width - float::<B, 2>(weights.clone()).dims()[1];
-            let dprobs = g.clone().slice([0..n, 0..e]);
-            let dweights = g.slice([0..n, e..width]);
-            let dl = B::moe_route_backward(probs, weights, ids, Some(prim(dprobs)), prim(dweights));
-            grads.register::<B>(p.id, dl);
-        }
+impl<B: MoeBackend> Vjp<B, 1> for RouteVjp<B> {
+    fn vjp(self, grad: FloatTensor<B>, _wanted: [bool; 1]) -> [Option<FloatTensor<B>>; 1] {
+        let g = float::<B, 2>(grad);
+        let [n, width] = g.dims();
+        let e = width - float::<B, 2>(self.weights.clone()).dims()[1];
+        let dprobs = g.clone().slice([0..n, 0..e]);
+        let dweights = g.slice([0..n, e..width]);
+        [Some(B::moe_route_backward(
+            self.probs,
+            self.weights,
+            self.ids,
+            Some(prim(dprobs)),
+            prim(dweights),
+        ))]
     }
 }
 
-/// The experts' backward under autodiff (parents `x, weights, w13, w2`).
-#[derive(Debug)]
-struct ExpertsGrad;
+/// The experts' VJP under autodiff (parents `x, weights, w13, w2`).
+#[derive(Clone, Debug)]
+struct ExpertsVjp<B: Backend> {
+    state: MoeState<B>,
+    x: FloatTensor<B>,
+    weights: FloatTensor<B>,
+    w13: FloatTensor<B>,
+    w2: FloatTensor<B>,
+}
 
-impl<B: MoeBackend> Backward<B, 4> for ExpertsGrad {
-    /// `(state, x, weights, w13, w2)`.
-    type State = (
-        MoeState<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-    );
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 4>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let dy = grads.consume::<B>(&ops.node);
-        let (state, x, weights, w13, w2) = ops.state;
-        let out = B::moe_experts_backward(state, x, weights, w13, w2, dy);
-        for (parent, grad) in ops.parents.into_iter().zip(out) {
-            if let Some(p) = parent {
-                grads.register::<B>(p.id, grad);
-            }
-        }
+impl<B: MoeBackend> Vjp<B, 4> for ExpertsVjp<B> {
+    fn vjp(self, dy: FloatTensor<B>, _wanted: [bool; 4]) -> [Option<FloatTensor<B>>; 4] {
+        B::moe_experts_backward(self.state, self.x, self.weights, self.w13, self.w2, dy).map(Some)
     }
 }
 
@@ -622,14 +602,11 @@ impl<B: MoeBackend, C: CheckpointStrategy> MoeBackend for Autodiff<B, C> {
             vec![float::<B, 2>(probs.clone()), float(weights.clone())],
             1,
         ));
-        let both = match RouteGrad
-            .prepare::<C>([logits.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish((probs, weights, ids.clone()), both),
-            OpsKind::UnTracked(prep) => prep.finish(both),
-        };
+        let both = Tracked::<C>::op([&logits], both, || RouteVjp {
+            probs,
+            weights,
+            ids: ids.clone(),
+        });
         let both = float::<Self, 2>(both);
         let [n, width] = both.dims();
         (
@@ -646,55 +623,158 @@ impl<B: MoeBackend, C: CheckpointStrategy> MoeBackend for Autodiff<B, C> {
         w13: FloatTensor<Self>,
         w2: FloatTensor<Self>,
     ) -> (FloatTensor<Self>, MoeState<Self>) {
+        let state = MoeState {
+            ids: ids.clone(),
+            saved: vec![],
+            index: vec![],
+        };
         if !B::KERNELS {
             let y = experts_loop::<Self>(
                 float(x),
                 float(weights),
-                Tensor::from_primitive(ids.clone()),
+                Tensor::from_primitive(ids),
                 float(w13),
                 float(w2),
             );
-            let state = MoeState {
-                ids,
-                saved: vec![],
-                index: vec![],
-            };
             return (prim(y), state);
         }
         let (y, inner) = B::moe_experts_saved(
             x.primitive.clone(),
             weights.primitive.clone(),
-            ids.clone(),
+            ids,
             w13.primitive.clone(),
             w2.primitive.clone(),
         );
-        let y = match ExpertsGrad
-            .prepare::<C>([
-                x.node.clone(),
-                weights.node.clone(),
-                w13.node.clone(),
-                w2.node.clone(),
-            ])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(
-                (
-                    inner,
-                    x.primitive,
-                    weights.primitive,
-                    w13.primitive,
-                    w2.primitive,
-                ),
-                y,
-            ),
-            OpsKind::UnTracked(prep) => prep.finish(y),
-        };
-        let state = MoeState {
-            ids,
-            saved: vec![],
-            index: vec![],
-        };
+        let y = Tracked::<C>::op([&x, &weights, &w13, &w2], y, || ExpertsVjp {
+            state: inner,
+            x: x.primitive.clone(),
+            weights: weights.primitive.clone(),
+            w13: w13.primitive.clone(),
+            w2: w2.primitive.clone(),
+        });
         (y, state)
+    }
+}
+
+/// The two ops and their backwards as custom ops on `Fusion<B>` ([`super::custom::fused`]): the
+/// inner backend's kernels (or composition) run as one op each, with the experts' saved state as
+/// extra outputs. burn's fusion never sees the dispatch.
+impl<B: FusionBackend + MoeBackend> MoeBackend for Fusion<B> {
+    const KERNELS: bool = B::KERNELS;
+
+    fn moe_route(
+        logits: FloatTensor<Self>,
+        top_k: usize,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, IntTensor<Self>) {
+        let [n, e] = logits.shape.dims::<2>();
+        let [probs, weights, ids] = fused_n::<B, 3>(
+            op_id("moe_route", &[&top_k]),
+            vec![logits],
+            [
+                f32_out([n, e]),
+                f32_out([n, top_k]),
+                ([n, top_k].into(), DType::I32),
+            ],
+            move |i| {
+                let (p, w, ids) = B::moe_route(i.float(), top_k);
+                [Prim::Float(p), Prim::Float(w), Prim::Int(ids)]
+            },
+        );
+        (probs, weights, ids)
+    }
+
+    fn moe_route_backward(
+        probs: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        ids: IntTensor<Self>,
+        dprobs: Option<FloatTensor<Self>>,
+        dweights: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let shape = f32_out(probs.shape.dims::<2>());
+        let with_probs = dprobs.is_some();
+        let name = if with_probs {
+            "moe_route_backward+probs"
+        } else {
+            "moe_route_backward"
+        };
+        let inputs = [probs, weights, ids, dweights]
+            .into_iter()
+            .chain(dprobs)
+            .collect();
+        fused1::<B>(op_id(name, &[]), inputs, shape, move |i| {
+            let (p, w, ids, dw) = (i.float(), i.float(), i.int(), i.float());
+            let dp = with_probs.then(|| i.float());
+            Prim::Float(B::moe_route_backward(p, w, ids, dp, dw))
+        })
+    }
+
+    fn moe_experts_saved(
+        x: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        ids: IntTensor<Self>,
+        w13: FloatTensor<Self>,
+        w2: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, MoeState<Self>) {
+        let [n, d] = x.shape.dims::<2>();
+        let [e, _, h2] = w13.shape.dims::<3>();
+        let (h, m) = (h2 / 2, n * ids.shape[1]);
+        // The output, then the saved state of the kernels: hpre, act, out (f32), offsets, assign,
+        // inverse (u32). The composition saves nothing.
+        let mut outputs = vec![f32_out([n, d])];
+        if B::KERNELS {
+            outputs.extend([f32_out([m, 2 * h]), f32_out([m, h]), f32_out([m, d])]);
+            outputs.extend([vec![e + 1], vec![m], vec![m]].map(|s| (s, DType::U32)));
+        }
+        let inputs = vec![x, weights, ids.clone(), w13, w2];
+        let mut out = fused::<B>(op_id("moe_experts", &[]), inputs, &outputs, |i| {
+            let (x, w, ids, w13, w2) = (i.float(), i.float(), i.int(), i.float(), i.float());
+            let (y, state) = B::moe_experts_saved(x, w, ids, w13, w2);
+            let saved = state.saved.into_iter().map(Prim::Float);
+            let index = state.index.into_iter().map(Prim::Int);
+            std::iter::once(Prim::Float(y))
+                .chain(saved)
+                .chain(index)
+                .collect()
+        });
+        let index = out.split_off(out.len().min(4));
+        let saved = out.split_off(1);
+        let y = out.pop().expect("the output");
+        (y, MoeState { ids, saved, index })
+    }
+
+    fn moe_experts_backward(
+        state: MoeState<Self>,
+        x: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        w13: FloatTensor<Self>,
+        w2: FloatTensor<Self>,
+        dy: FloatTensor<Self>,
+    ) -> [FloatTensor<Self>; 4] {
+        let shapes = [
+            f32_out(x.shape.dims::<2>()),
+            f32_out(weights.shape.dims::<2>()),
+            f32_out(w13.shape.dims::<3>()),
+            f32_out(w2.shape.dims::<3>()),
+        ];
+        let (n_saved, n_index) = (state.saved.len(), state.index.len());
+        let inputs = [x, weights, w13, w2, dy, state.ids]
+            .into_iter()
+            .chain(state.saved)
+            .chain(state.index)
+            .collect();
+        fused_n::<B, 4>(
+            op_id("moe_experts_backward", &[]),
+            inputs,
+            shapes,
+            move |i| {
+                let (x, w, w13, w2, dy) = (i.float(), i.float(), i.float(), i.float(), i.float());
+                let state = MoeState {
+                    ids: i.int(),
+                    saved: (0..n_saved).map(|_| i.float()).collect(),
+                    index: (0..n_index).map(|_| i.int()).collect(),
+                };
+                B::moe_experts_backward(state, x, w, w13, w2, dy).map(Prim::Float)
+            },
+        )
     }
 }

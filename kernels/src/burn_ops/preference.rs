@@ -10,10 +10,7 @@
 //! tests' oracle.
 
 use burn::backend::Autodiff;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::Flex;
 use burn::tensor::activation::{log_sigmoid, log_softmax};
 use burn::tensor::backend::{AutodiffBackend, Backend};
@@ -21,7 +18,9 @@ use burn::tensor::ops::FloatTensor;
 use burn::tensor::{DType, Int, Shape, Tensor, TensorMetadata};
 use burn_cubecl::tensor::CubeTensor;
 use burn_cubecl::{BoolElement, CubeBackend, CubeRuntime, FloatElement, IntElement};
+use burn_fusion::{Fusion, FusionBackend};
 
+use super::custom::{Prim, Tracked, Vjp, f32_out, fused_n, fused1, op_id};
 use super::{TokenLogprobBackend, check_f32, float, prim, token_logprobs_unchecked};
 use crate::KernelError;
 use crate::preference::{self, DpoSettings};
@@ -162,52 +161,34 @@ impl<R: CubeRuntime, F: FloatElement, I: IntElement, BT: BoolElement> Preference
     }
 }
 
-#[derive(Debug)]
-struct MaskedRowSumGrad;
+/// The masked row sum's VJP: the mask.
+#[derive(Clone, Debug)]
+struct MaskedRowSumVjp<B: Backend> {
+    mask: FloatTensor<B>,
+}
 
-impl<B: PreferenceBackend> Backward<B, 1> for MaskedRowSumGrad {
-    /// The mask.
-    type State = FloatTensor<B>;
-
+impl<B: PreferenceBackend> Vjp<B, 1> for MaskedRowSumVjp<B> {
     /// `∂/∂values[r, t] = mask[r, t] · g[r]`.
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            let mask = float::<B, 2>(ops.state);
-            let [rows, _] = mask.dims();
-            let g = float::<B, 1>(grad).reshape([rows, 1]);
-            grads.register::<B>(parent.id, prim(mask * g));
-        }
+    fn vjp(self, grad: FloatTensor<B>, _wanted: [bool; 1]) -> [Option<FloatTensor<B>>; 1] {
+        let mask = float::<B, 2>(self.mask);
+        let [rows, _] = mask.dims();
+        let g = float::<B, 1>(grad).reshape([rows, 1]);
+        [Some(prim(mask * g))]
     }
 }
 
-#[derive(Debug)]
-struct DpoPairsGrad;
+/// The DPO pairs' VJP: the per-pair gradients `[2P]` the forward computed.
+#[derive(Clone, Debug)]
+struct DpoPairsVjp<B: Backend> {
+    grads: FloatTensor<B>,
+}
 
-impl<B: PreferenceBackend> Backward<B, 1> for DpoPairsGrad {
-    /// The per-pair gradients `[2P]` the forward computed.
-    type State = FloatTensor<B>;
-
+impl<B: PreferenceBackend> Vjp<B, 1> for DpoPairsVjp<B> {
     /// `∂/∂policy[s] = grads[s] · g[s mod P]`.
-    fn backward(
-        self,
-        ops: Ops<Self::State, 1>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let [parent] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(parent) = parent {
-            let g = float::<B, 1>(grad);
-            let both = Tensor::cat(vec![g.clone(), g], 0);
-            grads.register::<B>(parent.id, prim(float::<B, 1>(ops.state) * both));
-        }
+    fn vjp(self, grad: FloatTensor<B>, _wanted: [bool; 1]) -> [Option<FloatTensor<B>>; 1] {
+        let g = float::<B, 1>(grad);
+        let both = Tensor::cat(vec![g.clone(), g], 0);
+        [Some(prim(float::<B, 1>(self.grads) * both))]
     }
 }
 
@@ -215,14 +196,7 @@ impl<B: PreferenceBackend, C: CheckpointStrategy> PreferenceBackend for Autodiff
     fn masked_row_sum(values: FloatTensor<Self>, mask: FloatTensor<Self>) -> FloatTensor<Self> {
         let mask = <Self as AutodiffBackend>::inner(mask);
         let out = B::masked_row_sum(values.primitive.clone(), mask.clone());
-        match MaskedRowSumGrad
-            .prepare::<C>([values.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(mask, out),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        Tracked::<C>::op([&values], out, || MaskedRowSumVjp { mask })
     }
 
     fn dpo_pairs(
@@ -234,127 +208,40 @@ impl<B: PreferenceBackend, C: CheckpointStrategy> PreferenceBackend for Autodiff
         let (losses, rewards, g) = B::dpo_pairs(policy.primitive.clone(), reference, settings);
         let rewards = <Self as AutodiffBackend>::from_inner(rewards);
         let g_out = <Self as AutodiffBackend>::from_inner(g.clone());
-        let losses = match DpoPairsGrad
-            .prepare::<C>([policy.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(g, losses),
-            OpsKind::UnTracked(prep) => prep.finish(losses),
-        };
+        let losses = Tracked::<C>::op([&policy], losses, || DpoPairsVjp { grads: g });
         (losses, rewards, g_out)
     }
 }
 
-mod fusion {
-    use super::{DpoSettings, PreferenceBackend};
-    use burn::tensor::ops::FloatTensor;
-    use burn::tensor::{DType, Shape};
-    use burn_fusion::stream::{Operation, OperationStreams};
-    use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
-    use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
-    use std::marker::PhantomData;
-
-    #[derive(Clone, Debug)]
-    struct RowSumOp<B> {
-        desc: CustomOpIr,
-        _b: PhantomData<B>,
+/// The ops as custom ops on `Fusion<B>` ([`super::custom::fused`]).
+impl<B: FusionBackend + PreferenceBackend> PreferenceBackend for Fusion<B> {
+    fn masked_row_sum(values: FloatTensor<Self>, mask: FloatTensor<Self>) -> FloatTensor<Self> {
+        let rows = values.shape[0];
+        fused1::<B>(
+            op_id("masked_row_sum", &[]),
+            vec![values, mask],
+            f32_out([rows]),
+            |i| Prim::Float(B::masked_row_sum(i.float(), i.float())),
+        )
     }
 
-    impl<B: FusionBackend + PreferenceBackend> Operation<B::FusionRuntime> for RowSumOp<B> {
-        fn execute(
-            &self,
-            handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
-        ) {
-            let ([values, mask], [out]) = self.desc.as_fixed();
-            let result = B::masked_row_sum(
-                handles.get_float_tensor::<B>(values),
-                handles.get_float_tensor::<B>(mask),
-            );
-            handles.register_float_tensor::<B>(&out.id, result);
-        }
-    }
-
-    #[derive(Clone, Debug)]
-    struct DpoOp<B> {
-        desc: CustomOpIr,
+    fn dpo_pairs(
+        policy: FloatTensor<Self>,
+        reference: FloatTensor<Self>,
         settings: DpoSettings,
-        _b: PhantomData<B>,
-    }
-
-    impl<B: FusionBackend + PreferenceBackend> Operation<B::FusionRuntime> for DpoOp<B> {
-        fn execute(
-            &self,
-            handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
-        ) {
-            let ([policy, reference], [losses, rewards, grads]) = self.desc.as_fixed();
-            let (l, r, g) = B::dpo_pairs(
-                handles.get_float_tensor::<B>(policy),
-                handles.get_float_tensor::<B>(reference),
-                self.settings,
-            );
-            handles.register_float_tensor::<B>(&losses.id, l);
-            handles.register_float_tensor::<B>(&rewards.id, r);
-            handles.register_float_tensor::<B>(&grads.id, g);
-        }
-    }
-
-    impl<B: FusionBackend + PreferenceBackend> PreferenceBackend for Fusion<B> {
-        fn masked_row_sum(values: FloatTensor<Self>, mask: FloatTensor<Self>) -> FloatTensor<Self> {
-            let client = values.client.clone();
-            let rows = values.shape[0];
-            let streams = OperationStreams::with_inputs([&values, &mask]);
-            let out =
-                TensorIr::uninit(client.create_empty_handle(), Shape::new([rows]), DType::F32);
-            let desc = CustomOpIr::new(
-                "masked_row_sum",
-                &[values.into_ir(), mask.into_ir()],
-                &[out],
-            );
-            client
-                .register(
-                    streams,
-                    OperationIr::Custom(desc.clone()),
-                    RowSumOp::<B> {
-                        desc,
-                        _b: PhantomData,
-                    },
-                )
-                .output()
-        }
-
-        fn dpo_pairs(
-            policy: FloatTensor<Self>,
-            reference: FloatTensor<Self>,
-            settings: DpoSettings,
-        ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
-            let client = policy.client.clone();
-            let n = policy.shape[0];
-            let streams = OperationStreams::with_inputs([&policy, &reference]);
-            let uninit = |len: usize| {
-                TensorIr::uninit(client.create_empty_handle(), Shape::new([len]), DType::F32)
-            };
-            let outs = [uninit(n / 2), uninit(n), uninit(n)];
-            // The id names the settings, so ops that differ only in them are never merged.
-            let desc = CustomOpIr {
-                id: format!("dpo_pairs[{},{}]", settings.beta, settings.label_smoothing),
-                inputs: vec![policy.into_ir(), reference.into_ir()],
-                outputs: outs.to_vec(),
-            };
-            let [l, r, g] = client
-                .register(
-                    streams,
-                    OperationIr::Custom(desc.clone()),
-                    DpoOp::<B> {
-                        desc,
-                        settings,
-                        _b: PhantomData,
-                    },
-                )
-                .try_into()
-                .expect("three outputs were registered");
-            (l, r, g)
-        }
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let n = policy.shape[0];
+        let s = settings;
+        let [l, r, g] = fused_n::<B, 3>(
+            op_id("dpo_pairs", &[&s.beta, &s.label_smoothing]),
+            vec![policy, reference],
+            [f32_out([n / 2]), f32_out([n]), f32_out([n])],
+            move |i| {
+                let (l, r, g) = B::dpo_pairs(i.float(), i.float(), s);
+                [Prim::Float(l), Prim::Float(r), Prim::Float(g)]
+            },
+        );
+        (l, r, g)
     }
 }
 

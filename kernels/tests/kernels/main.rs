@@ -7,6 +7,7 @@
 
 mod burn_ops;
 mod dora_ops;
+mod dora_speed;
 mod dpo_ops;
 mod moe_ops;
 mod runtimes;

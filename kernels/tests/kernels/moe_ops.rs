@@ -1,7 +1,8 @@
 //! The MoE layer (Mixtral, arXiv 2401.04088, Sec. 2.1) on every backend it is implemented for
 //! (Flex: the composition; CubeBackend: the router, dispatch, grouped-GEMM and
-//! combine kernels; Autodiff of each: the handwritten backward on CubeBackend, burn's autodiff of
-//! the per-expert loop elsewhere), against the f64 references of `claimbench_kernels::moe` and
+//! combine kernels; burn's fused Wgpu: the same kernels as custom ops of its fusion stream;
+//! Autodiff of each: the handwritten backward on the kernel backends, burn's autodiff of the
+//! per-expert loop on Flex), against the f64 references of `claimbench_kernels::moe` and
 //! burn's autodiff of the HF-style loop; plus the dispatch's invariants, tie-breaking and the
 //! validation errors.
 //!
@@ -151,17 +152,57 @@ fn forward_matches_reference_on_wgpu_kernels() {
     check_forward::<CubeWgpu>("cube wgpu", &Default::default());
 }
 
-/// Known failure of burn 0.21's fused wgpu on the per-expert loop composition (ids, softmax and
-/// weights agree with the reference, the output is off by ~0.1 from n = 33, d = 20, h = 12,
-/// E = 5, k = 3 on): kept as a test so the fix is noticed. `Fusion<B>` therefore does not yet
-/// take the MoE kernels, and the benchmarks run their baselines on the unfused `CubeBackend`.
+/// burn's fused `Wgpu` takes the MoE ops as custom ops of its fusion stream (the router GEMM is
+/// burn's fused matmul).
 #[test]
-#[ignore = "burn 0.21 fused wgpu computes the per-expert loop wrongly; see the doc comment"]
 fn forward_matches_reference_on_fused_wgpu() {
     if !has_wgpu() {
         return;
     }
     check_forward::<Wgpu>("fused wgpu", &Default::default());
+}
+
+/// Pins a bug of burn 0.21's fused wgpu: the per-expert loop composition ([`moe_layer_loop`],
+/// what the benchmark's baseline is) comes out wrong there, while the same ops on the unfused
+/// `CubeBackend` of the same device agree with the reference. The test passes while the bug
+/// lasts; when it fails, burn has fixed it: drop the fallback of `kernels/moe-layer` (the
+/// harness's `kernel_suites::moe_layer::FALLBACK`, which times the loop unfused) and this test.
+#[test]
+fn fused_wgpu_still_computes_the_loop_wrongly() {
+    if !has_wgpu() {
+        return;
+    }
+    let (n, d, h, e, k) = (33, 20, 12, 5, 3);
+    let case = Case::new(n, d, h, e, k, 102);
+    let run = |fused: bool| -> Vec<f32> {
+        if fused {
+            let (x, r, w13, w2) = case.tensors::<Wgpu>(&Default::default());
+            to_vec(moe_layer_loop(&case.spec, x, r, w13, w2).unwrap().y)
+        } else {
+            let (x, r, w13, w2) = case.tensors::<CubeWgpu>(&Default::default());
+            to_vec(moe_layer_loop(&case.spec, x, r, w13, w2).unwrap().y)
+        }
+    };
+    let logits: Vec<f32> = {
+        let (x, r, _, _) = case.tensors::<Flex>(&Default::default());
+        to_vec(x.matmul(r))
+    };
+    let (want, _) = moe_reference(&case.spec, &case.x, &logits, &case.w13, &case.w2);
+    let err = |got: &[f32]| {
+        got.iter()
+            .zip(&want)
+            .fold(0.0f64, |m, (g, w)| m.max((*g as f64 - w).abs()))
+    };
+    let (unfused, fused) = (err(&run(false)), err(&run(true)));
+    eprintln!("per-expert loop max |error|: unfused {unfused:.2e}, fused {fused:.2e}");
+    assert!(
+        unfused < case.fwd_tol() as f64,
+        "the loop on the unfused CubeBackend: {unfused:.2e}"
+    );
+    assert!(
+        fused > 1e-2,
+        "burn's fused wgpu now computes the per-expert loop right (max |error| {fused:.2e}): drop the kernels/moe-layer fallback and this test"
+    );
 }
 
 /// Gradients of `L = Σ y ⊙ dy + Σ probs ⊙ dprobs` (the second term exercises the router's softmax
@@ -201,6 +242,7 @@ fn gradients_match_autodiff_of_the_loop() {
     if has_wgpu() {
         let gemm = GemmPrecision::of_default::<WgpuRuntime>();
         check_gradients::<CubeWgpu>("autodiff cube wgpu", gemm);
+        check_gradients::<Wgpu>("autodiff fused wgpu", gemm);
     } else {
         check_gradients::<Flex>("autodiff flex (no wgpu device)", GemmPrecision::F32);
     }

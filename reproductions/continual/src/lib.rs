@@ -46,6 +46,9 @@ pub mod replay;
 pub mod schedule;
 
 pub use config::{ConfigError, RunConfig, StageConfig};
-pub use experiment::{Arm, ArmResult, EvalPoint, ExperimentConfig, Shift, TrainError, run_arm};
+pub use experiment::{
+    Arm, ArmResult, Checkpoint, EvalPoint, ExperimentConfig, Shift, TrainError, pretrain, run_arm,
+    run_arm_from, uses_checkpoint,
+};
 pub use replay::{Dataset, ReplayMixer, Source};
 pub use schedule::Schedule;

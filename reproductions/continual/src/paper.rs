@@ -1,17 +1,20 @@
-//! The continual pre-training reproduction as a [`Paper`]: one unit per arm × seed, its metrics,
-//! the claims' inputs, and the report's sections.
+//! The continual pre-training reproduction as a [`Paper`]: per seed, one stage-0 unit (the
+//! D0-pretrained checkpoint, stored as artifacts) and one unit per arm (those that start from
+//! the checkpoint depend on it), their metrics, the claims' inputs, and the report's sections.
 
 use burn::backend::{Autodiff, Flex, Wgpu};
 use claimbench_kernels::burn_ops::TokenLogprobBackend;
 use claimbench_paper::report::{Figure, Section, Series, Table};
 use claimbench_paper::{
-    Exec, Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, RunsOn, Scale, UnitRecord,
-    UnitSpec, fmt_pm, mean_curve, mean_pm,
+    Artifact, Exec, Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, RunsOn, Scale,
+    UnitRecord, UnitSpec, fmt_pm, mean_curve, mean_pm,
 };
 
 use crate::claims::{STRONG_TABLE, Summary, WEAK_TABLE};
 use crate::experiment::TrainBackend;
-use crate::{Arm, ArmResult, ExperimentConfig, Shift, run_arm};
+use crate::{
+    Arm, ArmResult, Checkpoint, ExperimentConfig, Shift, pretrain, run_arm_from, uses_checkpoint,
+};
 
 /// The continual pre-training paper (arXiv 2403.08763).
 pub struct Continual;
@@ -46,11 +49,11 @@ impl Paper for Continual {
 
     fn run_unit(&self, cfg: &ExperimentConfig, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
         match ctx.exec {
-            Exec::Flex => run_unit::<Autodiff<Flex>>(cfg, unit, &Default::default(), ctx.tick),
-            Exec::Wgpu => run_unit::<Autodiff<Wgpu>>(cfg, unit, &Default::default(), ctx.tick),
+            Exec::Flex => run_unit::<Autodiff<Flex>>(cfg, unit, &Default::default(), ctx),
+            Exec::Wgpu => run_unit::<Autodiff<Wgpu>>(cfg, unit, &Default::default(), ctx),
             #[cfg(feature = "cuda")]
             Exec::Cuda => {
-                run_unit::<Autodiff<burn::backend::Cuda>>(cfg, unit, &Default::default(), ctx.tick)
+                run_unit::<Autodiff<burn::backend::Cuda>>(cfg, unit, &Default::default(), ctx)
             }
             #[cfg(not(feature = "cuda"))]
             Exec::Cuda => Outcome::error("built without the cuda feature".into()),
@@ -84,22 +87,53 @@ pub fn unit_id(arm: &Arm, seed: u64) -> String {
     format!("{PAPER}/{}/{}/seed-{seed}", arm.experiment(), arm.name())
 }
 
-/// Every unit, seed-major (a run interrupted after a few seeds has whole seeds).
+/// The experiment name of the stage-0 units.
+pub const STAGE0: &str = "stage0";
+
+/// The unit id of `seed`'s stage-0 checkpoint: `continual/stage0/seed-<s>`.
+pub fn stage0_id(seed: u64) -> String {
+    format!("{PAPER}/{STAGE0}/seed-{seed}")
+}
+
+/// Every unit, seed-major (a run interrupted after a few seeds has whole seeds): per seed, the
+/// stage-0 checkpoint (when an arm starts from it), then the arms, those that start from the
+/// checkpoint depending on its unit.
 pub fn units(cfg: &ExperimentConfig, seeds: &[u64]) -> Vec<UnitSpec> {
     let mut out = Vec::new();
+    let shared = cfg.arms().iter().any(|a| uses_checkpoint(cfg, a));
     for &seed in seeds {
+        let unit = |id: String, experiment: &str, arm: String, task, depends_on| UnitSpec {
+            id,
+            paper: PAPER.into(),
+            experiment: experiment.into(),
+            arm,
+            seed: Some(seed),
+            task,
+            runs_on: RunsOn::Train,
+            bench: false,
+            depends_on,
+        };
+        if shared {
+            out.push(unit(
+                stage0_id(seed),
+                STAGE0,
+                "d0".into(),
+                "stage0",
+                Vec::new(),
+            ));
+        }
         for arm in cfg.arms() {
-            out.push(UnitSpec {
-                id: unit_id(&arm, seed),
-                paper: PAPER.into(),
-                experiment: arm.experiment().into(),
-                arm: arm.name(),
-                seed: Some(seed),
-                task: "arm",
-                runs_on: RunsOn::Train,
-                bench: false,
-                depends_on: Vec::new(),
-            });
+            let deps = match uses_checkpoint(cfg, &arm) {
+                true => vec![stage0_id(seed)],
+                false => Vec::new(),
+            };
+            out.push(unit(
+                unit_id(&arm, seed),
+                arm.experiment(),
+                arm.name(),
+                "arm",
+                deps,
+            ));
         }
     }
     out
@@ -112,25 +146,62 @@ pub fn arm_of(cfg: &ExperimentConfig, unit: &UnitSpec) -> Option<Arm> {
         .find(|a| a.experiment() == unit.experiment && a.name() == unit.arm)
 }
 
-/// Trains the unit's arm on the autodiff backend `A` (e.g. `Autodiff<Flex>`) and turns the
-/// result into metrics.
+/// Runs the unit on the autodiff backend `A` (e.g. `Autodiff<Flex>`): a stage-0 unit stores
+/// its checkpoint as artifacts (no metrics); an arm unit reads its dependency's checkpoint,
+/// trains and turns the result into metrics.
 fn run_unit<A: TrainBackend>(
     cfg: &ExperimentConfig,
     unit: &UnitSpec,
     device: &A::Device,
-    tick: &mut dyn FnMut(),
+    ctx: &mut RunContext,
 ) -> Outcome
 where
     A::InnerBackend: TokenLogprobBackend,
 {
+    let seed = unit.seed.unwrap_or(0);
+    if unit.task == "stage0" {
+        return match pretrain::<A>(cfg, seed, device, &mut *ctx.tick) {
+            Err(e) => Outcome::error(e.to_string()),
+            Ok(ck) => {
+                let artifacts: Vec<Artifact> = ck
+                    .to_artifacts()
+                    .into_iter()
+                    .map(|(name, bytes)| Artifact {
+                        name: name.into(),
+                        bytes,
+                    })
+                    .collect();
+                let size: usize = artifacts.iter().map(|a| a.bytes.len()).sum();
+                Outcome {
+                    artifacts,
+                    ..Outcome::passed(
+                        format!("stage-0 checkpoint of seed {seed} ({size} bytes)"),
+                        Vec::new(),
+                    )
+                }
+            }
+        };
+    }
     let Some(arm) = arm_of(cfg, unit) else {
         return Outcome::error(format!(
             "unit {}: no arm {}/{} in this configuration",
             unit.id, unit.experiment, unit.arm
         ));
     };
-    let seed = unit.seed.unwrap_or(0);
-    match run_arm::<A>(cfg, &arm, seed, device, tick) {
+    let checkpoint = if uses_checkpoint(cfg, &arm) {
+        let stage0 = stage0_id(seed);
+        let read = |name: &str| ctx.artifact(&stage0, name);
+        match read(Checkpoint::MODEL).and_then(|model| {
+            let curves = read(Checkpoint::CURVES)?;
+            Checkpoint::from_artifacts(model, &curves).map_err(|e| e.to_string())
+        }) {
+            Ok(ck) => Some(ck),
+            Err(e) => return Outcome::error(format!("stage-0 checkpoint: {e}")),
+        }
+    } else {
+        None
+    };
+    match run_arm_from::<A>(cfg, &arm, seed, checkpoint.as_ref(), device, &mut *ctx.tick) {
         Err(e) => Outcome::error(e.to_string()),
         Ok(r) => Outcome::passed(
             format!(

@@ -295,6 +295,10 @@ pub enum Error {
         /// What it must be.
         rule: String,
     },
+    /// A stored policy does not fit the configuration, e.g. `SFT policy: W1 has 10 values;
+    /// [I = 4, H = 3] needs 12`.
+    #[error("SFT policy: {0}")]
+    Policy(String),
 }
 
 /// Checks that `value` is finite, else [`Error::NonFinite`] naming `name[index]`.

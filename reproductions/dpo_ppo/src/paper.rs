@@ -7,14 +7,15 @@ use burn::backend::{Autodiff, Flex, Wgpu};
 use burn::tensor::backend::AutodiffBackend;
 use claimbench_paper::report::{Bar, Figure, Section, Series, Table};
 use claimbench_paper::{
-    Exec, Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, RunsOn, Scale, UnitRecord,
-    UnitSpec, fmt_pm, mean_curve, mean_pm,
+    Artifact, Exec, Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, RunsOn, Scale,
+    UnitRecord, UnitSpec, fmt_pm, mean_curve, mean_pm,
 };
 use serde::{Deserialize, Serialize};
 
 use crate::claims::{Table1Measurements, measure};
 use crate::fig1::{self, Fig1Config, Fig1Measurements};
 use crate::ladder::{self, Arm, ArmMeasurements, LadderConfig};
+use crate::mlp::MlpWeights;
 
 /// The settings of the DPO-vs-PPO experiments: the 8×8 preference problems (Fig. 1, the
 /// distribution shift, DPO-Iter) and the PPO ablation ladder (Table 3).
@@ -74,16 +75,16 @@ impl Paper for DpoPpo {
         match (unit.task, ctx.exec) {
             ("table1", _) => run_table1(ctx.seeds),
             (_, Exec::Flex) if fig => run_fig1::<Autodiff<Flex>>(cfg, unit, &Default::default()),
-            (_, Exec::Flex) => run_ladder::<Autodiff<Flex>>(cfg, unit, &Default::default()),
+            (_, Exec::Flex) => run_ladder::<Autodiff<Flex>>(cfg, unit, &Default::default(), ctx),
             (_, Exec::Wgpu) if fig => run_fig1::<Autodiff<Wgpu>>(cfg, unit, &Default::default()),
-            (_, Exec::Wgpu) => run_ladder::<Autodiff<Wgpu>>(cfg, unit, &Default::default()),
+            (_, Exec::Wgpu) => run_ladder::<Autodiff<Wgpu>>(cfg, unit, &Default::default(), ctx),
             #[cfg(feature = "cuda")]
             (_, Exec::Cuda) if fig => {
                 run_fig1::<Autodiff<burn::backend::Cuda>>(cfg, unit, &Default::default())
             }
             #[cfg(feature = "cuda")]
             (_, Exec::Cuda) => {
-                run_ladder::<Autodiff<burn::backend::Cuda>>(cfg, unit, &Default::default())
+                run_ladder::<Autodiff<burn::backend::Cuda>>(cfg, unit, &Default::default(), ctx)
             }
             #[cfg(not(feature = "cuda"))]
             (_, Exec::Cuda) => Outcome::error("built without the cuda feature".into()),
@@ -135,8 +136,60 @@ pub const FIG1: &str = "fig1";
 /// The experiment name of the PPO ladder units.
 pub const LADDER: &str = "ladder";
 
-/// The paper's units: the exact claims, then per seed the 8×8 experiments and every rung of the
-/// ladder (seed-major, so an interrupted run has whole seeds).
+/// The experiment name of the ladder's SFT units.
+pub const LADDER_SFT: &str = "ladder-sft";
+/// The artifact an SFT unit stores: the policy's weights, bit-exact ([`StoredMlp`]).
+pub const SFT_ARTIFACT: &str = "sft.json";
+
+/// An SFT policy as stored: its widths and every weight as IEEE-754 bits, so that it comes back
+/// exactly (JSON numbers round-trip an f32 only through f64).
+#[derive(Serialize, Deserialize)]
+struct StoredMlp {
+    n_in: usize,
+    hidden: usize,
+    n_out: usize,
+    w1: Vec<u32>,
+    b1: Vec<u32>,
+    w2: Vec<u32>,
+    b2: Vec<u32>,
+}
+
+fn encode_sft(w: &MlpWeights) -> Vec<u8> {
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect();
+    let s = StoredMlp {
+        n_in: w.n_in,
+        hidden: w.hidden,
+        n_out: w.n_out,
+        w1: bits(&w.w1),
+        b1: bits(&w.b1),
+        w2: bits(&w.w2),
+        b2: bits(&w.b2),
+    };
+    serde_json::to_vec(&s).expect("weights serialise")
+}
+
+fn decode_sft(bytes: &[u8]) -> Result<MlpWeights, String> {
+    let s: StoredMlp = serde_json::from_slice(bytes).map_err(|e| format!("{SFT_ARTIFACT}: {e}"))?;
+    let floats = |v: Vec<u32>| v.into_iter().map(f32::from_bits).collect();
+    Ok(MlpWeights {
+        n_in: s.n_in,
+        hidden: s.hidden,
+        n_out: s.n_out,
+        w1: floats(s.w1),
+        b1: floats(s.b1),
+        w2: floats(s.w2),
+        b2: floats(s.b2),
+    })
+}
+
+/// The unit id of `seed`'s SFT policy: `dpo-ppo/ladder/sft/seed-<s>`.
+pub fn sft_id(seed: u64) -> String {
+    format!("{PAPER}/{LADDER}/sft/seed-{seed}")
+}
+
+/// The paper's units: the exact claims, then per seed the 8×8 experiments, the ladder's SFT
+/// policy (stored as an artifact) and every rung of the ladder, which starts from it
+/// (seed-major, so an interrupted run has whole seeds).
 fn units(seeds: &[u64]) -> Vec<UnitSpec> {
     let mut out = vec![UnitSpec {
         id: TABLE1_UNIT.into(),
@@ -161,6 +214,17 @@ fn units(seeds: &[u64]) -> Vec<UnitSpec> {
             bench: false,
             depends_on: Vec::new(),
         });
+        out.push(UnitSpec {
+            id: sft_id(seed),
+            paper: PAPER.into(),
+            experiment: LADDER_SFT.into(),
+            arm: "sft".into(),
+            seed: Some(seed),
+            task: "ladder-sft",
+            runs_on: RunsOn::Train,
+            bench: false,
+            depends_on: Vec::new(),
+        });
         for arm in Arm::ALL {
             out.push(UnitSpec {
                 id: format!("{PAPER}/{LADDER}/{}/seed-{seed}", arm.name()),
@@ -171,7 +235,7 @@ fn units(seeds: &[u64]) -> Vec<UnitSpec> {
                 task: "ladder",
                 runs_on: RunsOn::Train,
                 bench: false,
-                depends_on: Vec::new(),
+                depends_on: vec![sft_id(seed)],
             });
         }
     }
@@ -248,17 +312,47 @@ fn run_fig1<A: AutodiffBackend + claimbench_kernels::burn_ops::PreferenceBackend
     }
 }
 
-/// Runs one rung of the PPO ladder on the unit's seed on the autodiff backend `A`.
+/// Runs the ladder's SFT unit (the policy stored as [`SFT_ARTIFACT`], no metrics) or one rung
+/// of the PPO ladder from its seed's stored SFT policy, on the autodiff backend `A`.
 fn run_ladder<A: AutodiffBackend>(
     cfg: &DpoPpoConfigs,
     unit: &UnitSpec,
     device: &A::Device,
+    ctx: &RunContext,
 ) -> Outcome {
+    let seed = unit.seed.unwrap_or(0);
+    if unit.task == "ladder-sft" {
+        return match ladder::sft_policy::<A>(&cfg.ladder, seed, device) {
+            Err(e) => Outcome::error(e.to_string()),
+            Ok(w) => {
+                let bytes = encode_sft(&w);
+                Outcome {
+                    artifacts: vec![Artifact {
+                        name: SFT_ARTIFACT.into(),
+                        bytes,
+                    }],
+                    ..Outcome::passed(
+                        format!(
+                            "SFT policy of seed {seed}: MLP [{}, {}, {}]",
+                            w.n_in, w.hidden, w.n_out
+                        ),
+                        Vec::new(),
+                    )
+                }
+            }
+        };
+    }
     let Some(arm) = Arm::from_name(&unit.arm) else {
         return Outcome::error(format!("unit {}: no ladder arm {}", unit.id, unit.arm));
     };
-    let seed = unit.seed.unwrap_or(0);
-    match ladder::run_arm::<A>(&cfg.ladder, arm, seed, device) {
+    let sft = match ctx
+        .artifact(&sft_id(seed), SFT_ARTIFACT)
+        .and_then(|b| decode_sft(&b))
+    {
+        Ok(w) => w,
+        Err(e) => return Outcome::error(format!("SFT policy: {e}")),
+    };
+    match ladder::run_arm_from::<A>(&cfg.ladder, arm, seed, &sft, device) {
         Err(e) => Outcome::error(e.to_string()),
         Ok(m) => Outcome::passed(
             format!(

@@ -30,7 +30,7 @@ use crate::params::{FfnShape, ParamCounts, param_counts};
 use crate::routing::LayerRouting;
 
 /// A backend this crate trains on: autodiff over a backend with the MoE and cross-entropy ops
-/// (e.g. `Autodiff<Flex>`, `Autodiff<CubeBackend<WgpuRuntime, f32, i32, u32>>`).
+/// (e.g. `Autodiff<Flex>`, `Autodiff<Wgpu>`, whose fusion stream takes the MoE ops as custom ops).
 pub trait TrainBackend:
     AutodiffBackend<InnerBackend: MoeBackend + TokenLogprobBackend> + MoeBackend + TokenLogprobBackend
 {

@@ -18,10 +18,6 @@ pub const PAPER: &str = "mixtral";
 /// The experiment name of the per-seed units.
 pub const SEEDS: &str = "experiments";
 
-/// burn's wgpu runtime without fusion: burn 0.21's fused wgpu computes the MoE loop wrongly, so
-/// the Mixtral arms train on the kernels' `CubeBackend`.
-pub type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
-
 /// The Mixtral paper (arXiv 2401.04088).
 pub struct Mixtral;
 
@@ -60,11 +56,14 @@ impl Paper for Mixtral {
     fn run_unit(&self, cfg: &MixtralConfig, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
         match ctx.exec {
             Exec::Flex => run_seed_unit::<Autodiff<Flex>>(cfg, unit, &Default::default()),
-            Exec::Wgpu => run_seed_unit::<Autodiff<CubeWgpu>>(cfg, unit, &Default::default()),
+            // burn's fused defaults: the MoE ops are custom ops of their fusion stream.
+            Exec::Wgpu => {
+                run_seed_unit::<Autodiff<burn::backend::Wgpu>>(cfg, unit, &Default::default())
+            }
             #[cfg(feature = "cuda")]
-            Exec::Cuda => run_seed_unit::<
-                Autodiff<burn_cubecl::CubeBackend<cubecl::cuda::CudaRuntime, f32, i32, u8>>,
-            >(cfg, unit, &Default::default()),
+            Exec::Cuda => {
+                run_seed_unit::<Autodiff<burn::backend::Cuda>>(cfg, unit, &Default::default())
+            }
             #[cfg(not(feature = "cuda"))]
             Exec::Cuda => Outcome::error("built without the cuda feature".into()),
         }

@@ -378,8 +378,9 @@ fn specs_cover_every_layer() {
     }
 }
 
-/// Training the MoE model through `CubeBackend<wgpu>` (Mesa lavapipe on a CPU-only machine)
-/// follows Flex from the same seed: 3 steps of the total loss (cross-entropy + aux + z), and the
+/// Training the MoE model through `CubeBackend<wgpu>` and burn's fused `Wgpu` (where the MoE
+/// ops are custom ops of the fusion stream; Mesa lavapipe on a CPU-only machine) follows Flex
+/// from the same seed: 3 steps of the total loss (cross-entropy + aux + z), and the
 /// first step's gradients of the embedding, `W_q`, the experts, the router and the head.
 /// Tolerances: losses relative 1e-4; gradients max |Δ| ≤ 1e-3 · max |g| per tensor (f32 GEMMs
 /// and reductions in different orders). Skipped without a wgpu device unless
@@ -395,12 +396,26 @@ fn wgpu_and_flex_train_the_same() {
     }
     let cfg = tiny();
     let a = trace::<T>(&cfg, Arm::Moe, 7, 3, &Default::default()).unwrap();
-    let b = trace::<Autodiff<CubeWgpu>>(&cfg, Arm::Moe, 7, 3, &Default::default()).unwrap();
+    let unfused = trace::<Autodiff<CubeWgpu>>(&cfg, Arm::Moe, 7, 3, &Default::default()).unwrap();
+    let fused =
+        trace::<Autodiff<burn::backend::Wgpu>>(&cfg, Arm::Moe, 7, 3, &Default::default()).unwrap();
+    for (what, b) in [("cube wgpu", unfused), ("fused wgpu", fused)] {
+        follows_flex(what, &a, &b);
+    }
+}
+
+/// `b` follows `a` (Flex): losses within 1e-4 relative, gradients within 1e-3 of `max |g|`.
+fn follows_flex(what: &str, a: &claimbench_mixtral::Trace, b: &claimbench_mixtral::Trace) {
     assert_eq!(a.losses.len(), 3);
     for (x, y) in a.losses.iter().zip(&b.losses) {
         let rel = (x - y).abs() / x.abs();
-        eprintln!("loss flex {x} wgpu {y}: relative {rel:.2e}");
-        assert!(rel < 1e-4, "flex {:?} vs wgpu {:?}", a.losses, b.losses);
+        eprintln!("{what}: loss flex {x} wgpu {y}: relative {rel:.2e}");
+        assert!(
+            rel < 1e-4,
+            "{what}: flex {:?} vs wgpu {:?}",
+            a.losses,
+            b.losses
+        );
     }
     assert_eq!(a.grads.len(), 6);
     for ((name, ga), (nb, gb)) in a.grads.iter().zip(&b.grads) {
@@ -411,11 +426,11 @@ fn wgpu_and_flex_train_the_same() {
             .iter()
             .zip(gb)
             .fold(0.0f64, |m, (x, y)| m.max((x - y).abs()));
-        eprintln!("{name}: max |Δ| = {worst:.2e} (max |g| = {scale:.2e})");
+        eprintln!("{what} {name}: max |Δ| = {worst:.2e} (max |g| = {scale:.2e})");
         assert!(scale > 0.0, "{name} has a zero gradient");
         assert!(
             worst <= 1e-3 * scale,
-            "{name}: max |Δ| = {worst:.2e}, max |g| {scale:.2e}"
+            "{what} {name}: max |Δ| = {worst:.2e}, max |g| {scale:.2e}"
         );
     }
 }

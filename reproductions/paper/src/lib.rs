@@ -23,6 +23,8 @@ mod unit;
 
 pub use metrics::MetricRow;
 pub use paper::{ConfigError, DynPaper, Judged, KernelSuite, Paper, PaperInfo};
-pub use record::{UnitRecord, UnitStatus, fmt_pm, mean_curve, mean_pm};
+pub use record::{ArtifactRef, UnitRecord, UnitStatus, fmt_pm, mean_curve, mean_pm};
 pub use scale::{Scale, UnknownScale};
-pub use unit::{Exec, Outcome, RunContext, RunsOn, UnitSpec};
+pub use unit::{
+    Artifact, ArtifactSource, Exec, Fallback, NoArtifacts, Outcome, RunContext, RunsOn, UnitSpec,
+};

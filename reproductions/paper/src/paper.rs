@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::record::UnitRecord;
 use crate::report::Section;
 use crate::scale::Scale;
-use crate::unit::{Outcome, RunContext, UnitSpec};
+use crate::unit::{Fallback, Outcome, RunContext, UnitSpec};
 
 /// Who a paper is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,6 +84,11 @@ pub trait Paper: Send + Sync {
 
     /// The paper page's own sections (data; the harness draws and renders them).
     fn sections(&self, cfg: &Self::Config, records: &[UnitRecord]) -> Vec<Section>;
+
+    /// Where its units run other than on burn's defaults, and why (none by default).
+    fn fallbacks(&self) -> Vec<Fallback> {
+        Vec::new()
+    }
 }
 
 /// [`Paper`] with its settings as JSON: what the harness's registry holds. Implemented for
@@ -105,6 +110,8 @@ pub trait DynPaper: Send + Sync {
     fn claims(&self, cfg: &Value, records: &[UnitRecord], scale: &str) -> Judged;
     /// See [`Paper::sections`].
     fn sections(&self, cfg: &Value, records: &[UnitRecord]) -> Vec<Section>;
+    /// See [`Paper::fallbacks`].
+    fn fallbacks(&self) -> Vec<Fallback>;
 }
 
 fn parse<P: Paper>(p: &P, cfg: &Value) -> Result<P::Config, ConfigError> {
@@ -161,6 +168,10 @@ impl<P: Paper> DynPaper for P {
             .map(|c| Paper::sections(self, &c, records))
             .unwrap_or_default()
     }
+
+    fn fallbacks(&self) -> Vec<Fallback> {
+        Paper::fallbacks(self)
+    }
 }
 
 /// A kernel's checks and benchmarks (`kernels/<name>/...` units): no settings, no claims; its
@@ -172,4 +183,8 @@ pub trait KernelSuite: Send + Sync {
     fn units(&self, scale: Scale, seeds: &[u64]) -> Vec<UnitSpec>;
     /// Runs one of its units.
     fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome;
+    /// Where its units run other than on burn's defaults, and why (none by default).
+    fn fallbacks(&self) -> Vec<Fallback> {
+        Vec::new()
+    }
 }

@@ -47,6 +47,21 @@ pub struct UnitRecord {
     pub metrics: Vec<MetricRow>,
     /// Benchmark comparisons measured by this unit.
     pub benchmarks: Vec<BenchEntry>,
+    /// Files it stored for the units that depend on it (absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<ArtifactRef>,
+}
+
+/// An artifact a record lists: `artifacts/<unit>/<name>`, its length and SHA-256 (lower-case
+/// hex), checked whenever it is read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactRef {
+    /// File name, one segment of the id grammar.
+    pub name: String,
+    /// Length in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the contents, 64 lower-case hex digits.
+    pub sha256: String,
 }
 
 impl UnitRecord {

@@ -1,6 +1,8 @@
 //! What the harness runs: a [`UnitSpec`] (one arm × seed, one kernel check or one benchmark),
 //! the [`RunContext`] it runs in, and the [`Outcome`] it returns.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::bench::BenchEntry;
@@ -61,8 +63,9 @@ pub struct UnitSpec {
     pub runs_on: RunsOn,
     /// A benchmark (what `claimbench bench` selects).
     pub bench: bool,
-    /// Units whose stored records this one reads ([`RunContext::inputs`]), e.g. a tuning sweep.
-    /// They come earlier in the unit list, and `--only` selects them too.
+    /// Units whose stored records (and artifacts) this one reads ([`RunContext::inputs`],
+    /// [`RunContext::artifact`]), e.g. a tuning sweep or a pretrained checkpoint. They come
+    /// earlier in the unit list, and `--only` selects them too.
     pub depends_on: Vec<String>,
 }
 
@@ -85,6 +88,8 @@ pub struct RunContext<'a> {
     pub seeds: &'a [u64],
     /// The passed records of [`UnitSpec::depends_on`], in that order.
     pub inputs: &'a [UnitRecord],
+    /// Where the artifacts of those records are read from (the run directory).
+    pub artifacts: &'a dyn ArtifactSource,
     /// Call now and then in long work (keeps the progress bar alive).
     pub tick: &'a mut dyn FnMut(),
 }
@@ -93,6 +98,44 @@ impl RunContext<'_> {
     /// The stored record of the dependency `id`.
     pub fn input(&self, id: &str) -> Option<&UnitRecord> {
         self.inputs.iter().find(|r| r.unit_id == id)
+    }
+
+    /// The bytes of the artifact `name` that the dependency `unit_id` stored, checked against
+    /// the length and SHA-256 its record lists. The error names the file and how to recompute it.
+    pub fn artifact(&self, unit_id: &str, name: &str) -> Result<Vec<u8>, String> {
+        let record = self.input(unit_id).ok_or_else(|| {
+            format!("{unit_id} is not a passed dependency of this unit: its artifacts are not readable here")
+        })?;
+        self.artifacts.read(record, name)
+    }
+}
+
+/// A file a unit stores for the units that depend on it (a checkpoint, a policy's weights):
+/// written to `artifacts/<unit>/<name>` before the unit's record, which lists its length and
+/// SHA-256 ([`ArtifactRef`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Artifact {
+    /// File name: one segment of the id grammar (`model.bin`).
+    pub name: String,
+    /// Contents.
+    pub bytes: Vec<u8>,
+}
+
+/// Reads the artifacts of stored records (the harness's run directory; a test's map).
+pub trait ArtifactSource {
+    /// The artifact `name` of `record`, checked against what the record lists.
+    fn read(&self, record: &UnitRecord, name: &str) -> Result<Vec<u8>, String>;
+}
+
+/// No artifacts at all (units without dependencies, tests).
+pub struct NoArtifacts;
+
+impl ArtifactSource for NoArtifacts {
+    fn read(&self, record: &UnitRecord, name: &str) -> Result<Vec<u8>, String> {
+        Err(format!(
+            "artifact {name} of {}: no artifacts are readable here",
+            record.unit_id
+        ))
     }
 }
 
@@ -107,6 +150,8 @@ pub struct Outcome {
     pub metrics: Vec<MetricRow>,
     /// Benchmark comparisons.
     pub benchmarks: Vec<BenchEntry>,
+    /// Files for the units that depend on this one.
+    pub artifacts: Vec<Artifact>,
 }
 
 impl Outcome {
@@ -116,7 +161,7 @@ impl Outcome {
             status: Some(UnitStatus::Passed),
             message,
             metrics,
-            benchmarks: Vec::new(),
+            ..Default::default()
         }
     }
     /// A correctness failure.
@@ -133,6 +178,30 @@ impl Outcome {
             status: Some(UnitStatus::Error),
             message,
             ..Default::default()
+        }
+    }
+}
+
+/// A placement that differs from burn's default for a stated reason (a burn bug, or results kept
+/// equal to earlier runs): the harness prints it as a warning when a run selects it and stores
+/// it in `manifest.json` (`fallbacks`), and the report shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fallback {
+    /// The paper or kernel id it concerns (`mixtral`, `kernels/moe-layer`).
+    pub id: Cow<'static, str>,
+    /// What runs where, instead of the default.
+    pub what: Cow<'static, str>,
+    /// Why, with what pins it (a test) where it is a bug.
+    pub reason: Cow<'static, str>,
+}
+
+impl Fallback {
+    /// A fallback of static text (what papers and kernel suites declare).
+    pub const fn new(id: &'static str, what: &'static str, reason: &'static str) -> Self {
+        Fallback {
+            id: Cow::Borrowed(id),
+            what: Cow::Borrowed(what),
+            reason: Cow::Borrowed(reason),
         }
     }
 }

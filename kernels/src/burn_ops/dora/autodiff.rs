@@ -1,57 +1,57 @@
-//! [`DoraBackend`] on `Autodiff<B, C>`: the handwritten backward of the norms (Eq. 6), the epilogue and the whole layer.
+//! [`DoraBackend`] on `Autodiff<B, C>`: the handwritten backward of the norms (Eq. 6), the epilogue and the whole layer, as VJPs ([`Vjp`]).
 
 use super::*;
+use crate::burn_ops::custom::{Tracked, Vjp};
 
 /// The exact gradient of the column norms: with `u = ∂L/∂c / max(c, ε)` and `V = W0 + s A B`,
 /// `∂L/∂V = V ⊙ u` (column-wise), so `∂L/∂A = s (W0 ⊙ u) Bᵀ + s² A ((B ⊙ u) Bᵀ)` and
 /// `∂L/∂B = s (Aᵀ W0) ⊙ u + s² (Aᵀ A)(B ⊙ u)`: GEMMs of size `d_in·d_out·r`, `V` never formed
-/// (only `∂L/∂W0`, when `W0` is tracked, materialises it).
-#[derive(Debug)]
-pub(super) struct NormsGrad;
+/// (only `∂L/∂W0`, when `W0` is tracked, materialises it). Parents `W0, A, B`.
+#[derive(Clone, Debug)]
+pub(super) struct NormsVjp<B: Backend> {
+    w0: FloatTensor<B>,
+    a: FloatTensor<B>,
+    b: FloatTensor<B>,
+    /// The forward's norms `c [d_out]`.
+    c: FloatTensor<B>,
+    s: f32,
+}
 
-impl<B: DoraBackend> Backward<B, 3> for NormsGrad {
-    /// `(W0, A, B, c, s)`.
-    type State = (
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-        FloatTensor<B>,
-        f32,
-    );
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 3>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let [p_w0, p_a, p_b] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        let (w0, a, b, c, s) = ops.state;
-        let (w0, a, b) = (float::<B, 2>(w0), float::<B, 2>(a), float::<B, 2>(b));
-        let c = float::<B, 1>(c);
+impl<B: DoraBackend> Vjp<B, 3> for NormsVjp<B> {
+    fn vjp(self, grad: FloatTensor<B>, wanted: [bool; 3]) -> [Option<FloatTensor<B>>; 3] {
+        let [want_w0, want_a, want_b] = wanted;
+        let s = self.s;
+        let (w0, a, b) = (
+            float::<B, 2>(self.w0),
+            float::<B, 2>(self.a),
+            float::<B, 2>(self.b),
+        );
+        let c = float::<B, 1>(self.c);
         let [d_out] = c.dims();
         let u = (float::<B, 1>(grad) / c.clamp_min(NORM_EPS)).reshape([1, d_out]);
-        if let Some(p) = p_w0 {
+        let dw0 = want_w0.then(|| {
             let v = w0.clone() + a.clone().matmul(b.clone()).mul_scalar(s);
-            grads.register::<B>(p.id, prim(v * u.clone()));
-        }
-        if let Some(p) = p_a {
+            prim(v * u.clone())
+        });
+        let da = want_a.then(|| {
             let bu = b.clone() * u.clone();
-            let da = (w0.clone() * u.clone())
-                .matmul(b.clone().transpose())
-                .mul_scalar(s)
-                + a.clone()
-                    .matmul(bu.matmul(b.clone().transpose()))
-                    .mul_scalar(s * s);
-            grads.register::<B>(p.id, prim(da));
-        }
-        if let Some(p) = p_b {
+            prim(
+                (w0.clone() * u.clone())
+                    .matmul(b.clone().transpose())
+                    .mul_scalar(s)
+                    + a.clone()
+                        .matmul(bu.matmul(b.clone().transpose()))
+                        .mul_scalar(s * s),
+            )
+        });
+        let db = want_b.then(|| {
             let at = a.clone().transpose();
-            let db = at.clone().matmul(w0).mul_scalar(s) * u.clone()
-                + at.matmul(a).matmul(b * u).mul_scalar(s * s);
-            grads.register::<B>(p.id, prim(db));
-        }
+            prim(
+                at.clone().matmul(w0).mul_scalar(s) * u.clone()
+                    + at.matmul(a).matmul(b * u).mul_scalar(s * s),
+            )
+        });
+        [dw0, da, db]
     }
 }
 
@@ -89,114 +89,61 @@ pub(super) fn epilogue_grads<B: DoraBackend>(
     EpilogueGrads { dz, dxa, db, dg }
 }
 
-/// State of the layer's backward: `(x, W0, A, B, g, both, s)`.
-pub(super) type LayerState<B> = (
-    FloatTensor<B>,
-    FloatTensor<B>,
-    FloatTensor<B>,
-    FloatTensor<B>,
-    Option<FloatTensor<B>>,
-    FloatTensor<B>,
-    f32,
-);
+/// The adapted layer's state and VJP: `∂L/∂A = xᵀ ∂L/∂xa`, `∂L/∂x = [∂L/∂z | ∂L/∂xa]
+/// [W0 | A]ᵀ` (one GEMM), `∂L/∂W0 = xᵀ ∂L/∂z` (only when tracked), `∂L/∂B`, `∂L/∂g` from the
+/// epilogue's backward. Parents `x, W0, A, B, g` (DoRA) or `x, W0, A, B` (LoRA).
+#[derive(Clone, Debug)]
+pub(super) struct LayerVjp<B: Backend> {
+    x: FloatTensor<B>,
+    w0: FloatTensor<B>,
+    a: FloatTensor<B>,
+    b: FloatTensor<B>,
+    g: Option<FloatTensor<B>>,
+    /// The forward's `[x W0 | x A]` `[n, d_out + r]`.
+    both: FloatTensor<B>,
+    s: f32,
+}
 
-/// The adapted layer's backward from the epilogue's: `∂L/∂A = xᵀ ∂L/∂xa`,
-/// `∂L/∂x = [∂L/∂z | ∂L/∂xa] [W0 | A]ᵀ` (one GEMM), `∂L/∂W0 = xᵀ ∂L/∂z` (only when tracked).
-pub(super) fn layer_backward<B: DoraBackend>(
-    state: LayerState<B>,
-    dy: FloatTensor<B>,
-    parents: [Option<NodeId>; 5],
-    grads: &mut Gradients,
-) {
-    let (x, w0, a, b, g, both, s) = state;
-    let [p_x, p_w0, p_a, p_b, p_g] = parents;
-    let e = epilogue_grads::<B>(dy, both, b, g, s, p_b.is_some());
-    let x = float::<B, 2>(x);
-    if let Some(p) = p_x {
-        let dboth = Tensor::cat(vec![e.dz.clone(), e.dxa.clone()], 1);
-        let wa = Tensor::cat(vec![float::<B, 2>(w0), float(a)], 1);
-        grads.register::<B>(p, prim(dboth.matmul(wa.transpose())));
-    }
-    if let Some(p) = p_w0 {
-        grads.register::<B>(p, prim(x.clone().transpose().matmul(e.dz)));
-    }
-    if let Some(p) = p_a {
-        grads.register::<B>(p, prim(x.transpose().matmul(e.dxa)));
-    }
-    if let (Some(p), Some(d)) = (p_b, e.db) {
-        grads.register::<B>(p, prim(d));
-    }
-    if let (Some(p), Some(d)) = (p_g, e.dg) {
-        grads.register::<B>(p, d);
+impl<B: DoraBackend> Vjp<B, 5> for LayerVjp<B> {
+    fn vjp(self, dy: FloatTensor<B>, wanted: [bool; 5]) -> [Option<FloatTensor<B>>; 5] {
+        let [want_x, want_w0, want_a, want_b, _] = wanted;
+        let e = epilogue_grads::<B>(dy, self.both, self.b, self.g, self.s, want_b);
+        let x = float::<B, 2>(self.x);
+        let dx = want_x.then(|| {
+            let dboth = Tensor::cat(vec![e.dz.clone(), e.dxa.clone()], 1);
+            let wa = Tensor::cat(vec![float::<B, 2>(self.w0), float(self.a)], 1);
+            prim(dboth.matmul(wa.transpose()))
+        });
+        let dw0 = want_w0.then(|| prim(x.clone().transpose().matmul(e.dz)));
+        let da = want_a.then(|| prim(x.transpose().matmul(e.dxa)));
+        [dx, dw0, da, e.db.map(prim), e.dg]
     }
 }
 
-/// DoRA's layer backward (parents `x, W0, A, B, g`).
-#[derive(Debug)]
-pub(super) struct DoraLayerGrad;
-
-impl<B: DoraBackend> Backward<B, 5> for DoraLayerGrad {
-    type State = LayerState<B>;
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 5>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let dy = grads.consume::<B>(&ops.node);
-        let parents = ops.parents.map(|p| p.map(|p| p.id));
-        layer_backward::<B>(ops.state, dy, parents, grads);
+impl<B: DoraBackend> Vjp<B, 4> for LayerVjp<B> {
+    fn vjp(self, dy: FloatTensor<B>, wanted: [bool; 4]) -> [Option<FloatTensor<B>>; 4] {
+        let [x, w0, a, b] = wanted;
+        let [dx, dw0, da, db, _] = Vjp::<B, 5>::vjp(self, dy, [x, w0, a, b, false]);
+        [dx, dw0, da, db]
     }
 }
 
-/// LoRA's layer backward (parents `x, W0, A, B`).
-#[derive(Debug)]
-pub(super) struct LoraLayerGrad;
-
-impl<B: DoraBackend> Backward<B, 4> for LoraLayerGrad {
-    type State = LayerState<B>;
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 4>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let dy = grads.consume::<B>(&ops.node);
-        let [x, w0, a, b] = ops.parents.map(|p| p.map(|p| p.id));
-        layer_backward::<B>(ops.state, dy, [x, w0, a, b, None], grads);
-    }
-}
-
-/// The epilogue's own backward (parents `both, B, g`), for merges under autodiff:
+/// The epilogue's own state and VJP, for merges under autodiff (parents `both, B, g`):
 /// `∂L/∂both = [∂L/∂z | ∂L/∂xa]`.
-#[derive(Debug)]
-pub(super) struct EpilogueGrad;
+#[derive(Clone, Debug)]
+pub(super) struct EpilogueVjp<B: Backend> {
+    both: FloatTensor<B>,
+    b: FloatTensor<B>,
+    g: Option<FloatTensor<B>>,
+    s: f32,
+}
 
-impl<B: DoraBackend> Backward<B, 3> for EpilogueGrad {
-    /// `(both, B, g, s)`.
-    type State = (FloatTensor<B>, FloatTensor<B>, Option<FloatTensor<B>>, f32);
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 3>,
-        grads: &mut Gradients,
-        _checkpointer: &mut Checkpointer,
-    ) {
-        let dy = grads.consume::<B>(&ops.node);
-        let [p_both, p_b, p_g] = ops.parents;
-        let (both, b, g, s) = ops.state;
-        let e = epilogue_grads::<B>(dy, both, b, g, s, p_b.is_some());
-        if let Some(p) = p_both {
-            grads.register::<B>(p.id, prim(Tensor::cat(vec![e.dz, e.dxa], 1)));
-        }
-        if let (Some(p), Some(d)) = (p_b, e.db) {
-            grads.register::<B>(p.id, prim(d));
-        }
-        if let (Some(p), Some(d)) = (p_g, e.dg) {
-            grads.register::<B>(p.id, d);
-        }
+impl<B: DoraBackend> Vjp<B, 3> for EpilogueVjp<B> {
+    fn vjp(self, dy: FloatTensor<B>, wanted: [bool; 3]) -> [Option<FloatTensor<B>>; 3] {
+        let [want_both, want_b, _] = wanted;
+        let e = epilogue_grads::<B>(dy, self.both, self.b, self.g, self.s, want_b);
+        let dboth = want_both.then(|| prim(Tensor::cat(vec![e.dz, e.dxa], 1)));
+        [dboth, e.db.map(prim), e.dg]
     }
 }
 
@@ -213,17 +160,13 @@ impl<B: DoraBackend, C: CheckpointStrategy> DoraBackend for Autodiff<B, C> {
             b.primitive.clone(),
             scale,
         );
-        match NormsGrad
-            .prepare::<C>([w0.node.clone(), a.node.clone(), b.node.clone()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(prep) => prep.finish(
-                (w0.primitive, a.primitive, b.primitive, out.clone(), scale),
-                out,
-            ),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        Tracked::<C>::op([&w0, &a, &b], out.clone(), || NormsVjp {
+            w0: w0.primitive.clone(),
+            a: a.primitive.clone(),
+            b: b.primitive.clone(),
+            c: out,
+            s: scale,
+        })
     }
 
     fn lora_epilogue(
@@ -238,21 +181,14 @@ impl<B: DoraBackend, C: CheckpointStrategy> DoraBackend for Autodiff<B, C> {
             g.as_ref().map(|g| g.primitive.clone()),
             scale,
         );
-        // Untracked parents stand in for a missing g (LoRA).
-        let g_node = g
-            .as_ref()
-            .map_or_else(|| b.node.clone(), |g| g.node.clone());
-        let prep = EpilogueGrad
-            .prepare::<C>([both.node.clone(), b.node.clone(), g_node])
-            .compute_bound()
-            .stateful();
-        match prep {
-            OpsKind::Tracked(prep) => prep.finish(
-                (both.primitive, b.primitive, g.map(|g| g.primitive), scale),
-                out,
-            ),
-            OpsKind::UnTracked(prep) => prep.finish(out),
-        }
+        // B stands in for a missing g (LoRA): the VJP returns no gradient there.
+        let g_parent = g.as_ref().unwrap_or(&b);
+        Tracked::<C>::op([&both, &b, g_parent], out, || EpilogueVjp {
+            both: both.primitive.clone(),
+            b: b.primitive.clone(),
+            g: g.as_ref().map(|g| g.primitive.clone()),
+            s: scale,
+        })
     }
 
     fn dora_epilogue_backward(
@@ -285,17 +221,9 @@ impl<B: DoraBackend, C: CheckpointStrategy> DoraBackend for Autodiff<B, C> {
         scale: f32,
         keep_both: bool,
     ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
-        let nodes = [
-            x.node.clone(),
-            w0.node.clone(),
-            a.node.clone(),
-            b.node.clone(),
-        ];
         // The backward reads `both`: ask for it when any input is tracked.
-        let tracked = nodes
-            .iter()
-            .chain(g.as_ref().map(|g| &g.node))
-            .any(|n| !n.requirement.is_none());
+        let tracked_any = Tracked::<C>::any(&[&x, &w0, &a, &b])
+            || g.as_ref().is_some_and(|g| Tracked::<C>::any(&[g]));
         let forward = |keep| {
             B::adapted_forward(
                 x.primitive.clone(),
@@ -307,40 +235,24 @@ impl<B: DoraBackend, C: CheckpointStrategy> DoraBackend for Autodiff<B, C> {
                 keep,
             )
         };
-        let (y, both) = forward(tracked || keep_both);
+        let (y, both) = forward(tracked_any || keep_both);
         let both_out = both.clone().map(<Self as AutodiffBackend>::from_inner);
-        let state = |g: Option<FloatTensor<B>>| {
+        let state = || LayerVjp {
+            x: x.primitive.clone(),
+            w0: w0.primitive.clone(),
+            a: a.primitive.clone(),
+            b: b.primitive.clone(),
+            g: g.as_ref().map(|g| g.primitive.clone()),
             // Tracked without `both` (no input looked tracked): run the forward again for it.
-            let both = both
+            both: both
                 .clone()
                 .or_else(|| forward(true).1)
-                .expect("adapted_forward returns both when asked");
-            (
-                x.primitive.clone(),
-                w0.primitive.clone(),
-                a.primitive.clone(),
-                b.primitive.clone(),
-                g,
-                both,
-                scale,
-            )
+                .expect("adapted_forward returns both when asked"),
+            s: scale,
         };
         let y = match &g {
-            Some(g) => {
-                let [nx, nw, na, nb] = nodes;
-                match DoraLayerGrad
-                    .prepare::<C>([nx, nw, na, nb, g.node.clone()])
-                    .compute_bound()
-                    .stateful()
-                {
-                    OpsKind::Tracked(prep) => prep.finish(state(Some(g.primitive.clone())), y),
-                    OpsKind::UnTracked(prep) => prep.finish(y),
-                }
-            }
-            None => match LoraLayerGrad.prepare::<C>(nodes).compute_bound().stateful() {
-                OpsKind::Tracked(prep) => prep.finish(state(None), y),
-                OpsKind::UnTracked(prep) => prep.finish(y),
-            },
+            Some(g) => Tracked::<C>::op([&x, &w0, &a, &b, g], y, state),
+            None => Tracked::<C>::op([&x, &w0, &a, &b], y, state),
         };
         (y, both_out)
     }

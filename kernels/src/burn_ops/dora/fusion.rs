@@ -1,111 +1,10 @@
-//! The layers as custom ops on `Fusion<B>`: each registered with its parameters in the op id.
+//! The layers as custom ops on `Fusion<B>` ([`crate::burn_ops::custom::fused`]), each with the
+//! scale in its op id.
 
 use super::DoraBackend;
+use crate::burn_ops::custom::{Prim, f32_out, fused, fused_n, fused1, op_id};
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{DType, Shape};
-use burn_fusion::stream::{Operation, OperationStreams};
-use burn_fusion::{Fusion, FusionBackend, FusionRuntime};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
-use std::marker::PhantomData;
-
-#[derive(Clone, Copy, Debug)]
-enum Kind {
-    Norms,
-    Lora,
-    Dora,
-    DoraBackward,
-    /// The layer; `keep`: `both` is a second output.
-    LoraLayer {
-        keep: bool,
-    },
-    DoraLayer {
-        keep: bool,
-    },
-}
-
-#[derive(Clone, Debug)]
-struct DoraOp<B> {
-    desc: CustomOpIr,
-    kind: Kind,
-    scale: f32,
-    _b: PhantomData<B>,
-}
-
-impl<B: FusionBackend + DoraBackend> Operation<B::FusionRuntime> for DoraOp<B> {
-    fn execute(
-        &self,
-        handles: &mut HandleContainer<<B::FusionRuntime as FusionRuntime>::FusionHandle>,
-    ) {
-        let mut inputs = self
-            .desc
-            .inputs
-            .iter()
-            .map(|t| handles.get_float_tensor::<B>(t));
-        let mut next = || inputs.next().expect("registered inputs");
-        let s = self.scale;
-        let outs: Vec<FloatTensor<B>> = match self.kind {
-            Kind::Norms => vec![B::dora_column_norms(next(), next(), next(), s)],
-            Kind::Lora => vec![B::lora_epilogue(next(), next(), None, s)],
-            Kind::Dora => vec![B::lora_epilogue(next(), next(), Some(next()), s)],
-            Kind::DoraBackward => {
-                let (d, g) = B::dora_epilogue_backward(next(), next(), next(), next(), s);
-                vec![d, g]
-            }
-            Kind::LoraLayer { keep } => {
-                let (y, both) = B::adapted_forward(next(), next(), next(), next(), None, s, keep);
-                [Some(y), both].into_iter().flatten().collect()
-            }
-            Kind::DoraLayer { keep } => {
-                let g = Some(next());
-                let (y, both) = B::adapted_forward(next(), next(), next(), next(), g, s, keep);
-                [Some(y), both].into_iter().flatten().collect()
-            }
-        };
-        for (ir, t) in self.desc.outputs.iter().zip(outs) {
-            handles.register_float_tensor::<B>(&ir.id, t);
-        }
-    }
-}
-
-fn register<B: FusionBackend + DoraBackend>(
-    kind: Kind,
-    name: &str,
-    inputs: Vec<FloatTensor<Fusion<B>>>,
-    out_shapes: &[Vec<usize>],
-    scale: f32,
-) -> Vec<FloatTensor<Fusion<B>>> {
-    let client = inputs[0].client.clone();
-    let streams = OperationStreams::with_inputs(inputs.iter());
-    let outputs: Vec<TensorIr> = out_shapes
-        .iter()
-        .map(|s| {
-            TensorIr::uninit(
-                client.create_empty_handle(),
-                Shape::from(s.clone()),
-                DType::F32,
-            )
-        })
-        .collect();
-    // The id names the scale, so ops that differ only in it are never merged.
-    let desc = CustomOpIr {
-        id: format!("{name}[{scale}]"),
-        inputs: inputs.into_iter().map(|t| t.into_ir()).collect(),
-        outputs,
-    };
-    client
-        .register(
-            streams,
-            OperationIr::Custom(desc.clone()),
-            DoraOp::<B> {
-                desc,
-                kind,
-                scale,
-                _b: PhantomData,
-            },
-        )
-        .into_iter()
-        .collect()
-}
+use burn_fusion::{Fusion, FusionBackend};
 
 impl<B: FusionBackend + DoraBackend> DoraBackend for Fusion<B> {
     fn dora_column_norms(
@@ -115,14 +14,12 @@ impl<B: FusionBackend + DoraBackend> DoraBackend for Fusion<B> {
         scale: f32,
     ) -> FloatTensor<Self> {
         let d_out = w0.shape[1];
-        let mut out = register::<B>(
-            Kind::Norms,
-            "dora_column_norms",
+        fused1::<B>(
+            op_id("dora_column_norms", &[&scale]),
             vec![w0, a, b],
-            &[vec![d_out]],
-            scale,
-        );
-        out.remove(0)
+            f32_out([d_out]),
+            move |i| Prim::Float(B::dora_column_norms(i.float(), i.float(), i.float(), scale)),
+        )
     }
 
     fn lora_epilogue(
@@ -131,18 +28,24 @@ impl<B: FusionBackend + DoraBackend> DoraBackend for Fusion<B> {
         g: Option<FloatTensor<Self>>,
         scale: f32,
     ) -> FloatTensor<Self> {
-        let shape = vec![both.shape[0], b.shape[1]];
-        let mut out = match g {
-            Some(g) => register::<B>(
-                Kind::Dora,
-                "dora_epilogue",
+        let shape = f32_out([both.shape[0], b.shape[1]]);
+        match g {
+            Some(g) => fused1::<B>(
+                op_id("dora_epilogue", &[&scale]),
                 vec![both, b, g],
-                &[shape],
-                scale,
+                shape,
+                move |i| {
+                    let (both, b, g) = (i.float(), i.float(), i.float());
+                    Prim::Float(B::lora_epilogue(both, b, Some(g), scale))
+                },
             ),
-            None => register::<B>(Kind::Lora, "lora_epilogue", vec![both, b], &[shape], scale),
-        };
-        out.remove(0)
+            None => fused1::<B>(
+                op_id("lora_epilogue", &[&scale]),
+                vec![both, b],
+                shape,
+                move |i| Prim::Float(B::lora_epilogue(i.float(), i.float(), None, scale)),
+            ),
+        }
     }
 
     fn dora_epilogue_backward(
@@ -153,15 +56,17 @@ impl<B: FusionBackend + DoraBackend> DoraBackend for Fusion<B> {
         scale: f32,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
         let [n, d_out] = dy.shape.dims::<2>();
-        let mut out = register::<B>(
-            Kind::DoraBackward,
-            "dora_epilogue_backward",
+        let [dz, dg] = fused_n::<B, 2>(
+            op_id("dora_epilogue_backward", &[&scale]),
             vec![dy, both, b, g],
-            &[vec![n, d_out], vec![d_out]],
-            scale,
+            [f32_out([n, d_out]), f32_out([d_out])],
+            move |i| {
+                let (dz, dg) =
+                    B::dora_epilogue_backward(i.float(), i.float(), i.float(), i.float(), scale);
+                [Prim::Float(dz), Prim::Float(dg)]
+            },
         );
-        let dg = out.pop().expect("two outputs");
-        (out.pop().expect("two outputs"), dg)
+        (dz, dg)
     }
 
     fn adapted_forward(
@@ -175,35 +80,28 @@ impl<B: FusionBackend + DoraBackend> DoraBackend for Fusion<B> {
     ) -> (FloatTensor<Self>, Option<FloatTensor<Self>>) {
         let n = x.shape[0];
         let [rank, d_out] = b.shape.dims::<2>();
-        let keep = keep_both;
-        let shapes = [vec![n, d_out], vec![n, d_out + rank]];
-        let shapes = &shapes[..if keep { 2 } else { 1 }];
-        let mut out = match g {
-            // g first: the op reads its inputs in order.
-            Some(g) => register::<B>(
-                Kind::DoraLayer { keep },
-                if keep {
-                    "dora_layer+both"
-                } else {
-                    "dora_layer"
-                },
-                vec![g, x, w0, a, b],
-                shapes,
-                scale,
-            ),
-            None => register::<B>(
-                Kind::LoraLayer { keep },
-                if keep {
-                    "lora_layer+both"
-                } else {
-                    "lora_layer"
-                },
-                vec![x, w0, a, b],
-                shapes,
-                scale,
-            ),
+        let shapes = [f32_out([n, d_out]), f32_out([n, d_out + rank])];
+        let shapes = &shapes[..if keep_both { 2 } else { 1 }];
+        let dora = g.is_some();
+        let name = match (dora, keep_both) {
+            (true, true) => "dora_layer+both",
+            (true, false) => "dora_layer",
+            (false, true) => "lora_layer+both",
+            (false, false) => "lora_layer",
         };
-        let both = keep.then(|| out.pop().expect("two outputs"));
+        // g last: the body reads the inputs in order.
+        let inputs = [x, w0, a, b].into_iter().chain(g).collect();
+        let mut out = fused::<B>(op_id(name, &[&scale]), inputs, shapes, move |i| {
+            let (x, w0, a, b) = (i.float(), i.float(), i.float(), i.float());
+            let g = dora.then(|| i.float());
+            let (y, both) = B::adapted_forward(x, w0, a, b, g, scale, keep_both);
+            [Some(y), both]
+                .into_iter()
+                .flatten()
+                .map(Prim::Float)
+                .collect()
+        });
+        let both = keep_both.then(|| out.pop().expect("two outputs"));
         (out.pop().expect("an output"), both)
     }
 }

@@ -9,8 +9,7 @@
 //! finishes stage 1 with the anneal. Losses on held-out D0 and D1 sets are logged every
 //! `eval_every` steps.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 use burn::backend::Flex;
 use burn::module::{AutodiffModule, Module};

@@ -1,4 +1,5 @@
-//! Training one arm ([`run_arm`]): the trainer, the stage-0 checkpoint shared by a seed's arms, evaluation.
+//! Training one arm ([`run_arm`], [`run_arm_from`]): the trainer, the stage-0 checkpoint a
+//! seed's arms start from ([`pretrain`], [`Checkpoint`]), evaluation.
 
 use super::*;
 
@@ -144,9 +145,12 @@ where
     }
 }
 
-/// The D0-pretrained checkpoint of one seed, and the curve that led to it.
-#[derive(Clone)]
-pub(super) struct Checkpoint {
+/// The D0-pretrained checkpoint of one seed (stage 0 on D0 alone, evaluated on both shifts'
+/// D1), and the curve that led to it: what the `continual/stage0/seed-<s>` unit stores as
+/// artifacts ([`Checkpoint::MODEL`], [`Checkpoint::CURVES`]) and the arms that start from it read.
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    /// The model's record (burn's `BinBytesRecorder`, full precision).
     bytes: Vec<u8>,
     /// Stage-0 evaluations with the weak-shift D1 in `d1_loss`.
     weak: Vec<EvalPoint>,
@@ -154,7 +158,89 @@ pub(super) struct Checkpoint {
     strong: Vec<EvalPoint>,
 }
 
+/// The curves of a [`Checkpoint`] as stored: each point `[step, lr, train_loss, d0_loss,
+/// d1_loss]` with the floats as their IEEE-754 bits, so that they come back exactly (and the NaN
+/// train loss before the first step survives, which JSON numbers cannot carry).
+#[derive(Serialize, Deserialize)]
+struct Curves {
+    weak: Vec<[u64; 5]>,
+    strong: Vec<[u64; 5]>,
+}
+
+fn point_bits(p: &EvalPoint) -> [u64; 5] {
+    [
+        p.step as u64,
+        p.lr.to_bits(),
+        p.train_loss.to_bits(),
+        p.d0_loss.to_bits(),
+        p.d1_loss.to_bits(),
+    ]
+}
+
+fn point_of_bits([step, lr, train, d0, d1]: [u64; 5]) -> EvalPoint {
+    EvalPoint {
+        step: step as usize,
+        lr: f64::from_bits(lr),
+        train_loss: f64::from_bits(train),
+        d0_loss: f64::from_bits(d0),
+        d1_loss: f64::from_bits(d1),
+    }
+}
+
+/// Equal when bit for bit equal (a NaN train loss equals itself).
+impl PartialEq for Checkpoint {
+    fn eq(&self, other: &Self) -> bool {
+        let bits = |c: &Checkpoint| {
+            (
+                c.weak.iter().map(point_bits).collect::<Vec<_>>(),
+                c.strong.iter().map(point_bits).collect::<Vec<_>>(),
+            )
+        };
+        self.bytes == other.bytes && bits(self) == bits(other)
+    }
+}
+
 impl Checkpoint {
+    /// Artifact name of the model record.
+    pub const MODEL: &'static str = "model.bin";
+    /// Artifact name of the stage-0 curves (JSON).
+    pub const CURVES: &'static str = "curves.json";
+
+    /// `(name, bytes)` of the artifacts that store it.
+    pub fn to_artifacts(&self) -> Vec<(&'static str, Vec<u8>)> {
+        let curves = Curves {
+            weak: self.weak.iter().map(point_bits).collect(),
+            strong: self.strong.iter().map(point_bits).collect(),
+        };
+        vec![
+            (Self::MODEL, self.bytes.clone()),
+            (
+                Self::CURVES,
+                serde_json::to_vec(&curves).expect("curves serialise"),
+            ),
+        ]
+    }
+
+    /// The checkpoint stored as [`Self::to_artifacts`]. The model record is checked when an arm
+    /// loads it; the curves must parse and agree in length.
+    pub fn from_artifacts(model: Vec<u8>, curves: &[u8]) -> Result<Self, TrainError> {
+        let c: Curves = serde_json::from_slice(curves)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", Self::CURVES)))?;
+        if c.weak.len() != c.strong.len() || c.weak.is_empty() {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: {} weak and {} strong evaluations",
+                Self::CURVES,
+                c.weak.len(),
+                c.strong.len()
+            )));
+        }
+        Ok(Checkpoint {
+            bytes: model,
+            weak: c.weak.into_iter().map(point_of_bits).collect(),
+            strong: c.strong.into_iter().map(point_of_bits).collect(),
+        })
+    }
+
     /// The stage-0 curve as `arm` reports it (same data: D1 is D0).
     fn curve(&self, arm: &Arm) -> Vec<EvalPoint> {
         match arm.shift() {
@@ -170,12 +256,6 @@ impl Checkpoint {
                 .collect(),
         }
     }
-}
-
-/// Stage-0 checkpoints shared by the arms of a process, keyed by seed, backend and config.
-pub(super) fn checkpoints() -> &'static Mutex<HashMap<String, Checkpoint>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, Checkpoint>>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
 pub(super) type Rec = BinBytesRecorder<FullPrecisionSettings>;
@@ -200,14 +280,104 @@ pub fn init_model<B: Backend>(cfg: &ExperimentConfig, seed: u64, device: &B::Dev
     cfg.model.init::<B>(device).load_record(record)
 }
 
-/// Trains `arm` on `seed` (see the module docs) on backend `B`. `tick` is called at every
-/// logged evaluation. The stage-0 checkpoint is computed once per process per seed and reused
-/// by the arms that start from it (training is deterministic, so a resumed run recomputes the
-/// same one).
+/// Whether `arm` starts from its seed's shared stage-0 [`Checkpoint`] under `cfg`. Without the
+/// optimizer reset, stage 1 continues stage 0's optimizer state, which the checkpoint does not
+/// hold, so such arms (and the union and infinite arms, whose stage 0 differs) train their own.
+pub fn uses_checkpoint(cfg: &ExperimentConfig, arm: &Arm) -> bool {
+    cfg.reset_optimizer && !matches!(arm, Arm::Union { .. } | Arm::Infinite { .. })
+}
+
+/// Trains stage 0 of `seed` on D0 alone, evaluated on both shifts' D1 so that every arm can
+/// start from it: the `continual/stage0/seed-<s>` unit. Deterministic: the same settings, seed
+/// and backend give the same bytes.
+pub fn pretrain<B: TrainBackend>(
+    cfg: &ExperimentConfig,
+    seed: u64,
+    device: &B::Device,
+    tick: &mut dyn FnMut(),
+) -> Result<Checkpoint, TrainError>
+where
+    B::InnerBackend: TokenLogprobBackend,
+{
+    cfg.validate()?;
+    let arm = Arm::Replay {
+        shift: Shift::Weak,
+        share: 0.0,
+    };
+    let run = cfg.run_config(&arm)?;
+    let data = Datasets::generate(cfg, seed)?;
+    let (d0_train, d0_eval) = &data.d0;
+    let mut t = Trainer::<B> {
+        cfg,
+        device,
+        d0_eval,
+        d1_eval: &data.weak.1,
+        d1_alt: Some(&data.strong.1),
+        alt_losses: Vec::new(),
+        optim: None,
+        curve: Vec::new(),
+        step: 0,
+        arm: "stage0".into(),
+    };
+    let model = init_model::<B>(cfg, seed, device);
+    t.eval(&model, 0.0, f64::NAN);
+    let m = t.stage(
+        model,
+        &run.stages[0],
+        d0_train,
+        d0_train,
+        mix_seed(seed, 0),
+        false,
+        tick,
+    )?;
+    let bytes = Rec::default()
+        .record(m.into_record(), ())
+        .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+    let strong = t
+        .curve
+        .iter()
+        .zip(&t.alt_losses)
+        .map(|(p, &d1)| EvalPoint { d1_loss: d1, ..*p })
+        .collect();
+    Ok(Checkpoint {
+        bytes,
+        weak: t.curve,
+        strong,
+    })
+}
+
+/// The replay mixer's seed of `stage` on `seed`.
+fn mix_seed(seed: u64, stage: u64) -> u64 {
+    seed.wrapping_mul(1_000_003) ^ (stage << 32)
+}
+
+/// Trains `arm` on `seed` (see the module docs) on backend `B`, computing the stage-0
+/// checkpoint first when the arm starts from one ([`uses_checkpoint`]). `tick` is called at
+/// every logged evaluation.
 pub fn run_arm<B: TrainBackend>(
     cfg: &ExperimentConfig,
     arm: &Arm,
     seed: u64,
+    device: &B::Device,
+    tick: &mut dyn FnMut(),
+) -> Result<ArmResult, TrainError>
+where
+    B::InnerBackend: TokenLogprobBackend,
+{
+    let checkpoint = match uses_checkpoint(cfg, arm) {
+        true => Some(pretrain::<B>(cfg, seed, device, tick)?),
+        false => None,
+    };
+    run_arm_from::<B>(cfg, arm, seed, checkpoint.as_ref(), device, tick)
+}
+
+/// [`run_arm`] from a given stage-0 checkpoint (required when the arm [`uses_checkpoint`],
+/// ignored otherwise): what an arm unit runs with its `stage0` dependency's artifacts.
+pub fn run_arm_from<B: TrainBackend>(
+    cfg: &ExperimentConfig,
+    arm: &Arm,
+    seed: u64,
+    checkpoint: Option<&Checkpoint>,
     device: &B::Device,
     tick: &mut dyn FnMut(),
 ) -> Result<ArmResult, TrainError>
@@ -235,110 +405,61 @@ where
         arm: arm.name(),
     };
     let s = cfg.stage_steps;
-    let mix_seed = |stage: u64| seed.wrapping_mul(1_000_003) ^ (stage << 32);
-    let model = init_model::<B>(cfg, seed, device);
-    let trained = match arm {
-        Arm::Union { .. } => {
-            t.eval(&model, 0.0, f64::NAN);
-            t.stage(
+    let trained = if uses_checkpoint(cfg, arm) {
+        let ck = checkpoint.ok_or_else(|| {
+            TrainError::Checkpoint(format!(
+                "arm {} starts from a stage-0 checkpoint and got none",
+                arm.name()
+            ))
+        })?;
+        t.curve = ck.curve(arm);
+        t.step = s;
+        let record = Rec::default()
+            .load(ck.bytes.clone(), device)
+            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        let pre = init_model::<B>(cfg, seed, device).load_record(record);
+        t.stage(
+            pre,
+            &run.stages[1],
+            d1_train,
+            d0_train,
+            mix_seed(seed, 1),
+            true,
+            tick,
+        )?
+    } else {
+        let model = init_model::<B>(cfg, seed, device);
+        t.eval(&model, 0.0, f64::NAN);
+        match arm {
+            Arm::Union { .. } => t.stage(
                 model,
                 &run.stages[0],
                 d1_train,
                 d0_train,
-                mix_seed(0),
+                mix_seed(seed, 0),
                 false,
                 tick,
-            )?
-        }
-        // Without the reset, stage 1 continues stage 0's optimizer state, which the shared
-        // checkpoint does not hold: such arms train their own stage 0.
-        _ if matches!(arm, Arm::Infinite { .. }) || !cfg.reset_optimizer => {
-            t.eval(&model, 0.0, f64::NAN);
-            let m = t.stage(
-                model,
-                &run.stages[0],
-                d0_train,
-                d0_train,
-                mix_seed(0),
-                false,
-                tick,
-            )?;
-            t.stage(
-                m,
-                &run.stages[1],
-                d1_train,
-                d0_train,
-                mix_seed(1),
-                true,
-                tick,
-            )?
-        }
-        _ => {
-            let key = format!(
-                "{seed}/{}/{}",
-                std::any::type_name::<B>(),
-                serde_json::to_string(cfg).unwrap_or_default()
-            );
-            let cached = checkpoints()
-                .lock()
-                .map_err(|e| TrainError::Checkpoint(e.to_string()))?
-                .get(&key)
-                .cloned();
-            let ck = match cached {
-                Some(ck) => ck,
-                None => {
-                    // Stage 0 on D0 alone, evaluated on both shifts' D1 so that every arm
-                    // can reuse it.
-                    t.d1_eval = &data.weak.1;
-                    t.d1_alt = Some(&data.strong.1);
-                    t.eval(&model, 0.0, f64::NAN);
-                    let m = t.stage(
-                        model,
-                        &run.stages[0],
-                        d0_train,
-                        d0_train,
-                        mix_seed(0),
-                        false,
-                        tick,
-                    )?;
-                    let bytes = Rec::default()
-                        .record(m.into_record(), ())
-                        .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
-                    let strong = t
-                        .curve
-                        .iter()
-                        .zip(&t.alt_losses)
-                        .map(|(p, &d1)| EvalPoint { d1_loss: d1, ..*p })
-                        .collect();
-                    let ck = Checkpoint {
-                        bytes,
-                        weak: std::mem::take(&mut t.curve),
-                        strong,
-                    };
-                    checkpoints()
-                        .lock()
-                        .map_err(|e| TrainError::Checkpoint(e.to_string()))?
-                        .insert(key, ck.clone());
-                    t.d1_eval = d1_eval;
-                    t.d1_alt = None;
-                    ck
-                }
-            };
-            t.curve = ck.curve(arm);
-            t.step = s;
-            let record = Rec::default()
-                .load(ck.bytes, device)
-                .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
-            let pre = init_model::<B>(cfg, seed, device).load_record(record);
-            t.stage(
-                pre,
-                &run.stages[1],
-                d1_train,
-                d0_train,
-                mix_seed(1),
-                true,
-                tick,
-            )?
+            )?,
+            _ => {
+                let m = t.stage(
+                    model,
+                    &run.stages[0],
+                    d0_train,
+                    d0_train,
+                    mix_seed(seed, 0),
+                    false,
+                    tick,
+                )?;
+                t.stage(
+                    m,
+                    &run.stages[1],
+                    d1_train,
+                    d0_train,
+                    mix_seed(seed, 1),
+                    true,
+                    tick,
+                )?
+            }
         }
     };
     drop(trained);

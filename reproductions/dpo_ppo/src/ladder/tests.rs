@@ -258,15 +258,24 @@ fn burn_losses_match_f64_references() {
 fn same_seed_is_bit_identical() {
     let cfg = LadderConfig::for_scale(Scale::Smoke);
     let task = Task::new(&cfg);
-    // SFT itself (bypassing the cache) twice, and a different seed.
+    // SFT twice, and a different seed.
     let a = train_sft::<Ad>(&cfg, &task, 3, &dev()).unwrap();
-    let b = train_sft::<Ad>(&cfg, &task, 3, &dev()).unwrap();
+    let b = sft_policy::<Ad>(&cfg, 3, &dev()).unwrap();
     let c = train_sft::<Ad>(&cfg, &task, 4, &dev()).unwrap();
     assert_eq!(a, b);
     assert_ne!(a, c);
     let x = run_arm::<Ad>(&cfg, Arm::RefEma, 3, &dev()).unwrap();
-    let y = run_arm::<Ad>(&cfg, Arm::RefEma, 3, &dev()).unwrap();
+    // From the SFT policy as its unit stores it (JSON), the same measurements.
+    let stored: MlpWeights = serde_json::from_slice(&serde_json::to_vec(&b).unwrap()).unwrap();
+    let y = run_arm_from::<Ad>(&cfg, Arm::RefEma, 3, &stored, &dev()).unwrap();
     assert_eq!(x, y);
+    // A policy of other widths, or with a NaN, is refused.
+    let mut narrow = stored.clone();
+    narrow.hidden += 1;
+    assert!(run_arm_from::<Ad>(&cfg, Arm::RefEma, 3, &narrow, &dev()).is_err());
+    let mut nan = stored;
+    nan.b2[0] = f32::NAN;
+    assert!(check_sft(&cfg, &nan).is_err());
     let z = run_arm::<Ad>(&cfg, Arm::RefEma, 4, &dev()).unwrap();
     assert_ne!(x.final_pass1, z.final_pass1);
 }

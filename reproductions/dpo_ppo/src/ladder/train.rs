@@ -96,46 +96,47 @@ pub(super) fn train_sft<B: AutodiffBackend>(
     MlpWeights::from_module(&policy.valid())
 }
 
-pub(super) type SftCache = Mutex<HashMap<(String, String, u64), MlpWeights>>;
-
-/// The SFT policy of `seed`, trained once per (backend, config, seed) in this process.
-pub(super) fn sft_policy<B: AutodiffBackend>(
+/// The SFT policy of `seed`: the ladder's starting point and reference, which the
+/// `dpo-ppo/ladder/sft/seed-<s>` unit stores for the rungs of its seed. Deterministic: the same
+/// settings, seed and backend give the same weights.
+pub fn sft_policy<B: AutodiffBackend>(
     cfg: &LadderConfig,
-    task: &Task,
     seed: u64,
     device: &B::Device,
 ) -> Result<MlpWeights, Error> {
-    static CACHE: OnceLock<SftCache> = OnceLock::new();
-    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
-    // Only SFT's own settings matter; the other fields are reset so that scales share it.
-    let sft_cfg = LadderConfig {
-        ppo: PpoConfig::default(),
-        iterations: 1,
-        eval_every: 1,
-        batch: 1,
-        minibatches: 1,
-        large_batch: 1,
-        large_minibatches: 1,
-        epochs: 1,
-        ema_eta: 0.0,
-        actor_lr: 1.0,
-        critic_lr: 1.0,
-        pass_k: 1,
-        ..cfg.clone()
-    };
-    let key = (
-        std::any::type_name::<B>().to_string(),
-        serde_json::to_string(&sft_cfg).unwrap_or_default(),
-        seed,
-    );
-    if let Some(h) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-        return Ok(h);
+    cfg.validate()?;
+    train_sft::<B>(cfg, &Task::new(cfg), seed, device)
+}
+
+/// Checks that a stored SFT policy has the widths `cfg` gives (`[I, H]`, `[H]`, `[H, V]`, `[V]`)
+/// and finite weights.
+pub fn check_sft(cfg: &LadderConfig, sft: &MlpWeights) -> Result<(), Error> {
+    let task = Task::new(cfg);
+    let (f, h, v) = (task.features(), cfg.hidden, task.vocab);
+    let dims = (sft.n_in, sft.hidden, sft.n_out);
+    if dims != (f, h, v) {
+        return Err(Error::Policy(format!(
+            "[I, H, V] = {dims:?}; the settings give {:?}",
+            (f, h, v)
+        )));
     }
-    let h = train_sft::<B>(cfg, task, seed, device)?;
-    if let Ok(mut c) = cache.lock() {
-        c.insert(key, h.clone());
+    for (name, w, len) in [
+        ("W1", &sft.w1, f * h),
+        ("b1", &sft.b1, h),
+        ("W2", &sft.w2, h * v),
+        ("b2", &sft.b2, v),
+    ] {
+        if w.len() != len {
+            return Err(Error::Policy(format!(
+                "{name} has {} values; {len} expected",
+                w.len()
+            )));
+        }
+        if w.iter().any(|x| !x.is_finite()) {
+            return Err(Error::Policy(format!("{name} holds a non-finite weight")));
+        }
     }
-    Ok(h)
+    Ok(())
 }
 
 /// One rollout batch, `[B, L]` row-major where per token.
@@ -209,7 +210,7 @@ pub(super) fn tensor1<B: Backend>(v: &[f64], device: &B::Device) -> Tensor<B, 1>
     Tensor::from_data(TensorData::new(data, [v.len()]), device)
 }
 
-/// Runs one arm on one seed: SFT (cached per seed), `iterations` PPO iterations, exact pass
+/// Runs one arm on one seed: SFT ([`sft_policy`]), `iterations` PPO iterations, exact pass
 /// rates. Deterministic: same config, arm, seed and backend ⇒ bit-identical measurements.
 /// Errors: [`LadderConfig::validate`]'s, [`Error::Diverged`] on a non-finite loss, and the
 /// f64 references' errors (which a valid config never triggers).
@@ -219,10 +220,23 @@ pub fn run_arm<B: AutodiffBackend>(
     seed: u64,
     device: &B::Device,
 ) -> Result<ArmMeasurements, Error> {
+    let sft = sft_policy::<B>(cfg, seed, device)?;
+    run_arm_from::<B>(cfg, arm, seed, &sft, device)
+}
+
+/// [`run_arm`] from a given SFT policy (checked with [`check_sft`]): what a rung's unit runs
+/// with its `sft` dependency's artifact.
+pub fn run_arm_from<B: AutodiffBackend>(
+    cfg: &LadderConfig,
+    arm: Arm,
+    seed: u64,
+    sft: &MlpWeights,
+    device: &B::Device,
+) -> Result<ArmMeasurements, Error> {
     cfg.validate()?;
+    check_sft(cfg, sft)?;
     let task = Task::new(cfg);
     let (f, v, l) = (task.features(), task.vocab, task.length);
-    let sft = sft_policy::<B>(cfg, &task, seed, device)?;
     let mut policy: Mlp<B> = sft.to_module(device);
     let mut reference: Mlp<B::InnerBackend> = sft.to_module(device);
     let sft_table = table(&reference, &task, device);
