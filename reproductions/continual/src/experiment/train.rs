@@ -289,7 +289,7 @@ pub fn uses_checkpoint(cfg: &ExperimentConfig, arm: &Arm) -> bool {
 
 /// Trains stage 0 of `seed` on D0 alone, evaluated on both shifts' D1 so that every arm can
 /// start from it: the `continual/stage0/seed-<s>` unit. Deterministic: the same settings, seed
-/// and backend give the same bytes.
+/// and backend give the same weights and curves (the record's parameter ids differ).
 pub fn pretrain<B: TrainBackend>(
     cfg: &ExperimentConfig,
     seed: u64,
