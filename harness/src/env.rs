@@ -144,3 +144,135 @@ pub fn os_name() -> String {
         format!("{pretty}, kernel {kernel}")
     }
 }
+
+/// The workspace's `Cargo.toml`, captured at build time: the burn/cubecl features it asks for.
+const WORKSPACE_TOML: &str = include_str!("../../Cargo.toml");
+
+/// The crates whose features decide what burn and cubecl compile in.
+const BUILD_CRATES: &[&str] = &["burn", "burn-cubecl", "cubecl"];
+
+/// How one of burn/cubecl was built.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct CrateBuild {
+    /// Crate name.
+    pub name: String,
+    /// Version requirement as the workspace pins it (e.g. `=0.21.0`).
+    pub version: String,
+    /// Whether its default features are on.
+    pub default_features: bool,
+    /// Features the workspace turns on.
+    pub features: Vec<String>,
+}
+
+/// What the run's burn and cubecl were built with and how their backends are set
+/// (`manifest.json` `build`, contracts.md version 2).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct BuildInfo {
+    /// burn, burn-cubecl and cubecl as the workspace asks for them (features are additive, so
+    /// each is compiled with at least these).
+    pub crates: Vec<CrateBuild>,
+    /// burn's `autotune` feature is on (tuned matmul and reductions instead of one fixed kernel).
+    pub autotune: bool,
+    /// Backend settings: the types the benchmarks run and cubecl's autotune level and cache.
+    pub settings: Vec<String>,
+    /// The autotune caches found after the device probe (`<device>/<tuned op>`, with entry
+    /// counts): evidence that burn's ops went through the tuner.
+    #[serde(default)]
+    pub autotune_caches: Vec<String>,
+}
+
+/// The build of this binary: [`BuildInfo`] from the workspace's `Cargo.toml` and cubecl's
+/// runtime configuration ([`BuildInfo::autotune_caches`] is filled after the probe).
+pub fn build_info() -> BuildInfo {
+    let parsed: toml::Table =
+        toml::from_str(WORKSPACE_TOML).expect("the workspace Cargo.toml parses");
+    let deps = parsed
+        .get("workspace")
+        .and_then(|w| w.get("dependencies"))
+        .and_then(|d| d.as_table());
+    let crates: Vec<CrateBuild> = BUILD_CRATES
+        .iter()
+        .filter_map(|&name| {
+            let spec = deps?.get(name)?;
+            let (version, default_features, features) = match spec {
+                toml::Value::String(v) => (v.clone(), true, Vec::new()),
+                t => (
+                    t.get("version")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                    t.get("default-features")
+                        .and_then(|v| v.as_bool())
+                        .unwrap_or(true),
+                    t.get("features")
+                        .and_then(|f| f.as_array())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(String::from))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                ),
+            };
+            Some(CrateBuild {
+                name: name.into(),
+                version,
+                default_features,
+                features,
+            })
+        })
+        .collect();
+    let autotune = crates.iter().any(|c| {
+        c.name == "burn" && (c.default_features || c.features.iter().any(|f| f == "autotune"))
+    });
+    let cfg = <cubecl::config::CubeClRuntimeConfig as cubecl::config::RuntimeConfig>::get();
+    let mut settings = vec![
+        format!(
+            "wgpu backend: {}",
+            std::any::type_name::<burn::backend::Wgpu>()
+        ),
+        format!("autotune level: {:?}", cfg.autotune.level),
+        format!("autotune cache: {}", cfg.autotune.cache.root().display()),
+    ];
+    if cfg!(feature = "cuda") {
+        settings.insert(
+            1,
+            "cuda backend: burn::backend::Cuda (fusion, as wgpu)".into(),
+        );
+    }
+    BuildInfo {
+        crates,
+        autotune,
+        settings,
+        autotune_caches: Vec::new(),
+    }
+}
+
+/// The autotune caches cubecl has written under its cache root (`autotune/<version>/<device>/
+/// <tuned op>.json.log`), each as `<device>/<tuned op>: <entries> entries`, sorted. Empty
+/// when none exists (autotune off, or nothing tuned yet).
+pub fn autotune_caches() -> Vec<String> {
+    let cfg = <cubecl::config::CubeClRuntimeConfig as cubecl::config::RuntimeConfig>::get();
+    let root = cfg.autotune.cache.root().join("autotune");
+    let mut out: Vec<String> = walkdir::WalkDir::new(&root)
+        .max_depth(4)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_file())
+        .filter_map(|e| {
+            let name = e
+                .file_name()
+                .to_str()?
+                .strip_suffix(".json.log")?
+                .to_string();
+            let device = e.path().parent()?.file_name()?.to_str()?.to_string();
+            let entries = std::fs::read_to_string(e.path())
+                .map(|s| s.lines().filter(|l| !l.trim().is_empty()).count())
+                .unwrap_or(0);
+            Some(format!("{device}/{name}: {entries} entries"))
+        })
+        .collect();
+    out.sort();
+    out.truncate(64);
+    out
+}

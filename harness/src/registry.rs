@@ -15,7 +15,9 @@ use claimbench_paper::{
 
 use crate::devices::Plan;
 use crate::error::input_error;
-use crate::kernel_suites::{cross_entropy, dora_linear, dpo_kernels, moe_layer, token_logprob};
+use crate::kernel_suites::{
+    cross_entropy, dora_linear, dpo_kernels, moe_layer, ppo, token_logprob,
+};
 use crate::store::Configs;
 
 /// One registered entry.
@@ -38,7 +40,7 @@ impl Default for Registry {
             Entry::Kernel(Box::new(token_logprob::TokenLogprob)),
             Entry::Kernel(Box::new(cross_entropy::CrossEntropy)),
             Entry::Kernel(Box::new(dpo_kernels::DpoLoss)),
-            Entry::Kernel(Box::new(dpo_kernels::Ppo)),
+            Entry::Kernel(Box::new(ppo::Ppo)),
             Entry::Paper(Box::new(claimbench_continual::paper::Continual)),
             Entry::Paper(Box::new(claimbench_dpo_ppo::paper::DpoPpo)),
             Entry::Kernel(Box::new(dora_linear::DoraLinear)),

@@ -45,8 +45,23 @@ struct BenchView {
     pct_flops: Option<f64>,
     /// Why the throughput is suspect (above the measured peak).
     suspect: Option<String>,
+    /// Our throughput as a share of the floor that bounds it ([`crate::peaks::Peaks::pct_of_floor`]).
+    pct_of_floor: Option<f64>,
+    /// Every baseline timed, with its median.
+    baselines: Vec<BaselineView>,
+    /// The cross-device alternative, when timed.
+    cross_device: Option<BaselineView>,
     page: String,
     plot: String,
+}
+
+/// One baseline of a benchmark as the kernel page lists it.
+#[derive(Serialize)]
+struct BaselineView {
+    name: String,
+    median_ms: f64,
+    speedup: f64,
+    speedup_ci: [f64; 2],
 }
 
 /// The verdict of a benchmark against its target, from the CI (not the point estimate).
@@ -227,17 +242,17 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
         let ours = b.ours_median_ms();
         let floor = (!b.floor_ms.is_empty()).then(|| b.floor_median_ms());
         let series = {
-            let mut s = vec![
-                Series {
-                    label: "ours (fused)".into(),
-                    points: b
-                        .ours_ms
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &y)| (i as f64, y))
-                        .collect(),
-                },
-                Series {
+            let mut s = vec![Series {
+                label: "ours (fused)".into(),
+                points: b
+                    .ours_ms
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &y)| (i as f64, y))
+                    .collect(),
+            }];
+            if b.baselines.is_empty() {
+                s.push(Series {
                     label: "baseline".into(),
                     points: b
                         .baseline_ms
@@ -245,8 +260,19 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
                         .enumerate()
                         .map(|(i, &y)| (i as f64, y))
                         .collect(),
-                },
-            ];
+                });
+            }
+            for base in &b.baselines {
+                s.push(Series {
+                    label: base.name.clone(),
+                    points: base
+                        .ms
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &y)| (i as f64, y))
+                        .collect(),
+                });
+            }
             if !b.floor_ms.is_empty() {
                 s.push(Series {
                     label: "read floor".into(),
@@ -285,6 +311,25 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
             suspect: peaks
                 .as_ref()
                 .and_then(|p| p.suspect(b.bytes, b.flops, ours)),
+            pct_of_floor: peaks
+                .as_ref()
+                .and_then(|p| p.pct_of_floor(b.bytes, b.flops, ours)),
+            baselines: b
+                .baselines
+                .iter()
+                .map(|base| BaselineView {
+                    name: base.name.clone(),
+                    median_ms: claimbench_claims::stats::median(&base.ms).unwrap_or(f64::NAN),
+                    speedup: base.speedup,
+                    speedup_ci: base.speedup_ci,
+                })
+                .collect(),
+            cross_device: b.cross_device.as_ref().map(|c| BaselineView {
+                name: c.name.clone(),
+                median_ms: claimbench_claims::stats::median(&c.ms).unwrap_or(f64::NAN),
+                speedup: c.speedup,
+                speedup_ci: c.speedup_ci,
+            }),
             page: kernel_page(&b.kernel),
             plot,
         });
@@ -459,7 +504,7 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
         let root = "../".repeat(depth);
         let html = env
             .get_template("kernel.html")?
-            .render(context! { root => root, manifest => &manifest, kernel => k })
+            .render(context! { root => root, manifest => &manifest, peaks => &peaks, kernel => k })
             .with_context(|| format!("rendering {}", k.page))?;
         write_atomic(&out.join(&k.page), html.as_bytes())?;
     }

@@ -268,6 +268,7 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
                 peaks: None,
                 configs: Some(configs.clone()),
                 fallbacks: fallbacks.clone(),
+                build: Some(env::build_info()),
             };
             m.check(&dir.manifest_path())?;
             (dir, m, lock, Default::default())
@@ -281,6 +282,9 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
     }
     if manifest.peaks.is_none() && units.iter().any(|u| u.needs_device()) {
         manifest.peaks = crate::peaks::probe_plan(&plan, scale, opts.quiet);
+        if let Some(b) = manifest.build.as_mut().filter(|b| b.autotune) {
+            b.autotune_caches = env::autotune_caches();
+        }
     }
     dir.write_manifest(&manifest)?;
 
@@ -402,7 +406,7 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
         .into_iter()
         .filter(|r| selected.contains(r.unit_id.as_str()))
         .collect();
-    dir.write_aggregates(&manifest.run_id, &records)?;
+    dir.write_aggregates(&manifest.run_id, &records, manifest.peaks.as_ref())?;
     dir.write_claims(&ClaimsFile {
         schema_version: 1,
         claims: crate::claims::evaluate_all(reg, &records, &configs, manifest.scale.name()),
@@ -416,19 +420,41 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
     } else {
         Some(crate::report::render_locked(&dir, &lock, reg)?)
     };
-    let mut exit = Exit::Ok;
-    for r in &records {
-        exit = exit.combine(match r.status {
-            UnitStatus::Passed => Exit::Ok,
-            UnitStatus::CorrectnessFailure => Exit::Correctness,
-            UnitStatus::Error => Exit::Input,
-        });
+    let (exit, suspects) = exit_of(&records, manifest.peaks.as_ref());
+    for s in &suspects {
+        errln!("suspect measurement: {s}");
     }
     Ok(RunResult {
         dir: dir.root.clone(),
         report,
         exit,
     })
+}
+
+/// The exit code of a run's records (contracts.md): a correctness failure is 2, an error 4, and a
+/// benchmark whose bandwidth is above the measured floor by more than
+/// [`crate::peaks::SUSPECT_SLACK`] cannot be right (the measurement or the floor is wrong): also
+/// 2, listed as `kernel impl: why` in the second value ([`crate::peaks::Peaks::suspect_bandwidth`]:
+/// a FLOP rate above its floor is flagged on the page only).
+pub fn exit_of(records: &[UnitRecord], peaks: Option<&crate::peaks::Peaks>) -> (Exit, Vec<String>) {
+    let mut exit = Exit::Ok;
+    for r in records {
+        exit = exit.combine(match r.status {
+            UnitStatus::Passed => Exit::Ok,
+            UnitStatus::CorrectnessFailure => Exit::Correctness,
+            UnitStatus::Error => Exit::Input,
+        });
+    }
+    let mut suspects = Vec::new();
+    if let Some(p) = peaks {
+        for b in records.iter().flat_map(|r| &r.benchmarks) {
+            if let Some(why) = p.suspect_bandwidth(b.bytes, b.ours_median_ms()) {
+                suspects.push(format!("{} {}: {why}", b.kernel, b.implementation));
+                exit = exit.combine(Exit::Correctness);
+            }
+        }
+    }
+    (exit, suspects)
 }
 
 /// The word shown for a unit status.

@@ -133,8 +133,14 @@ pub struct Manifest {
     /// why ([`Fallback`]); empty in runs made before they were recorded.
     #[serde(default)]
     pub fallbacks: Vec<Fallback>,
+    /// The burn/cubecl features and backend settings the binary was built with (absent in runs
+    /// made before they were recorded).
+    #[serde(default)]
+    pub build: Option<crate::env::BuildInfo>,
 }
 
+/// At most this many entries in each list of a manifest's `build` and `peaks`.
+pub const MAX_LISTED: usize = 64;
 /// At most this many fallbacks in a manifest, each text at most [`MAX_FALLBACK_TEXT`] bytes.
 pub const MAX_FALLBACKS: usize = 64;
 /// See [`MAX_FALLBACKS`].
@@ -201,6 +207,58 @@ impl Manifest {
                 self.fallbacks.len()
             )));
         }
+        let mut texts: Vec<(&str, usize, Vec<&str>)> = Vec::new();
+        if let Some(b) = &self.build {
+            texts.push((
+                "build.crates",
+                b.crates.len(),
+                b.crates
+                    .iter()
+                    .flat_map(|c| [c.name.as_str(), c.version.as_str()])
+                    .collect(),
+            ));
+            for c in &b.crates {
+                texts.push((
+                    "build features",
+                    c.features.len(),
+                    c.features.iter().map(String::as_str).collect(),
+                ));
+            }
+            texts.push((
+                "build.settings",
+                b.settings.len(),
+                b.settings.iter().map(String::as_str).collect(),
+            ));
+            texts.push((
+                "build.autotune_caches",
+                b.autotune_caches.len(),
+                b.autotune_caches.iter().map(String::as_str).collect(),
+            ));
+        }
+        if let Some(p) = &self.peaks {
+            texts.push((
+                "peaks.probes",
+                p.probes.len(),
+                p.probes.iter().map(|x| x.what.as_str()).collect(),
+            ));
+            texts.push((
+                "peaks",
+                1,
+                vec![p.method.as_str(), p.device.as_str(), p.backend.as_str()],
+            ));
+        }
+        for (field, count, items) in texts {
+            if count > MAX_LISTED
+                || items
+                    .iter()
+                    .any(|t| t.len() > MAX_FALLBACK_TEXT || t.chars().any(char::is_control))
+            {
+                return Err(input_error(format!(
+                    "{}: {field}: more than {MAX_LISTED} entries, or a text over {MAX_FALLBACK_TEXT} bytes or with control characters",
+                    path.display()
+                )));
+            }
+        }
         for f in &self.fallbacks {
             ids::check(path, "fallback id", &f.id)?;
             if [&f.what, &f.reason]
@@ -231,7 +289,7 @@ pub fn check_record(r: &UnitRecord, path: &Path) -> Result<()> {
         )));
     }
     for b in &r.benchmarks {
-        check_kernel_id(path, &b.kernel)?;
+        check_bench(path, b)?;
     }
     if r.artifacts.len() > MAX_ARTIFACTS {
         return Err(input_error(format!(
@@ -259,6 +317,39 @@ pub fn check_record(r: &UnitRecord, path: &Path) -> Result<()> {
 
 /// Most artifacts one unit record lists.
 pub const MAX_ARTIFACTS: usize = 16;
+
+/// Most baselines one benchmark entry lists.
+pub const MAX_BASELINES: usize = 16;
+
+/// Longest baseline name, bytes.
+pub const MAX_BASELINE_NAME: usize = 200;
+
+/// Checks one benchmark entry: its kernel id, and at most [`MAX_BASELINES`] baselines whose
+/// names are short text without control characters, each with as many times as ours.
+fn check_bench(path: &Path, b: &claimbench_paper::bench::BenchEntry) -> Result<()> {
+    check_kernel_id(path, &b.kernel)?;
+    if b.baselines.len() > MAX_BASELINES {
+        return Err(input_error(format!(
+            "{}: a benchmark of {} lists {} baselines (at most {MAX_BASELINES})",
+            path.display(),
+            ids::shown(&b.kernel),
+            b.baselines.len()
+        )));
+    }
+    for base in b.baselines.iter().chain(b.cross_device.as_ref()) {
+        if base.name.len() > MAX_BASELINE_NAME
+            || base.name.chars().any(char::is_control)
+            || base.ms.len() != b.ours_ms.len()
+        {
+            return Err(input_error(format!(
+                "{}: a baseline of {} has a name over {MAX_BASELINE_NAME} bytes, a control character, or not one time per round",
+                path.display(),
+                ids::shown(&b.kernel)
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// A paper id (`dora`) or `kernels`: one segment of the id grammar. It names a page
 /// (`papers/<id>.html`).
@@ -571,8 +662,16 @@ impl RunDir {
             return Ok(None);
         }
         let b: BenchFile = read_json(&p)?;
+        if !(1..=claimbench_paper::bench::BENCH_SCHEMA_VERSION).contains(&b.schema_version) {
+            return Err(crate::error::input_error(format!(
+                "{}: schema_version {} is not supported (this claimbench reads 1 to {})",
+                p.display(),
+                b.schema_version,
+                claimbench_paper::bench::BENCH_SCHEMA_VERSION
+            )));
+        }
         for e in &b.benchmarks {
-            check_kernel_id(&p, &e.kernel)?;
+            check_bench(&p, e)?;
         }
         Ok(Some(b))
     }
@@ -591,8 +690,14 @@ impl RunDir {
         Ok(Some(c))
     }
 
-    /// Rebuilds `metrics.parquet`, `metrics.csv` and `benchmarks.json` from the unit records.
-    pub fn write_aggregates(&self, run_id: &str, units: &[UnitRecord]) -> Result<()> {
+    /// Rebuilds `metrics.parquet`, `metrics.csv` and `benchmarks.json` from the unit records;
+    /// with the run's measured `peaks`, each benchmark entry gets its `pct_of_floor`.
+    pub fn write_aggregates(
+        &self,
+        run_id: &str,
+        units: &[UnitRecord],
+        peaks: Option<&crate::peaks::Peaks>,
+    ) -> Result<()> {
         let mut df =
             anyhow::Context::context(metrics_frame(run_id, units), "building the metrics table")?;
         let mut buf = Vec::new();
@@ -610,11 +715,16 @@ impl RunDir {
         let benchmarks = units
             .iter()
             .flat_map(|u| u.benchmarks.iter().cloned())
+            .map(|mut e| {
+                e.pct_of_floor =
+                    peaks.and_then(|p| p.pct_of_floor(e.bytes, e.flops, e.ours_median_ms()));
+                e
+            })
             .collect();
         write_json(
             &self.root.join("benchmarks.json"),
             &BenchFile {
-                schema_version: 1,
+                schema_version: claimbench_paper::bench::BENCH_SCHEMA_VERSION,
                 benchmarks,
             },
         )

@@ -32,7 +32,7 @@ impl GemmTiling {
 /// of the probe `adapted_gemm_speed_wgpu` (tokens 2048, d_in = d_out = 1024, medians of 5) took
 /// 112 ms at this tiling, 244 ms at one vector a unit (32 × 1), 136 ms at 16 × 4, 108 ms at
 /// 64 × 4 and 104 ms at 32 × 8 (twice the registers, more waste on ragged shapes), 197 ms with
-/// units stacked along the rows (4 × 4 units of 16 × 4); burn's autotuned matmul took 294 ms in
+/// units stacked along the rows (4 × 4 units of 16 × 4); burn's matmul (autotune off) took 294 ms in
 /// the same run.
 pub const CPU_TILING: GemmTiling = GemmTiling {
     cube_x: 16,

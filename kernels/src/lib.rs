@@ -8,6 +8,7 @@
 //! Layers, as in cubek: a validated public entry point (`token_logprob::forward`) → a crate-private
 //! launcher that assumes validated input → the `#[cube(launch_unchecked)]` kernel.
 
+pub mod bandwidth;
 pub mod cross_entropy;
 pub mod dora;
 pub mod error;

@@ -1,33 +1,28 @@
-//! Units of the `kernels/dpo-loss` and `kernels/ppo` families: the fused DPO path checked against
-//! the f64 reference chain on flex (the composition) and on the kernel device, its benchmark
-//! against what a burn user writes, the PPO kernels (KL rewards, GAE, whitening, clipped losses)
-//! checked on the device, and GAE on the device against the host loop.
+//! Units of the `kernels/dpo-loss` family: the fused DPO path checked against the f64 reference
+//! chain on flex (the composition) and on the kernel device, and its benchmark against what burn
+//! users write. The PPO family is in [`super::ppo`].
 
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::{Int, Tensor, TensorData};
 use claimbench_dpo_ppo as reference;
 use claimbench_kernels::KernelError;
 use claimbench_kernels::burn_ops::{
-    PreferenceBackend, dpo_loss, dpo_loss_composition, dpo_loss_unchecked,
+    PreferenceBackend, dpo_loss, dpo_loss_composition, dpo_loss_composition_logsumexp,
+    dpo_loss_unchecked,
 };
-use claimbench_kernels::ppo::{self, LossInputs, PpoSettings};
 use claimbench_kernels::preference::DpoSettings;
-use claimbench_kernels::sequences::SeqShape;
 use claimbench_kernels::testing::{
-    logits_and_targets, max_abs_diff, poison_masked, read_f32, sequence_mask, uniform, within,
+    logits_and_targets, max_abs_diff, sequence_mask, uniform, within,
 };
 use claimbench_kernels::token_logprob::{backward_reference, forward_reference};
-use cubecl::prelude::*;
 
-use claimbench_paper::bench::{BenchConfig, Comparison, interleaved};
+use claimbench_paper::bench::{BenchConfig, Comparison, interleaved_many};
 use claimbench_paper::{KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec};
 
 use super::{ScaleBench, kernel_unit};
 
 /// The kernel id of the fused DPO path.
 pub const DPO_KERNEL: &str = "kernels/dpo-loss";
-/// The kernel id of the PPO family.
-pub const PPO_KERNEL: &str = "kernels/ppo";
 
 /// Shapes of the DPO correctness units: `(pairs, T, V, logit scale)`. One pair of one token, odd
 /// V, pairs not a power of two, a long row, GPT-style V.
@@ -42,12 +37,6 @@ pub const DPO_CHECK_SHAPES: &[(usize, usize, usize, f32)] = &[
 pub const DPO_BENCH: (usize, usize, usize) = (4, 128, 32000);
 /// The speedup the issue asks of the fused DPO path (forward + backward).
 pub const DPO_TARGET: f64 = 2.0;
-/// The GAE benchmark of the issue: 4096 sequences × 512 steps.
-pub const GAE_BENCH: (usize, usize) = (4096, 512);
-/// GAE on the device must beat the host loop: speedup > 1.
-pub const GAE_TARGET: f64 = 1.0;
-/// Shapes of the PPO correctness unit: `(rows, time)`.
-pub const PPO_CHECK_SHAPES: &[(usize, usize)] = &[(1, 1), (3, 7), (65, 33), (2, 1029), (300, 5)];
 
 /// The fused DPO path's suite: checks on flex and on the device, the benchmark.
 pub struct DpoLoss;
@@ -95,67 +84,11 @@ impl KernelSuite for DpoLoss {
     }
 }
 
-/// The PPO kernels' suite (cubecl level): checks on the device, the GAE benchmark.
-pub struct Ppo;
-
-impl KernelSuite for Ppo {
-    fn id(&self) -> &'static str {
-        PPO_KERNEL
-    }
-
-    fn units(&self, _scale: Scale, _seeds: &[u64]) -> Vec<UnitSpec> {
-        vec![
-            kernel_unit(
-                PPO_KERNEL,
-                "check/device",
-                "ppo-check",
-                "kernels",
-                RunsOn::Kernel,
-            ),
-            kernel_unit(
-                PPO_KERNEL,
-                "bench",
-                "gae-bench",
-                "device-vs-host-loop",
-                RunsOn::Kernel,
-            ),
-        ]
-    }
-
-    fn run_unit(&self, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
-        let seed = unit.seed.unwrap_or(0);
-        with_backend!(
-            ctx.exec,
-            flex => Outcome::error("no PPO kernels on flex".into()),
-            |B, R, name| ppo_unit::<R>(unit, ctx, name, seed)
-        )
-    }
-}
-
-fn ppo_unit<R: Runtime>(unit: &UnitSpec, ctx: &mut RunContext, backend: &str, seed: u64) -> Outcome
-where
-    R::Device: Default,
-{
-    let client = R::client(&Default::default());
-    if unit.bench {
-        bench_gae::<R>(
-            &client,
-            backend,
-            ctx.device,
-            ctx.scale.bench(),
-            seed,
-            &mut *ctx.tick,
-        )
-    } else {
-        check_ppo::<R>(&client, seed)
-    }
-}
-
-fn f64s(x: &[f32]) -> Vec<f64> {
+pub(super) fn f64s(x: &[f32]) -> Vec<f64> {
     x.iter().map(|&v| v as f64).collect()
 }
 
-fn f32s(x: &[f64]) -> Vec<f32> {
+pub(super) fn f32s(x: &[f64]) -> Vec<f32> {
     x.iter().map(|&v| v as f32).collect()
 }
 
@@ -329,9 +262,21 @@ fn check_dpo<B: PreferenceBackend>(device: &B::Device, seed: u64) -> Outcome {
     }
 }
 
-/// Benchmarks the fused DPO path against the burn composition (log_softmax, gather, masked sum
-/// and the loss in tensor ops, burn's autodiff) at [`DPO_BENCH`] on backend `B` (burn's fused
-/// default: fusion and autotune on), after checking the fused path against the reference there.
+/// The baselines of the DPO benchmark, as burn users would write them: TRL's concatenated
+/// forward with `log_softmax + gather`, and with `x[t] − logsumexp(x)`; the headline is the
+/// faster.
+pub const DPO_BASELINES: [&str; 2] = [
+    "burn log_softmax + gather + masked sum + DPO loss",
+    "burn gather − logsumexp + masked sum + DPO loss",
+];
+
+/// The cross-device alternative of the forward: [`DPO_BASELINES`]`[1]` on burn `flex`, host CPU.
+pub const DPO_CROSS_DEVICE: &str =
+    "burn flex gather − logsumexp + masked sum + DPO loss on the host CPU";
+
+/// Benchmarks the fused DPO path against both [`DPO_BASELINES`] (the loss in tensor ops, burn's
+/// autodiff) at [`DPO_BENCH`] on backend `B` (burn's fused
+/// default: fusion on, autotune off as Cargo.toml says), after checking the fused path against the reference there.
 /// Forward + backward (the issue's target) and forward alone.
 fn bench_dpo<B: PreferenceBackend>(
     device: &B::Device,
@@ -366,32 +311,73 @@ fn bench_dpo<B: PreferenceBackend>(
     );
 
     let (x, ids, m, r) = case.tensors::<B>(device);
-    let step = |fused: bool| {
+    // The baselines must compute the same loss before they are timed.
+    for (name, which) in [(DPO_BASELINES[0], 1), (DPO_BASELINES[1], 2)] {
+        let out = if which == 1 {
+            dpo_loss_composition(x.clone(), ids.clone(), m.clone(), r.clone(), set)
+        } else {
+            dpo_loss_composition_logsumexp(x.clone(), ids.clone(), m.clone(), r.clone(), set)
+        };
+        let loss = out.loss.into_data().to_vec::<f32>().expect("f32")[0];
+        if !within(&[loss], &[want.0], 4.0 * va, 4.0 * rtol) {
+            return Outcome::error(format!(
+                "the baseline {name} differs from the reference: loss {loss} vs {}; not timed",
+                want.0
+            ));
+        }
+    }
+    // 0: fused, 1: log_softmax composition, 2: logsumexp composition.
+    let step = |which: usize| {
         let xa = Tensor::<Autodiff<B>, 3>::from_inner(x.clone()).require_grad();
         let ia = Tensor::<Autodiff<B>, 2, Int>::from_inner(ids.clone());
         let ma = Tensor::<Autodiff<B>, 2>::from_inner(m.clone());
         let ra = Tensor::<Autodiff<B>, 1>::from_inner(r.clone());
-        let out = if fused {
-            dpo_loss_unchecked(xa.clone(), ia, ma, ra, set)
-        } else {
-            dpo_loss_composition(xa.clone(), ia, ma, ra, set)
+        let out = match which {
+            0 => dpo_loss_unchecked(xa.clone(), ia, ma, ra, set),
+            1 => dpo_loss_composition(xa.clone(), ia, ma, ra, set),
+            _ => dpo_loss_composition_logsumexp(xa.clone(), ia, ma, ra, set),
         };
         let grads = out.loss.backward();
         // The gradient is reduced to a scalar and read: copying 131 MB back would dilute both.
         claimbench_paper::bench::read_back(xa.grad(&grads).expect("grad").sum());
     };
-    let fwd_bwd = interleaved(cfg, || step(true), || step(false), None, &mut tick);
-    let fwd = interleaved(
+    let (mut b1, mut b2) = (|| step(1), || step(2));
+    let fwd_bwd = interleaved_many(
         cfg,
-        || {
-            let out = dpo_loss_unchecked(x.clone(), ids.clone(), m.clone(), r.clone(), set);
-            claimbench_paper::bench::read_back(out.loss)
-        },
-        || {
-            let out = dpo_loss_composition(x.clone(), ids.clone(), m.clone(), r.clone(), set);
-            claimbench_paper::bench::read_back(out.loss)
-        },
+        || step(0),
+        vec![(DPO_BASELINES[0], &mut b1), (DPO_BASELINES[1], &mut b2)],
         None,
+        None,
+        &mut tick,
+    );
+    let forward = |which: usize| {
+        let out = match which {
+            0 => dpo_loss_unchecked(x.clone(), ids.clone(), m.clone(), r.clone(), set),
+            1 => dpo_loss_composition(x.clone(), ids.clone(), m.clone(), r.clone(), set),
+            _ => dpo_loss_composition_logsumexp(x.clone(), ids.clone(), m.clone(), r.clone(), set),
+        };
+        claimbench_paper::bench::read_back(out.loss)
+    };
+    let (mut f1, mut f2) = (|| forward(1), || forward(2));
+    // The alternative a user without a GPU picks on this machine (cross-device, shown apart).
+    let host = Default::default();
+    let (fx, fi, fm, fr) = (
+        Tensor::<Flex, 3>::from_data(x.to_data(), &host),
+        Tensor::<Flex, 2, Int>::from_data(ids.to_data(), &host),
+        Tensor::<Flex, 2>::from_data(m.to_data(), &host),
+        Tensor::<Flex, 1>::from_data(r.to_data(), &host),
+    );
+    let mut flex_lse = || {
+        let out =
+            dpo_loss_composition_logsumexp(fx.clone(), fi.clone(), fm.clone(), fr.clone(), set);
+        claimbench_paper::bench::read_back(out.loss)
+    };
+    let fwd = interleaved_many(
+        cfg,
+        || forward(0),
+        vec![(DPO_BASELINES[0], &mut f1), (DPO_BASELINES[1], &mut f2)],
+        None,
+        Some((DPO_CROSS_DEVICE, &mut flex_lse)),
         &mut tick,
     );
     let logits_bytes = (2 * p * t * v * 4) as u64;
@@ -404,7 +390,7 @@ fn bench_dpo<B: PreferenceBackend>(
             "fused-dpo-forward-backward",
             &fwd_bwd,
             Some(DPO_TARGET),
-            "burn autodiff of log_softmax + gather + masked sum + DPO loss",
+            DPO_BASELINES[0],
             3 * logits_bytes,
             2 * flops,
         ),
@@ -412,7 +398,7 @@ fn bench_dpo<B: PreferenceBackend>(
             "fused-dpo-forward",
             &fwd,
             None,
-            "burn log_softmax + gather + masked sum + DPO loss",
+            DPO_BASELINES[0],
             logits_bytes,
             flops,
         ),
@@ -440,8 +426,9 @@ fn bench_dpo<B: PreferenceBackend>(
     }
     let e = &entries[0];
     let summary = format!(
-        "DPO forward+backward speedup {:.2}x [{:.2}, {:.2}] (fused {:.1} ms, composition {:.1} ms); forward {:.2}x [{:.2}, {:.2}]",
-        e.speedup,
+        "DPO forward+backward {} against {} [{:.2}, {:.2}] (fused {:.1} ms, it {:.1} ms); forward {:.2}x [{:.2}, {:.2}]",
+        claimbench_paper::bench::ratio_words(e.speedup),
+        e.baseline,
         e.speedup_ci[0],
         e.speedup_ci[1],
         e.ours_median_ms(),
@@ -453,343 +440,5 @@ fn bench_dpo<B: PreferenceBackend>(
     Outcome {
         benchmarks: entries,
         ..Outcome::passed(summary, metrics)
-    }
-}
-
-/// A seeded rollout on the host: `(logprobs, ref_logprobs, values, scores, mask)`, log-probs in
-/// `[−3, 0]`, values in `[−2, 2]`, scores in `[−4, 4]`.
-fn rollout(rows: usize, time: usize, seed: u64) -> [Vec<f32>; 5] {
-    let scaled = |n, s: f32, k| {
-        uniform(n, seed + k)
-            .into_iter()
-            .map(|x| x * s)
-            .collect::<Vec<_>>()
-    };
-    [
-        scaled(rows * time, 3.0, 1)
-            .iter()
-            .map(|x| -x.abs())
-            .collect(),
-        scaled(rows * time, 3.0, 2)
-            .iter()
-            .map(|x| -x.abs())
-            .collect(),
-        scaled(rows * time, 2.0, 3),
-        scaled(rows, 4.0, 4),
-        sequence_mask(rows, time, seed),
-    ]
-}
-
-/// Compares `got` with `want` (f64), recording the max |Δ| and whether it is within tolerance.
-#[allow(clippy::too_many_arguments)]
-fn compare(
-    metrics: &mut Vec<MetricRow>,
-    failures: &mut Vec<String>,
-    shape: &str,
-    name: &str,
-    got: &[f32],
-    want: &[f64],
-    atol: f32,
-    rtol: f32,
-) {
-    let want = f32s(want);
-    let (d, _) = max_abs_diff(got, &want);
-    metrics.push(MetricRow::full(
-        "f32",
-        shape,
-        None,
-        format!("max_abs_err_{name}"),
-        d as f64,
-        "abs",
-    ));
-    if !within(got, &want, atol, rtol) {
-        failures.push(format!(
-            "{name} at {shape}: max |Δ| = {d:e} (atol {atol:e}, rtol {rtol:e})"
-        ));
-    }
-}
-
-/// Checks the PPO kernels on the device of `client` against the f64 references of
-/// `claimbench_dpo_ppo` over [`PPO_CHECK_SHAPES`], with NaN at masked positions: KL-penalised
-/// rewards, GAE (advantages and returns), whitening, and the clipped losses with their gradients.
-fn check_ppo<R: Runtime>(client: &ComputeClient<R>, seed: u64) -> Outcome {
-    match check_ppo_inner(client, seed) {
-        Ok((metrics, failures)) if failures.is_empty() => Outcome::passed(
-            format!(
-                "{} shapes match the f64 references (KL rewards, GAE, whitening, clipped losses and gradients)",
-                PPO_CHECK_SHAPES.len()
-            ),
-            metrics,
-        ),
-        Ok((metrics, failures)) => Outcome {
-            metrics,
-            ..Outcome::correctness(failures.join("; "))
-        },
-        Err(e) => Outcome::error(e),
-    }
-}
-
-#[allow(clippy::type_complexity)]
-fn check_ppo_inner<R: Runtime>(
-    c: &ComputeClient<R>,
-    seed: u64,
-) -> Result<(Vec<MetricRow>, Vec<String>), String> {
-    let up = |x: &[f32]| c.create_from_slice(f32::as_bytes(x));
-    let (mut metrics, mut failures) = (Vec::new(), Vec::new());
-    let e = |e: &dyn std::fmt::Display| e.to_string();
-    for (i, &(rows, time)) in PPO_CHECK_SHAPES.iter().enumerate() {
-        let s = SeqShape::new(rows, time).map_err(|x| e(&x))?;
-        let rs = reference::Shape::new(rows, time).map_err(|x| e(&x))?;
-        let [lp, rlp, v, sc, m] = rollout(rows, time, seed.wrapping_add(100 * i as u64));
-        let md = f64s(&m);
-        let set = PpoSettings {
-            gamma: 0.99,
-            lambda: 0.95,
-            ..PpoSettings::default()
-        };
-        let shape = format!("[{rows}, {time}]");
-        let rewards = ppo::kl_rewards(
-            c,
-            s,
-            up(&poison_masked(&lp, &m)),
-            up(&poison_masked(&rlp, &m)),
-            up(&sc),
-            up(&m),
-            set,
-        )
-        .map_err(|x| e(&x))?;
-        let got_r = read_f32(c, rewards.clone());
-        let want_r =
-            reference::kl_penalised_rewards(&f64s(&lp), &f64s(&rlp), &f64s(&sc), &md, rs, 0.1)
-                .map_err(|x| e(&x))?;
-        compare(
-            &mut metrics,
-            &mut failures,
-            &shape,
-            "kl_rewards",
-            &got_r,
-            &want_r,
-            1e-5,
-            1e-5,
-        );
-        let out =
-            ppo::gae(c, s, rewards, up(&poison_masked(&v, &m)), up(&m), set).map_err(|x| e(&x))?;
-        let want =
-            reference::gae(&f64s(&got_r), &f64s(&v), &md, rs, 0.99, 0.95).map_err(|x| e(&x))?;
-        // Sums of up to `time` terms of magnitude ≤ 7.
-        let tol = 4.0 * f32::EPSILON * time as f32 * 7.0 + 1e-5;
-        let adv = read_f32(c, out.advantages.clone());
-        compare(
-            &mut metrics,
-            &mut failures,
-            &shape,
-            "advantages",
-            &adv,
-            &want.advantages,
-            tol,
-            1e-5,
-        );
-        let ret = read_f32(c, out.returns);
-        compare(
-            &mut metrics,
-            &mut failures,
-            &shape,
-            "returns",
-            &ret,
-            &want.returns,
-            tol,
-            1e-5,
-        );
-        let w = read_f32(c, ppo::whiten(c, s, out.advantages, up(&m)));
-        let want_w = reference::whiten(&f64s(&adv), &md, rs).map_err(|x| e(&x))?;
-        compare(
-            &mut metrics,
-            &mut failures,
-            &shape,
-            "whitened",
-            &w,
-            &want_w,
-            1e-4,
-            1e-4,
-        );
-        // New log-probs and values near the old ones: ratios on both sides of the clip range.
-        let lp_new: Vec<f32> = lp
-            .iter()
-            .zip(uniform(rows * time, seed + 7))
-            .map(|(a, d)| a + 0.5 * d)
-            .collect();
-        let v_new: Vec<f32> = v
-            .iter()
-            .zip(uniform(rows * time, seed + 8))
-            .map(|(a, d)| a + 0.5 * d)
-            .collect();
-        let n = s.check_mask(&m).map_err(|x| e(&x))?;
-        let losses = ppo::clipped_losses(
-            c,
-            s,
-            LossInputs {
-                logprobs: up(&poison_masked(&lp_new, &m)),
-                old_logprobs: up(&poison_masked(&lp, &m)),
-                advantages: up(&poison_masked(&w, &m)),
-                values: up(&poison_masked(&v_new, &m)),
-                old_values: up(&poison_masked(&v, &m)),
-                returns: up(&poison_masked(&ret, &m)),
-                mask: up(&m),
-            },
-            n,
-            set,
-        )
-        .map_err(|x| e(&x))?;
-        let pl = reference::policy_loss(&f64s(&lp_new), &f64s(&lp), &f64s(&w), &md, rs, 0.2)
-            .map_err(|x| e(&x))?;
-        let vl = reference::value_loss(&f64s(&v_new), &f64s(&v), &f64s(&ret), &md, rs, 0.2)
-            .map_err(|x| e(&x))?;
-        let totals = read_f32(c, losses.totals);
-        compare(
-            &mut metrics,
-            &mut failures,
-            &shape,
-            "loss_totals",
-            &totals,
-            &[pl.loss, vl.loss, pl.clip_fraction, vl.clip_fraction],
-            1e-5,
-            1e-4,
-        );
-        compare(
-            &mut metrics,
-            &mut failures,
-            &shape,
-            "policy_grad",
-            &read_f32(c, losses.policy_grad),
-            &pl.grad,
-            1e-6,
-            1e-4,
-        );
-        compare(
-            &mut metrics,
-            &mut failures,
-            &shape,
-            "value_grad",
-            &read_f32(c, losses.value_grad),
-            &vl.grad,
-            1e-6,
-            1e-4,
-        );
-    }
-    Ok((metrics, failures))
-}
-
-/// Benchmarks GAE on the device (one launch, one unit per sequence) against the host loop at
-/// [`GAE_BENCH`]: the rollout's rewards, values and mask live on the device, and the advantages
-/// and returns are needed there for the loss. The host loop reads the three back, runs the f32
-/// scan on the CPU and uploads the two results; the kernel runs in place. Both end with a device
-/// sync. Checked against the f64 reference first.
-fn bench_gae<R: Runtime>(
-    client: &ComputeClient<R>,
-    backend: &str,
-    device_name: &str,
-    cfg: BenchConfig,
-    seed: u64,
-    mut tick: impl FnMut(),
-) -> Outcome {
-    let (rows, time) = GAE_BENCH;
-    let s = SeqShape::new(rows, time).expect("benchmark shape is valid");
-    let [lp, rlp, v, sc, m] = rollout(rows, time, seed);
-    let set = PpoSettings::default();
-    let up = |x: &[f32]| client.create_from_slice(f32::as_bytes(x));
-    let rewards = match ppo::kl_rewards(client, s, up(&lp), up(&rlp), up(&sc), up(&m), set) {
-        Ok(h) => h,
-        Err(e) => return Outcome::error(e.to_string()),
-    };
-    let (values, mask) = (up(&v), up(&m));
-    let r_host = read_f32(client, rewards.clone());
-    let rs = reference::Shape::new(rows, time).expect("valid");
-    let want = match reference::gae(&f64s(&r_host), &f64s(&v), &f64s(&m), rs, 1.0, 1.0) {
-        Ok(w) => w,
-        Err(e) => return Outcome::error(format!("reference: {e}")),
-    };
-    let got = match ppo::gae(
-        client,
-        s,
-        rewards.clone(),
-        values.clone(),
-        mask.clone(),
-        set,
-    ) {
-        Ok(g) => read_f32(client, g.advantages),
-        Err(e) => return Outcome::error(e.to_string()),
-    };
-    let tol = 4.0 * f32::EPSILON * time as f32 * 7.0 + 1e-5;
-    let want_a = f32s(&want.advantages);
-    let (d, _) = max_abs_diff(&got, &want_a);
-    if !within(&got, &want_a, tol, 1e-5) {
-        return Outcome::correctness(format!(
-            "GAE on the device differs from the reference at {rows}x{time}: max |Δ| = {d:e} (atol {tol:e}); not timed"
-        ));
-    }
-    let (host_a, _) = ppo::gae_host(&r_host, &v, &m, s, set);
-    let (d_host, _) = max_abs_diff(&host_a, &want_a);
-    let correctness = format!(
-        "checked before timing: device max |Δ| = {d:.2e}, host loop max |Δ| = {d_host:.2e} against the f64 reference (atol {tol:.1e})"
-    );
-    let sync = || {
-        let _ = cubecl::future::block_on(client.sync());
-    };
-    let samples = interleaved(
-        cfg,
-        || {
-            let out = ppo::gae(
-                client,
-                s,
-                rewards.clone(),
-                values.clone(),
-                mask.clone(),
-                set,
-            )
-            .expect("validated above");
-            std::hint::black_box(&out.advantages);
-            sync();
-        },
-        || {
-            let r = read_f32(client, rewards.clone());
-            let vv = read_f32(client, values.clone());
-            let mm = read_f32(client, mask.clone());
-            let (a, ret) = ppo::gae_host(&r, &vv, &mm, s, set);
-            let ha = up(&a);
-            let hr = up(&ret);
-            std::hint::black_box((&ha, &hr));
-            sync();
-        },
-        None,
-        &mut tick,
-    );
-    let n = (rows * time) as u64;
-    let comparison = Comparison {
-        kernel: PPO_KERNEL,
-        name: "gae-device",
-        baseline: "host loop (read rewards, values, mask back; f32 reverse scan on the CPU; upload advantages and returns)",
-        backend,
-        device: device_name,
-        shape: &[rows, time],
-        target: Some(GAE_TARGET),
-        bytes: 5 * 4 * n,
-        flops: 5 * n,
-        floor: None,
-        correctness: &correctness,
-    };
-    match comparison.entry(&samples, cfg.resamples, seed) {
-        Ok((entry, metrics)) => Outcome {
-            message: format!(
-                "GAE on the device vs the host loop at {rows}x{time}: speedup {:.2}x [{:.2}, {:.2}] (device {:.2} ms, host loop {:.2} ms)",
-                entry.speedup,
-                entry.speedup_ci[0],
-                entry.speedup_ci[1],
-                entry.ours_median_ms(),
-                entry.baseline_median_ms()
-            ),
-            benchmarks: vec![entry],
-            ..Outcome::passed(String::new(), metrics)
-        },
-        Err(e) => Outcome::error(e),
     }
 }

@@ -2,7 +2,7 @@
 //! against plain-Rust references) and benchmarks (against the baselines a user would run), as
 //! [`KernelSuite`](claimbench_paper::KernelSuite)s the registry lists.
 
-/// `$body` with `$B` bound to burn's default (fused, autotuned) backend of the kernel device
+/// `$body` with `$B` bound to burn's default (fused; autotune off, see Cargo.toml) backend of the kernel device
 /// that `$exec` names, `$R` to its cubecl runtime and `$name` to its name (`"wgpu"`, `"cuda"`);
 /// `$flex` on flex. The one place a kernel suite turns an [`Exec`](claimbench_paper::Exec) into
 /// types; without the `cuda` feature a CUDA unit is an error.
@@ -41,6 +41,7 @@ pub mod cross_entropy;
 pub mod dora_linear;
 pub mod dpo_kernels;
 pub mod moe_layer;
+pub mod ppo;
 pub mod token_logprob;
 
 use claimbench_paper::bench::BenchConfig;

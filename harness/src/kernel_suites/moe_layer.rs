@@ -295,12 +295,12 @@ fn check<B: MoeBackend>(device: &B::Device, seed: u64, gemm: GemmPrecision) -> O
 /// there against the f64 reference: the kernels vs the per-expert gather loop a PyTorch user
 /// writes (HF `MixtralSparseMoeBlock` in burn ops; target [`LOOP_TARGET`]) and vs a dense SwiGLU
 /// FFN with equal active parameters (hidden `k·h`; target [`DENSE_TARGET`]). The three run in
-/// the same interleaved rounds (the dense FFN in the third slot), each to a read of every
-/// gradient.
+/// the same rotated rounds (each round starts one slot later, so each takes every position
+/// equally often), each to a read of every gradient.
 ///
-/// `B` is the unfused `CubeBackend` (burn's matmul, autotuned): burn 0.21's fused wgpu computes
+/// `B` is the unfused `CubeBackend` (burn's matmul; autotune off, see Cargo.toml): burn 0.21's fused wgpu computes
 /// the loop wrongly ([`FALLBACK`]), so the MoE layer and the loop run there. The
-/// dense FFN runs on `D`, burn's fused default backend on the same device (fusion and autotune),
+/// dense FFN runs on `D`, burn's fused default backend on the same device (fusion on),
 /// the baseline a burn user would pick for it.
 fn bench<B: MoeBackend, D: Backend<Device = B::Device>>(
     device: &B::Device,
@@ -394,12 +394,12 @@ fn bench<B: MoeBackend, D: Backend<Device = B::Device>>(
     let vs_loop = Samples {
         ours_ms: samples.ours_ms.clone(),
         baseline_ms: samples.baseline_ms.clone(),
-        floor_ms: Vec::new(),
+        ..Samples::default()
     };
     let vs_dense = Samples {
         ours_ms: samples.ours_ms,
         baseline_ms: samples.floor_ms,
-        floor_ms: Vec::new(),
+        ..Samples::default()
     };
     // Forward + backward: three GEMMs of 2·m·d·(2h or h) each way (m = n·k), plus the router.
     let m = n * k;

@@ -10,7 +10,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
 use claimbench_kernels::burn_ops::{
     TokenLogprobBackend, logprobs_and_grad, token_logprobs, token_logprobs_composition,
-    token_logprobs_unchecked,
+    token_logprobs_logsumexp, token_logprobs_unchecked,
 };
 use claimbench_kernels::testing::token_logprob::{backward_tolerance, forward_tolerance};
 use claimbench_kernels::testing::{logits_and_targets, max_abs_diff, uniform, within};
@@ -18,7 +18,7 @@ use claimbench_kernels::token_logprob::{Problem, backward_reference, forward_ref
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use claimbench_paper::bench::{BenchConfig, Comparison, interleaved};
+use claimbench_paper::bench::{BenchConfig, Comparison, interleaved_many, read_back};
 use claimbench_paper::{KernelSuite, MetricRow, Outcome, RunContext, RunsOn, Scale, UnitSpec};
 
 use super::{ScaleBench, kernel_unit};
@@ -198,10 +198,17 @@ fn fused_with_grad<B: TokenLogprobBackend>(
     logprobs_and_grad::<B>(token_logprobs, device, logits, targets, g, [1, rows, vocab])
 }
 
-/// Benchmarks the fused forward against `log_softmax + gather` (what a burn user writes) at
-/// [`BENCH_ROWS`] × [`BENCH_VOCAB`] on backend `B` (burn's fused default: fusion and autotune on),
-/// after checking both against the reference; the floor is one `sum_dim` read pass of the logits.
-/// A second comparison times forward + backward under autodiff.
+/// The baselines of the forward, as a burn user would write them: the textbook composition and
+/// the faster `x[t] − logsumexp(x)`. The headline speedup is against the faster.
+pub const BASELINES: [&str; 2] = ["burn log_softmax + gather", "burn gather − logsumexp"];
+
+/// The cross-device alternative of the forward: [`BASELINES`]`[1]` on burn `flex`, host CPU.
+pub const CROSS_DEVICE: &str = "burn flex gather − logsumexp on the host CPU";
+
+/// Benchmarks the fused forward against both [`BASELINES`] at [`BENCH_ROWS`] × [`BENCH_VOCAB`]
+/// on backend `B` (burn's fused default: fusion on; autotune off, see Cargo.toml), after checking ours and every
+/// baseline against the reference; the floor is one `sum_dim` read pass of the logits. A second
+/// comparison times forward + backward under autodiff against burn's autodiff of both.
 pub fn bench<B: TokenLogprobBackend>(
     device: &B::Device,
     backend: &str,
@@ -218,7 +225,8 @@ pub fn bench<B: TokenLogprobBackend>(
     let want_grad = backward_reference(&logits, &targets, &g, vocab);
     let shape = vec![rows, vocab];
 
-    // Correctness first: the fused op must match the reference at the benchmark shape.
+    // Correctness first: the fused op and every baseline must match the reference at the
+    // benchmark shape (a wrong baseline is an error: its time would mean nothing).
     let x = Tensor::<B, 3>::from_data(TensorData::new(logits.clone(), [1, rows, vocab]), device);
     let t = Tensor::<B, 2, Int>::from_data(
         TensorData::new(
@@ -231,17 +239,30 @@ pub fn bench<B: TokenLogprobBackend>(
         Ok(v) => v.into_data().to_vec::<f32>().expect("f32"),
         Err(e) => return Outcome::error(e.to_string()),
     };
-    let composed = token_logprobs_composition(x.clone(), t.clone())
-        .into_data()
-        .to_vec::<f32>()
-        .expect("f32");
     let (fa, fr) = forward_tolerance(&logits);
     let (d_fused, _) = max_abs_diff(&fused, &want_lp);
-    let (d_comp, _) = max_abs_diff(&composed, &want_lp);
     if !within(&fused, &want_lp, fa, fr) {
         return Outcome::correctness(format!(
             "fused forward differs from the reference at {rows}x{vocab}: max |Δ| = {d_fused:e} (atol {fa:e}); not timed"
         ));
+    }
+    let mut base_notes = Vec::new();
+    for (name, got) in [
+        (
+            BASELINES[0],
+            token_logprobs_composition(x.clone(), t.clone()),
+        ),
+        (BASELINES[1], token_logprobs_logsumexp(x.clone(), t.clone())),
+    ] {
+        let got = got.into_data().to_vec::<f32>().expect("f32");
+        let (d, _) = max_abs_diff(&got, &want_lp);
+        // log_softmax rounds `x − lse` at the logits' magnitude: allow it 4× our tolerance.
+        if !within(&got, &want_lp, 4.0 * fa, 4.0 * fr) {
+            return Outcome::error(format!(
+                "the baseline {name} differs from the reference at {rows}x{vocab}: max |Δ| = {d:e}; not timed"
+            ));
+        }
+        base_notes.push(format!("{name} {d:.2e}"));
     }
     let (got_lp, got_grad) = match fused_with_grad::<B>(device, &logits, &targets, &g, rows, vocab)
     {
@@ -257,34 +278,61 @@ pub fn bench<B: TokenLogprobBackend>(
     }
     let (d_lp2, _) = max_abs_diff(&got_lp, &want_lp);
     let correctness = format!(
-        "checked before timing: fused forward max |Δ| = {d_fused:.2e} (composition {d_comp:.2e}, autodiff path {d_lp2:.2e}), backward max |Δ| = {d_grad:.2e}; tolerances {fa:.1e} / {ga:.1e}"
+        "checked before timing: fused forward max |Δ| = {d_fused:.2e} (baselines: {}; autodiff path {d_lp2:.2e}), backward max |Δ| = {d_grad:.2e}; tolerances {fa:.1e} / {ga:.1e}",
+        base_notes.join(", ")
     );
 
-    // Forward: fused vs log_softmax + gather, with the one-pass read floor.
-    let mut floor = || claimbench_paper::bench::read_back(x.clone().sum_dim(2));
-    let fwd = interleaved(
+    // Forward: fused vs both baselines, with the one-pass read floor, in rotated order.
+    let mut floor = || read_back(x.clone().sum_dim(2));
+    let mut softmax_gather = || read_back(token_logprobs_composition(x.clone(), t.clone()));
+    let mut gather_lse = || read_back(token_logprobs_logsumexp(x.clone(), t.clone()));
+    // The alternative a user without a GPU picks on this machine: the faster composition on
+    // burn flex, on the host CPU (a cross-device comparison, shown apart).
+    let fx = Tensor::<Flex, 3>::from_data(
+        TensorData::new(logits.clone(), [1, rows, vocab]),
+        &Default::default(),
+    );
+    let ft = Tensor::<Flex, 2, Int>::from_data(t.to_data(), &Default::default());
+    let mut flex_lse = || read_back(token_logprobs_logsumexp(fx.clone(), ft.clone()));
+    let fwd = interleaved_many(
         cfg,
-        || claimbench_paper::bench::read_back(token_logprobs_unchecked(x.clone(), t.clone())),
-        || claimbench_paper::bench::read_back(token_logprobs_composition(x.clone(), t.clone())),
+        || read_back(token_logprobs_unchecked(x.clone(), t.clone())),
+        vec![
+            (BASELINES[0], &mut softmax_gather),
+            (BASELINES[1], &mut gather_lse),
+        ],
         Some(&mut floor),
+        Some((CROSS_DEVICE, &mut flex_lse)),
         &mut tick,
     );
 
     // Forward + backward under autodiff: the gradient is reduced to a scalar and read, so the
     // (equal) cost of copying 131 MB back does not dilute the ratio.
     let gt = Tensor::<Autodiff<B>, 2>::from_data(TensorData::new(g.clone(), [1, rows]), device);
-    let step = |fused: bool| {
+    // 0: fused, 1: log_softmax + gather, 2: gather − logsumexp.
+    let step = |which: usize| {
         let xa = Tensor::<Autodiff<B>, 3>::from_inner(x.clone()).require_grad();
         let ta = Tensor::<Autodiff<B>, 2, Int>::from_inner(t.clone());
-        let lp = if fused {
-            token_logprobs_unchecked(xa.clone(), ta)
-        } else {
-            token_logprobs_composition(xa.clone(), ta)
+        let lp = match which {
+            0 => token_logprobs_unchecked(xa.clone(), ta),
+            1 => token_logprobs_composition(xa.clone(), ta),
+            _ => token_logprobs_logsumexp(xa.clone(), ta),
         };
         let grads = (lp * gt.clone()).sum().backward();
-        claimbench_paper::bench::read_back(xa.grad(&grads).expect("grad").sum());
+        read_back(xa.grad(&grads).expect("grad").sum());
     };
-    let fwd_bwd = interleaved(cfg, || step(true), || step(false), None, &mut tick);
+    let (mut bwd_softmax, mut bwd_lse) = (|| step(1), || step(2));
+    let fwd_bwd = interleaved_many(
+        cfg,
+        || step(0),
+        vec![
+            (BASELINES[0], &mut bwd_softmax),
+            (BASELINES[1], &mut bwd_lse),
+        ],
+        None,
+        None,
+        &mut tick,
+    );
 
     let mut entries = Vec::new();
     let mut metrics: Vec<MetricRow> = Vec::new();
@@ -309,11 +357,7 @@ pub fn bench<B: TokenLogprobBackend>(
         let comparison = Comparison {
             kernel: KERNEL,
             name,
-            baseline: if name == "fused-forward" {
-                "burn log_softmax + gather"
-            } else {
-                "burn autodiff of log_softmax + gather"
-            },
+            baseline: BASELINES[0],
             backend,
             device: device_name,
             shape: &shape,
@@ -333,8 +377,9 @@ pub fn bench<B: TokenLogprobBackend>(
     }
     let f = &entries[0];
     let summary = format!(
-        "forward speedup {:.2}x [{:.2}, {:.2}] (fused {:.1} ms, composition {:.1} ms, read floor {:.1} ms); forward+backward {:.2}x [{:.2}, {:.2}]",
-        f.speedup,
+        "forward {} against {} [{:.2}, {:.2}] (fused {:.1} ms, it {:.1} ms, read floor {:.1} ms); forward+backward {:.2}x [{:.2}, {:.2}]",
+        claimbench_paper::bench::ratio_words(f.speedup),
+        f.baseline,
         f.speedup_ci[0],
         f.speedup_ci[1],
         f.ours_median_ms(),

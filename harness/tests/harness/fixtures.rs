@@ -92,6 +92,11 @@ fn entry(rng: &mut StdRng, s: &Spec, name: &str, ours: f64, base: f64) -> BenchE
         floor: Some("one sum_dim read pass".into()),
         floor_ms: Vec::new(),
         correctness: "fixture".into(),
+        baselines: Vec::new(),
+        achieved_gbps: None,
+        achieved_gflops: None,
+        pct_of_floor: None,
+        cross_device: None,
     }
 }
 
@@ -196,16 +201,20 @@ pub fn write_run(parent: &Path, s: &Spec) -> std::path::PathBuf {
         finished: Some(s.started.into()),
         configs: None,
         fallbacks: Vec::new(),
+        build: None,
         peaks: Some(Peaks {
             backend: "wgpu".into(),
             device: s.device.into(),
             bandwidth_gbps: 1.0,
             gflops: 50.0,
             method: "fixture".into(),
+            flex_read_gbps: None,
+            probes: Vec::new(),
+            datasheet_gbps: None,
         }),
     };
     dir.write_manifest(&m).unwrap();
-    dir.write_aggregates(s.run_id, &units).unwrap();
+    dir.write_aggregates(s.run_id, &units, None).unwrap();
     write_json(
         &root.join("benchmarks.json"),
         &BenchFile {

@@ -2,6 +2,7 @@
 //!
 //! - `artifacts`: units that start from another unit's stored artifact, `--only` and resume
 //!   over them, corrupt and hostile artifacts, declared fallbacks.
+//! - `build_info`: burn's autotune compiled in and used (the manifest's `build`).
 //! - `cli`: the `claimbench` binary end to end: exit codes on bad input, determinism on flex,
 //!   SIGKILL + `--resume`, the main job's report.
 //! - `continual`: the continual reproduction's settings errors, claims, paper page, resume, and
@@ -19,6 +20,7 @@
 //!   registry, with no change to harness code.
 
 mod artifacts;
+mod build_info;
 mod cli;
 mod compare;
 mod continual;

@@ -42,7 +42,8 @@ pub use dora::{
 };
 pub use moe::{MoeBackend, MoeOutput, dense_swiglu, moe_layer, moe_layer_loop};
 pub use preference::{
-    DpoLoss, PreferenceBackend, concat_pairs, dpo_loss, dpo_loss_composition, dpo_loss_unchecked,
+    DpoLoss, PreferenceBackend, concat_pairs, dpo_loss, dpo_loss_composition,
+    dpo_loss_composition_logsumexp, dpo_loss_unchecked, gae_loop,
 };
 
 /// A backend that computes fused per-token log-probabilities.
@@ -601,6 +602,19 @@ pub fn token_logprobs_unchecked<B: TokenLogprobBackend>(
         targets.reshape([b * t]).into_primitive(),
     );
     float::<B, 1>(lp).reshape([b, t])
+}
+
+/// What TRL's `selective_log_softmax` and practitioners write for speed: `x[t] − logsumexp(x)`,
+/// with the logsumexp stabilised by the row max (burn has no `logsumexp`; this is
+/// [`composition_forward`]). `logits [B, T, V]`, `targets [B, T]` → `[B, T]`. The second, and
+/// usually the faster, baseline of the benchmarks.
+pub fn token_logprobs_logsumexp<B: Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+) -> Tensor<B, 2> {
+    let [b, t, v] = logits.dims();
+    let (lp, _lse) = composition_forward(logits.reshape([b * t, v]), targets.reshape([b * t]));
+    lp.reshape([b, t])
 }
 
 /// What a burn user writes without the kernel: `log_softmax(logits, 2).gather(2, targets)`.

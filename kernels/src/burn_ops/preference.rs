@@ -408,3 +408,55 @@ pub fn dpo_loss_composition<B: Backend>(
     let (losses, rewards, _grads) = composition_dpo_pairs(policy.clone(), reference, settings);
     finish(losses, rewards, policy)
 }
+
+/// [`dpo_loss_composition`] with the per-token log-probs formed as `x[t] − logsumexp(x)`
+/// ([`super::token_logprobs_logsumexp`], TRL's `selective_log_softmax`): what a practitioner
+/// writes for speed, the second baseline of the benchmarks.
+pub fn dpo_loss_composition_logsumexp<B: Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+    mask: Tensor<B, 2>,
+    reference: Tensor<B, 1>,
+    settings: DpoSettings,
+) -> DpoLoss<B> {
+    let [s, _, _] = logits.dims();
+    let lp = super::token_logprobs_logsumexp(logits, targets);
+    let policy = (lp * mask).sum_dim(1).reshape([s]);
+    let (losses, rewards, _grads) = composition_dpo_pairs(policy.clone(), reference, settings);
+    finish(losses, rewards, policy)
+}
+
+/// GAE as a burn user writes it without a kernel: a reverse loop over the `T` steps of
+/// `rewards`, `values`, `mask` `[rows, T]` (mask 0/1) on the device, one column at a time,
+/// carrying each row's next value and advantage across masked tokens as
+/// [`crate::ppo::gae_host`] does: `A_t = r_t + γ·V_next − V_t + γλ·A_next` at valid tokens.
+/// Returns `(advantages, returns = A + V)` `[rows, T]`, zero at masked tokens. The GAE
+/// benchmark's device baseline.
+pub fn gae_loop<B: Backend>(
+    rewards: Tensor<B, 2>,
+    values: Tensor<B, 2>,
+    mask: Tensor<B, 2>,
+    gamma: f32,
+    lambda: f32,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let [rows, time] = rewards.dims();
+    let device = rewards.device();
+    let col = |x: &Tensor<B, 2>, t: usize| x.clone().slice([0..rows, t..t + 1]);
+    let mut next_value = Tensor::<B, 2>::zeros([rows, 1], &device);
+    let mut next_adv = Tensor::<B, 2>::zeros([rows, 1], &device);
+    let mut columns = Vec::with_capacity(time);
+    for t in (0..time).rev() {
+        let (r, v, m) = (col(&rewards, t), col(&values, t), col(&mask, t));
+        let keep = m.clone().neg().add_scalar(1.0);
+        let a = (r + next_value.clone().mul_scalar(gamma) - v.clone()
+            + next_adv.clone().mul_scalar(gamma * lambda))
+            * m.clone();
+        next_value = v * m + next_value * keep.clone();
+        next_adv = a.clone() + next_adv * keep;
+        columns.push(a);
+    }
+    columns.reverse();
+    let advantages = Tensor::cat(columns, 1);
+    let returns = (advantages.clone() + values) * mask;
+    (advantages, returns)
+}

@@ -424,3 +424,55 @@ fn bad_inputs_are_refused_with_a_clear_message() {
     );
     assert_eq!(concat_pairs(chosen.clone(), chosen).unwrap().dims(), [6, 4]);
 }
+
+/// The GAE benchmark's device baseline (a reverse loop over time steps in burn ops) computes what
+/// the host loop computes, over awkward shapes (one step, one row, odd sizes) with masked tokens
+/// between valid ones; on flex here, and on fused wgpu when a device is present.
+#[test]
+fn gae_loop_matches_the_host_loop() {
+    use claimbench_kernels::burn_ops::gae_loop;
+    use claimbench_kernels::ppo::{PpoSettings, gae_host};
+    use claimbench_kernels::sequences::SeqShape;
+    fn check<B: Backend>(device: &B::Device) {
+        let discounted = PpoSettings {
+            gamma: 0.99,
+            lambda: 0.95,
+            ..PpoSettings::default()
+        };
+        for (i, (&(rows, time), set)) in [(1usize, 1usize), (1, 9), (5, 1), (7, 33), (64, 130)]
+            .iter()
+            .zip([PpoSettings::default(), discounted].into_iter().cycle())
+            .enumerate()
+        {
+            let s = SeqShape::new(rows, time).unwrap();
+            let r = scaled(rows * time, 2.0, 40 + i as u64);
+            let v = scaled(rows * time, 2.0, 50 + i as u64);
+            let m = mask(rows, time, 60 + i as u64);
+            let (want_a, want_r) = gae_host(&r, &v, &m, s, set);
+            let t = |x: &[f32]| {
+                Tensor::<B, 2>::from_data(TensorData::new(x.to_vec(), [rows, time]), device)
+            };
+            let (a, ret) = gae_loop(t(&r), t(&v), t(&m), set.gamma, set.lambda);
+            let tol = 4.0 * f32::EPSILON * time as f32 * 8.0 + 1e-5;
+            let read = |x: Tensor<B, 2>| x.into_data().to_vec::<f32>().unwrap();
+            assert_close(
+                &format!("advantages {rows}x{time}"),
+                &read(a),
+                &want_a,
+                tol,
+                1e-5,
+            );
+            assert_close(
+                &format!("returns {rows}x{time}"),
+                &read(ret),
+                &want_r,
+                tol,
+                1e-5,
+            );
+        }
+    }
+    check::<Flex>(&Default::default());
+    if has_wgpu() {
+        check::<Wgpu>(&Default::default());
+    }
+}

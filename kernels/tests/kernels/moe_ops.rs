@@ -500,7 +500,7 @@ mod cuda {
 /// The benchmark of the issue, as a probe: the MoE layer's forward + backward at tokens 2048,
 /// d 512, expert hidden 1024, E 8, top-2, f32 on wgpu: the kernels (`Autodiff<CubeBackend>`),
 /// the HF-style per-expert loop and the dense SwiGLU FFN with equal active parameters (hidden
-/// 2048), both on `Autodiff<CubeBackend>` (burn's matmul, autotuned). Interleaved rounds, each
+/// 2048), both on `Autodiff<CubeBackend>` (burn's matmul; autotune off). Interleaved rounds, each
 /// timed to a read of every gradient. Ignored (minutes on lavapipe); run with
 /// `cargo test --release -p claimbench-kernels --test kernels moe_layer_speed -- --ignored --nocapture`.
 #[test]
