@@ -404,6 +404,18 @@ pub fn dpo_loss_composition<B: Backend>(
     let lp = log_softmax(logits, 2)
         .gather(2, targets.reshape([s, t, 1]))
         .reshape([s, t]);
+    dpo_of_token_logprobs(lp, mask, reference, settings)
+}
+
+/// The rest of both compositions: masked sums of the per-token log-probs `lp [2P, T]`, then
+/// the DPO loss in tensor ops.
+fn dpo_of_token_logprobs<B: Backend>(
+    lp: Tensor<B, 2>,
+    mask: Tensor<B, 2>,
+    reference: Tensor<B, 1>,
+    settings: DpoSettings,
+) -> DpoLoss<B> {
+    let [s, _] = lp.dims();
     let policy = (lp * mask).sum_dim(1).reshape([s]);
     let (losses, rewards, _grads) = composition_dpo_pairs(policy.clone(), reference, settings);
     finish(losses, rewards, policy)
@@ -419,11 +431,8 @@ pub fn dpo_loss_composition_logsumexp<B: Backend>(
     reference: Tensor<B, 1>,
     settings: DpoSettings,
 ) -> DpoLoss<B> {
-    let [s, _, _] = logits.dims();
     let lp = super::token_logprobs_logsumexp(logits, targets);
-    let policy = (lp * mask).sum_dim(1).reshape([s]);
-    let (losses, rewards, _grads) = composition_dpo_pairs(policy.clone(), reference, settings);
-    finish(losses, rewards, policy)
+    dpo_of_token_logprobs(lp, mask, reference, settings)
 }
 
 /// GAE as a burn user writes it without a kernel: a reverse loop over the `T` steps of
