@@ -1,6 +1,6 @@
 //! criterion: fused token log-probabilities vs `log_softmax + gather` and `gather − logsumexp`
 //! (what burn users write; the second is TRL's form) on
-//! burn's default fused wgpu backend (fusion on; burn's autotune is off in this workspace, see
+//! burn's default fused wgpu backend (fusion on; burn's autotune is off in the CPU build and on with `cuda`, see
 //! Cargo.toml; warm-up outside the timing), at
 //! B·T = 1024, V = 32000, f32, plus one `sum_dim` read pass of the logits (the memory floor).
 //! Each timed iteration reads its result back from the device and syncs it, as the harness

@@ -168,8 +168,8 @@ pub struct CrateBuild {
 /// (`manifest.json` `build`, contracts.md version 2).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
 pub struct BuildInfo {
-    /// burn, burn-cubecl and cubecl as the workspace asks for them (features are additive, so
-    /// each is compiled with at least these).
+    /// burn, burn-cubecl and cubecl as the workspace asks for them, plus `autotune` on burn when
+    /// this binary was built with the `autotune` (or `cuda`) feature.
     pub crates: Vec<CrateBuild>,
     /// burn's `autotune` feature is on (tuned matmul and reductions instead of one fixed kernel).
     pub autotune: bool,
@@ -222,6 +222,15 @@ pub fn build_info() -> BuildInfo {
             })
         })
         .collect();
+    // The workspace asks for burn without autotune; `--features autotune` (or `cuda`) adds it.
+    let mut crates = crates;
+    if claimbench_kernels::BURN_AUTOTUNE {
+        for c in crates.iter_mut().filter(|c| c.name == "burn") {
+            if !c.features.iter().any(|f| f == "autotune") {
+                c.features.push("autotune".into());
+            }
+        }
+    }
     let autotune = crates.iter().any(|c| {
         c.name == "burn" && (c.default_features || c.features.iter().any(|f| f == "autotune"))
     });

@@ -25,3 +25,8 @@ pub mod token_logprob;
 pub mod burn_ops;
 
 pub use error::KernelError;
+
+/// Whether burn's `autotune` is compiled in (feature `autotune`, on with `cuda`): burn's matmuls and
+/// reductions are then chosen by cubecl's tuner instead of one fixed kernel. Off in the CPU build:
+/// one of the tuner's matmul candidates is wrong on lavapipe (tests/kernels/matmul_autotune.rs).
+pub const BURN_AUTOTUNE: bool = cfg!(feature = "autotune");

@@ -283,7 +283,7 @@ enum Layer {
 }
 
 /// Benchmarks the fused DoRA layer at [`BENCH`] on backend `B` (burn's fused default: fusion and
-/// autotune off: see Cargo.toml), after checking its forward against the f64 reference there: DoRA forward vs the
+/// autotune off in the CPU build, on with `cuda`: see Cargo.toml), after checking its forward against the f64 reference there: DoRA forward vs the
 /// bare base linear `x W0` (target [`FORWARD_TARGET`]); DoRA forward vs the fused LoRA forward
 /// (reported: what the norms and `⊙ g` cost on the same GEMM, since on lavapipe the layer's own
 /// GEMM outruns burn's and the first ratio then exceeds 1); a DoRA training step (forward, backward

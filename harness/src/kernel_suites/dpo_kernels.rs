@@ -276,7 +276,7 @@ pub const DPO_CROSS_DEVICE: &str =
 
 /// Benchmarks the fused DPO path against both [`DPO_BASELINES`] (the loss in tensor ops, burn's
 /// autodiff) at [`DPO_BENCH`] on backend `B` (burn's fused
-/// default: fusion on, autotune off as Cargo.toml says), after checking the fused path against the reference there.
+/// default: fusion on, autotune off in the CPU build, on with `cuda`: Cargo.toml), after checking the fused path against the reference there.
 /// Forward + backward (the target) and forward alone.
 fn bench_dpo<B: PreferenceBackend>(
     device: &B::Device,

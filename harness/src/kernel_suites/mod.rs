@@ -2,7 +2,7 @@
 //! against plain-Rust references) and benchmarks (against the baselines a user would run), as
 //! [`KernelSuite`](claimbench_paper::KernelSuite)s the registry lists.
 
-/// `$body` with `$B` bound to burn's default (fused; autotune off, see Cargo.toml) backend of the kernel device
+/// `$body` with `$B` bound to burn's default (fused; autotune off in the CPU build, on with `cuda`: see Cargo.toml) backend of the kernel device
 /// that `$exec` names, `$R` to its cubecl runtime and `$name` to its name (`"wgpu"`, `"cuda"`);
 /// `$flex` on flex. The one place a kernel suite turns an [`Exec`](claimbench_paper::Exec) into
 /// types; without the `cuda` feature a CUDA unit is an error.

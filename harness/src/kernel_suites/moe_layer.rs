@@ -298,7 +298,7 @@ fn check<B: MoeBackend>(device: &B::Device, seed: u64, gemm: GemmPrecision) -> O
 /// the same rotated rounds (each round starts one slot later, so each takes every position
 /// equally often), each to a read of every gradient.
 ///
-/// `B` is the unfused `CubeBackend` (burn's matmul; autotune off, see Cargo.toml): burn 0.21's fused wgpu computes
+/// `B` is the unfused `CubeBackend` (burn's matmul; autotune off in the CPU build, on with `cuda`: see Cargo.toml): burn 0.21's fused wgpu computes
 /// the loop wrongly ([`FALLBACK`]), so the MoE layer and the loop run there. The
 /// dense FFN runs on `D`, burn's fused default backend on the same device (fusion on),
 /// the baseline a burn user would pick for it.

@@ -206,7 +206,7 @@ pub const BASELINES: [&str; 2] = ["burn log_softmax + gather", "burn gather − 
 pub const CROSS_DEVICE: &str = "burn flex gather − logsumexp on the host CPU";
 
 /// Benchmarks the fused forward against both [`BASELINES`] at [`BENCH_ROWS`] × [`BENCH_VOCAB`]
-/// on backend `B` (burn's fused default: fusion on; autotune off, see Cargo.toml), after checking ours and every
+/// on backend `B` (burn's fused default: fusion on; autotune off in the CPU build, on with `cuda`: see Cargo.toml), after checking ours and every
 /// baseline against the reference; the floor is one `sum_dim` read pass of the logits. A second
 /// comparison times forward + backward under autodiff against burn's autodiff of both.
 pub fn bench<B: TokenLogprobBackend>(

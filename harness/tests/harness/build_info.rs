@@ -1,6 +1,6 @@
 //! The manifest's `build` says whether burn's autotune is compiled in, and it is right: with
 //! autotune, burn's wgpu matmul and reduction go through cubecl's tuner, which records them in
-//! its cache before anything is timed; without it (the workspace today: see Cargo.toml) burn calls
+//! its cache before anything is timed; without it (the CPU build: see kernels/Cargo.toml) burn calls
 //! one fixed kernel and the tuner records nothing new.
 
 use burn::backend::Wgpu;

@@ -9,6 +9,7 @@ mod burn_ops;
 mod dora_ops;
 mod dora_speed;
 mod dpo_ops;
+mod matmul_autotune;
 mod moe_ops;
 mod runtimes;
 mod sequences;
