@@ -19,6 +19,7 @@
 
 pub mod kernel;
 mod reference;
+pub use reference::matmul as reference_matmul;
 pub use reference::{Grads, HostAdapter};
 
 use cubecl::prelude::*;

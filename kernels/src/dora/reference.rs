@@ -4,8 +4,9 @@
 
 use super::*;
 
-/// `left [rows, k] · right [k, cols]` in f64 (row-major).
-fn matmul(left: &[f64], right: &[f64], rows: usize, k: usize, cols: usize) -> Vec<f64> {
+/// `left [rows, k] · right [k, cols]` in f64 (row-major): the reference product of the DoRA
+/// references, and of the matmul pin in tests/kernels/matmul_autotune.rs.
+pub fn matmul(left: &[f64], right: &[f64], rows: usize, k: usize, cols: usize) -> Vec<f64> {
     let mut out = vec![0.0; rows * cols];
     for i in 0..rows {
         for p in 0..k {

@@ -20,23 +20,10 @@ use cubek::matmul::routines::simple_unit::SimpleUnitSelectionArgs;
 use cubek::matmul::routines::{BlueprintStrategy, TileSizeSelection};
 use cubek::std::InputBinding;
 
+use claimbench_kernels::dora::reference_matmul;
 use claimbench_kernels::testing::{client_or_skip, uniform};
 
 use crate::dora_ops::CubeWgpu;
-
-/// `a [m, k] · b [k, n]` in f64, rounded to f32.
-fn host_product(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
-    let mut out = vec![0f32; m * n];
-    for i in 0..m {
-        for j in 0..n {
-            let s: f64 = (0..k)
-                .map(|p| a[i * k + p] as f64 * b[p * n + j] as f64)
-                .sum();
-            out[i * n + j] = s as f32;
-        }
-    }
-    out
-}
 
 /// The product `a · bᵀ` for `a [m, k]`, `bt [n, k]` (row-major; `bᵀ` is passed as the transposed
 /// view, as `dz.matmul(b.transpose())` does), by one cubek strategy; the max |Δ| against f64.
@@ -45,7 +32,11 @@ fn strategy_error(strategy: &Strategy, m: usize, k: usize, n: usize) -> f32 {
     let a = uniform(m * k, 11);
     let bt = uniform(n * k, 12);
     let b: Vec<f32> = (0..k * n).map(|i| bt[(i % n) * k + i / n]).collect();
-    let want = host_product(&a, &b, m, k, n);
+    let widen = |v: &[f32]| v.iter().map(|&x| x as f64).collect::<Vec<f64>>();
+    let want: Vec<f32> = reference_matmul(&widen(&a), &widen(&b), m, k, n)
+        .into_iter()
+        .map(|x| x as f32)
+        .collect();
     let lhs = Tensor::<CubeWgpu, 2>::from_data(TensorData::new(a, [m, k]), &device);
     let rhs = Tensor::<CubeWgpu, 2>::from_data(TensorData::new(bt, [n, k]), &device).transpose();
     let lhs = lhs.into_primitive().tensor();
