@@ -327,10 +327,7 @@ pub fn import(criterion_dir: &Path, out: &Path, resamples: usize) -> Result<usiz
     };
     run.write_manifest(&manifest)?;
     run.write_aggregates(&run_id, &units, None)?;
-    run.write_claims(&ClaimsFile {
-        schema_version: 1,
-        claims: Vec::new(),
-    })?;
+    run.write_claims(&ClaimsFile::new(Vec::new()))?;
     Ok(units.iter().map(|u| u.benchmarks.len()).sum())
 }
 

@@ -8,6 +8,7 @@
 pub mod out;
 
 pub mod artifacts;
+pub mod claim_views;
 pub mod claims;
 pub mod compare;
 pub mod configs;
@@ -26,6 +27,7 @@ pub mod report;
 pub mod run;
 pub mod sitecheck;
 pub mod store;
+pub mod summary;
 
 /// True when `CLAIMBENCH_REQUIRE_DEVICE=1`: "no device, kernel checks skipped" becomes an error.
 pub fn require_device() -> bool {

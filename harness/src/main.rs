@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use claimbench::compare::{self, Measure};
@@ -139,6 +139,19 @@ enum Command {
         /// runs (6 rounds on a shared 2-core machine: their 95% CIs span about ±10%).
         #[arg(long, default_value_t = 0.25)]
         min_effect: f64,
+    },
+    /// Store the status of the reproductions: a summary of a `small` run's claims (counts by kind,
+    /// claim ids, commit, settings hash) and README's table from it. Without RUN: makes a fresh
+    /// `small` run of every paper first, so one command refreshes both.
+    Summary {
+        /// The run directory (default: a new small run in runs/summary-<date>-<time>).
+        run: Option<PathBuf>,
+        /// Where to write the summary.
+        #[arg(long, default_value = claimbench::summary::SUMMARY_PATH)]
+        out: PathBuf,
+        /// The README whose status table to rewrite (between its status markers).
+        #[arg(long, default_value = "README.md")]
+        readme: PathBuf,
     },
     /// Benchmark series over the runs stored in RUNS_DIR, in commit order, with change points;
     /// writes RUNS_DIR/history/index.html and history.json.
@@ -307,6 +320,56 @@ fn dispatch(cmd: Command) -> Result<Exit> {
                 b.claims.len(),
                 min_effect * 100.0,
                 b.run_id
+            );
+            Ok(Exit::Ok)
+        }
+        Command::Summary { run, out, readme } => {
+            let run = match run {
+                Some(r) => r,
+                None => {
+                    let dir = PathBuf::from("runs").join(format!(
+                        "summary-{}",
+                        chrono::Utc::now().format("%Y%m%d-%H%M%S")
+                    ));
+                    let only: Vec<String> = reg.papers().map(|p| p.info().id.to_string()).collect();
+                    let result = claimbench::run::run(
+                        RunOptions {
+                            scale: Some(Scale::Small),
+                            only: Some(only),
+                            backend: None,
+                            seeds: None,
+                            out: Some(dir),
+                            config: None,
+                            resume: None,
+                            force: false,
+                            no_report: false,
+                            quiet: false,
+                        },
+                        &reg,
+                    )?;
+                    result.dir
+                }
+            };
+            let s = claimbench::summary::of_run(&run, &reg)?;
+            let text = serde_json::to_string_pretty(&s)? + "\n";
+            claimbench::store::write_atomic(&out, text.as_bytes())?;
+            let old = std::fs::read_to_string(&readme)
+                .with_context(|| format!("reading {}", readme.display()))?;
+            let new = claimbench::summary::replace_in_readme(&old, &s)?;
+            claimbench::store::write_atomic(&readme, new.as_bytes())?;
+            for (id, p) in &s.papers {
+                outln!(
+                    "{id}: reproductions {}; controls {}; checks {}",
+                    p.counts.reproduction.text(),
+                    p.counts.control.pass_text(),
+                    p.counts.check.pass_text()
+                );
+            }
+            outln!(
+                "wrote {} and the status table of {} from run {}",
+                out.display(),
+                readme.display(),
+                s.run_id
             );
             Ok(Exit::Ok)
         }

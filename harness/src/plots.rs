@@ -460,3 +460,6 @@ fn draw_bars(
     }
     Ok(())
 }
+
+mod forest;
+pub use forest::{ForestRow, forest};

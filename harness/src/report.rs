@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use claimbench_claims::ClaimsFile;
+use claimbench_claims::{ClaimKind, ClaimsFile};
+
+use crate::claim_views::{ClaimView, KindCounts, fdr_text};
+use crate::plots::ForestRow;
 use minijinja::{AutoEscape, Environment, context};
 use serde::Serialize;
 
@@ -74,12 +77,17 @@ fn bench_verdict(e: &BenchEntry) -> &'static str {
     }
 }
 
-/// A paper page.
+/// A paper page: a summary (title, counts by kind, the forest plot), then a card per claim,
+/// then the paper's own sections.
 #[derive(Serialize)]
 struct PaperView {
     id: String,
     page: String,
-    claims: Vec<claimbench_claims::Claim>,
+    title: String,
+    arxiv: String,
+    claims: Vec<ClaimView>,
+    counts: KindCounts,
+    forest: String,
     sections: Vec<SectionView>,
 }
 
@@ -192,10 +200,9 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
         schema_version: 1,
         benchmarks: units.iter().flat_map(|u| u.benchmarks.clone()).collect(),
     });
-    let claims: ClaimsFile = run.read_claims()?.unwrap_or_else(|| ClaimsFile {
-        schema_version: 1,
-        claims: Vec::new(),
-    });
+    let claims: ClaimsFile = run
+        .read_claims()?
+        .unwrap_or_else(|| ClaimsFile::new(Vec::new()));
     // Raw data travels with the site, so `report/` alone can be published or archived; each
     // file is read (bounded) and checked before it is copied.
     let mut published = Vec::new();
@@ -429,17 +436,53 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
     // Papers with claims get a page each.
     let mut papers: BTreeMap<String, PaperView> = BTreeMap::new();
     for c in &claims.claims {
+        let info = reg.paper(&c.paper).map(|p| p.info());
         papers
             .entry(c.paper.clone())
             .or_insert_with(|| PaperView {
                 id: c.paper.clone(),
                 page: format!("papers/{}.html", c.paper),
+                title: info.as_ref().map_or(String::new(), |i| i.title.to_string()),
+                arxiv: info.as_ref().map_or(String::new(), |i| i.arxiv.to_string()),
                 claims: Vec::new(),
+                counts: KindCounts::default(),
+                forest: String::new(),
                 sections: Vec::new(),
             })
             .claims
-            .push(c.clone());
+            .push(ClaimView::new(c));
     }
+    for p in papers.values_mut() {
+        p.counts = KindCounts::of(p.claims.iter().map(|v| &v.claim));
+        let rows: Vec<ForestRow> = p
+            .claims
+            .iter()
+            .filter(|v| v.claim.kind != ClaimKind::Check)
+            .filter_map(|v| {
+                Some(ForestRow {
+                    label: v
+                        .claim
+                        .id
+                        .strip_prefix(&format!("{}/", p.id))
+                        .unwrap_or(&v.claim.id)
+                        .to_string(),
+                    estimate: v.claim.our_value.as_f64()?,
+                    ci: v.claim.ci,
+                    band: v.claim.band.as_ref()?.reproduced,
+                    verdict: v.claim.verdict.as_str().to_string(),
+                })
+            })
+            .collect();
+        if !rows.is_empty() {
+            p.forest = crate::plots::forest(
+                &format!("{}: every reproduction and control against its band", p.id),
+                &rows,
+            );
+        }
+    }
+    let all_papers: Vec<&str> = reg.papers().map(|p| p.info().id).collect();
+    let fdr_note = fdr_text(claims.fdr.as_ref(), &all_papers);
+    let total_counts = KindCounts::of(&claims.claims);
     // Imported criterion results have neither settings nor reproduction units (nor paper pages).
     if let Some(configs) = crate::configs::of_manifest(reg, &manifest)? {
         for (id, page) in papers.iter_mut() {
@@ -466,7 +509,9 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
         .render(context! {
             root => "",
             manifest => &manifest,
-            claims => &claims.claims,
+            claims => &claims.claims.iter().map(ClaimView::new).collect::<Vec<_>>(),
+            counts => &total_counts,
+            fdr_note => &fdr_note,
             benches => &all_benches,
             kernels => &kernel_list,
             papers => papers.values().collect::<Vec<_>>(),
@@ -479,7 +524,7 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
     for p in papers.values() {
         let html = env
             .get_template("paper.html")?
-            .render(context! { root => "../", manifest => &manifest, paper => p })
+            .render(context! { root => "../", manifest => &manifest, paper => p, fdr_note => &fdr_note })
             .with_context(|| format!("rendering {}", p.page))?;
         write_atomic(&out.join(&p.page), html.as_bytes())?;
     }

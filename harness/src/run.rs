@@ -407,10 +407,10 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
         .filter(|r| selected.contains(r.unit_id.as_str()))
         .collect();
     dir.write_aggregates(&manifest.run_id, &records, manifest.peaks.as_ref())?;
-    dir.write_claims(&ClaimsFile {
-        schema_version: 1,
-        claims: crate::claims::evaluate_all(reg, &records, &configs, manifest.scale.name()),
-    })?;
+    dir.write_claims(&ClaimsFile::with_fdr(
+        crate::claims::evaluate_all(reg, &records, &configs, manifest.scale.name()),
+        claimbench_claims::DEFAULT_ALPHA,
+    ))?;
     manifest.skipped = skipped;
     manifest.finished = Some(chrono::Utc::now().to_rfc3339());
     dir.write_manifest(&manifest)?;

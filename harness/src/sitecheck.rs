@@ -5,7 +5,9 @@
 //!   element of the target page); resources (`src`, stylesheets) must be local, no CDN.
 //! - Plots: every `<figure>` holds an inline `<svg>`, in the source and in the DOM Chromium built.
 //! - Console: the pages carry no script of their own beyond a load check that logs an error for a
-//!   stylesheet or image that failed to load, so *any* console message is a problem.
+//!   stylesheet or image that failed to load, for a page wider than the 1280 px window (it would
+//!   scroll sideways) and for a table cell showing a raw JSON object, so *any* console message is
+//!   a problem.
 //!
 //! The browser is `$CLAIMBENCH_BROWSER`, else the first of `chromium`, `chromium-browser`,
 //! `google-chrome` on `PATH`.
@@ -199,6 +201,8 @@ fn open_in_browser(
             "--enable-logging=stderr",
             "--v=0",
             "--virtual-time-budget=5000",
+            // The width the pages are checked at: nothing may scroll sideways (base.html).
+            "--window-size=1280,900",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
         .arg("--dump-dom")

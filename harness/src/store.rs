@@ -683,6 +683,14 @@ impl RunDir {
             return Ok(None);
         }
         let c: ClaimsFile = read_json(&p)?;
+        if !(1..=claimbench_claims::SCHEMA_VERSION).contains(&c.schema_version) {
+            return Err(crate::error::input_error(format!(
+                "{}: schema_version {} is not supported (this claimbench reads 1 to {})",
+                p.display(),
+                c.schema_version,
+                claimbench_claims::SCHEMA_VERSION
+            )));
+        }
         for claim in &c.claims {
             ids::check(&p, "claim id", &claim.id)?;
             check_paper_id(&p, &claim.paper)?;

@@ -92,6 +92,10 @@ impl Paper for Chain {
         Judged::default()
     }
 
+    fn claim_specs(&self, _cfg: &serde_json::Value) -> Vec<claimbench_claims::ClaimSpec> {
+        Vec::new()
+    }
+
     fn sections(&self, _cfg: &serde_json::Value, _records: &[UnitRecord]) -> Vec<Section> {
         Vec::new()
     }

@@ -460,10 +460,15 @@ fn dpo_ppo_exact_claims_get_computed_verdicts_and_a_paper_page() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let claims: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("claims.json")).unwrap()).unwrap();
+    // Exact results are checks: outside the false-discovery family, with no p or q.
+    assert_eq!(claims["schema_version"], 2);
+    assert_eq!(claims["fdr"]["family_size"], 0);
     let claims = claims["claims"].as_array().unwrap();
     assert_eq!(claims.len(), 3, "{claims:?}");
     for c in claims {
         assert_eq!(c["test"], "exact", "{c}");
+        assert_eq!(c["kind"], "check", "{c}");
+        assert!(c["p_value"].is_null() && c["q_value"].is_null(), "{c}");
         assert_eq!(c["verdict"], "reproduced", "{c}");
     }
     assert!(out.join("report/papers/dpo-ppo.html").exists());

@@ -128,7 +128,7 @@ fn a_run_gives_every_claim_a_verdict_a_paper_page_and_resumes_after_sigkill() {
         serde_json::from_str(&std::fs::read_to_string(clean.join("claims.json")).unwrap()).unwrap();
     let claims = claims["claims"].as_array().unwrap();
     let ids: Vec<&str> = claims.iter().map(|c| c["id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 11, "{ids:?}");
+    assert_eq!(ids.len(), 12, "{ids:?}");
     for c in claims {
         assert_eq!(c["seeds"].as_array().unwrap().len(), 3, "{c}");
         assert!(c["proxy"].as_bool().unwrap());

@@ -118,6 +118,10 @@ fn claim(paper: &str, id: &str, verdict: Verdict) -> Claim {
         proxy: true,
         verdict,
         details: "fixture claim".into(),
+        kind: claimbench_claims::ClaimKind::Reproduction,
+        p_value: Some(0.001),
+        q_value: Some(0.002),
+        band: None,
     }
 }
 
@@ -223,13 +227,10 @@ pub fn write_run(parent: &Path, s: &Spec) -> std::path::PathBuf {
         },
     )
     .unwrap();
-    dir.write_claims(&ClaimsFile {
-        schema_version: 1,
-        claims: vec![
-            claim("mixtral", "mixtral/moe-beats-dense", s.claim),
-            claim("dora", "dora/half-rank", Verdict::Inconclusive),
-        ],
-    })
+    dir.write_claims(&ClaimsFile::new(vec![
+        claim("mixtral", "mixtral/moe-beats-dense", s.claim),
+        claim("dora", "dora/half-rank", Verdict::Inconclusive),
+    ]))
     .unwrap();
     root
 }

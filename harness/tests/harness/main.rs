@@ -32,4 +32,5 @@ mod layers;
 mod mixtral;
 mod registry;
 mod site;
+mod summary;
 mod train_paths;

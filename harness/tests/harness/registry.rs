@@ -98,23 +98,14 @@ impl Paper for Toy {
         )
     }
 
+    fn claim_specs(&self, _cfg: &ToyConfig) -> Vec<ClaimSpec> {
+        vec![toy_spec()]
+    }
+
     fn claims(&self, _cfg: &ToyConfig, records: &[UnitRecord], scale: &str) -> Judged {
         let (a, b) = (values(records, "a"), values(records, "b"));
         let seeds: Vec<u64> = a.iter().map(|&(s, _)| s).collect();
-        let spec = ClaimSpec {
-            min_seeds: 2,
-            ..ClaimSpec::new(
-                "toy",
-                "a-below-b",
-                "Arm a measures less than arm b.",
-                "the test",
-                "value",
-                TestSpec::Ordering {
-                    direction: Direction::Less,
-                    alpha: 0.05,
-                },
-            )
-        };
+        let spec = toy_spec();
         let evidence = Evidence::Paired {
             a: a.iter().map(|&(_, v)| v).collect(),
             b: b.iter().map(|&(_, v)| v).collect(),
@@ -227,4 +218,22 @@ fn a_paper_defined_in_a_test_runs_through_run_claims_and_report() {
         "{}",
         flipped.claims[0].details
     );
+}
+
+fn toy_spec() -> ClaimSpec {
+    ClaimSpec {
+        min_seeds: 2,
+        band_rule: "a test claim: only the sign".into(),
+        ..ClaimSpec::new(
+            "toy",
+            "a-below-b",
+            "Arm a measures less than arm b.",
+            "the test",
+            "value",
+            TestSpec::Ordering {
+                direction: Direction::Less,
+                alpha: 0.05,
+            },
+        )
+    }
 }

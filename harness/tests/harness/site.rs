@@ -129,3 +129,26 @@ fn the_checker_catches_a_broken_page() {
         assert!(all.contains("console: \"boom\""), "{all}");
     }
 }
+
+#[test]
+fn a_page_that_scrolls_sideways_or_shows_raw_json_is_caught() {
+    let Some(b) = browser() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let run = write_run(tmp.path(), &Spec::default());
+    let index =
+        claimbench::report::render(&run, &claimbench::registry::Registry::default()).unwrap();
+    let site = index.parent().unwrap().to_path_buf();
+    let clean = sitecheck::check(&site, Some(&b)).unwrap();
+    assert!(clean.problems.is_empty(), "{:#?}", clean.problems);
+    // The same page with a 3000 px wide block and a cell holding a JSON object.
+    let page = site.join("papers/mixtral.html");
+    let html = std::fs::read_to_string(&page).unwrap().replace(
+        "<h2 id=\"claims\">",
+        "<div style=\"width:3000px\">wide</div><table><tr><td>{\"0%\": 2.44}</td></tr></table><h2 id=\"claims\">",
+    );
+    std::fs::write(&page, html).unwrap();
+    let r = sitecheck::check(&site, Some(&b)).unwrap();
+    let all = r.problems.join("\n");
+    assert!(all.contains("scrolls sideways"), "{all}");
+    assert!(all.contains("raw JSON"), "{all}");
+}

@@ -15,8 +15,13 @@ use crate::stats::{
 };
 pub use crate::stats::{Direction, Evidence, TestSpec, Tolerance, TrendDirection};
 
-/// `schema_version` of `claims.json` written and read by this crate.
-pub const SCHEMA_VERSION: u32 = 1;
+mod band;
+pub use band::{Band, ClaimKind, Fdr, apply_fdr};
+use band::{band_for, band_of};
+
+/// `schema_version` of `claims.json` written by this crate; version 1 files are still read (their
+/// claims count as reproductions with no p, q or band).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The statistical test a claim is checked with. Serialized lower-case (`"ordering"`, ...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -115,12 +120,20 @@ pub struct ClaimSpec {
     pub proxy: bool,
     /// Fewer seeds than this (and never fewer than 2) give `inconclusive`. Ignored by `exact`.
     pub min_seeds: usize,
+    /// Reproduction, check or control. An `exact` test is always a check.
+    #[serde(default)]
+    pub kind: ClaimKind,
+    /// The rule the band comes from ([`Band::rule`]), written next to the claim. Required for
+    /// reproductions and controls ([`ClaimError::MissingBandRule`]).
+    #[serde(default)]
+    pub band_rule: String,
 }
 
 impl ClaimSpec {
     /// A spec with id `<paper>/<id>` and the common defaults: no paper value yet (`null`), no
-    /// stated margin, a scaled-down proxy, at least 5 seeds (contracts.md). Reproductions set
-    /// the rest with struct update syntax.
+    /// stated margin, a scaled-down proxy, at least 5 seeds (contracts.md), a reproduction (a
+    /// check when the test is `exact`), no band rule yet. Reproductions set the rest with struct
+    /// update syntax.
     pub fn new(
         paper: &str,
         id: &str,
@@ -134,14 +147,25 @@ impl ClaimSpec {
             paper: paper.into(),
             statement: statement.into(),
             source: source.into(),
-            test,
             metric: metric.into(),
             paper_value: Value::Null,
             margin: None,
             margin_why: String::new(),
             proxy: true,
             min_seeds: 5,
+            kind: if matches!(test, TestSpec::Exact { .. }) {
+                ClaimKind::Check
+            } else {
+                ClaimKind::Reproduction
+            },
+            band_rule: String::new(),
+            test,
         }
+    }
+
+    /// The band this spec states: from its test's parameters and [`ClaimSpec::band_rule`].
+    pub fn band(&self) -> Band {
+        band_of(&self.test, &self.band_rule)
     }
 }
 
@@ -183,22 +207,50 @@ pub struct Claim {
     pub verdict: Verdict,
     /// How the verdict was reached, with the numbers.
     pub details: String,
+    /// Reproduction, check or control (version 1 files: reproduction).
+    #[serde(default)]
+    pub kind: ClaimKind,
+    /// Raw p-value of the claim's own test against its band (`null` for checks and where the
+    /// test is undefined, e.g. fewer than 2 seeds).
+    #[serde(default)]
+    pub p_value: Option<f64>,
+    /// Benjamini–Hochberg adjusted p-value over the run's reproduction claims ([`apply_fdr`];
+    /// `null` for checks and controls).
+    #[serde(default)]
+    pub q_value: Option<f64>,
+    /// The stated band (`null` in version 1 files).
+    #[serde(default)]
+    pub band: Option<Band>,
 }
 
-/// The whole `claims.json`: `{"schema_version": 1, "claims": [...]}`.
+/// The whole `claims.json`: `{"schema_version": 2, "fdr": {...}, "claims": [...]}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClaimsFile {
     /// Always [`SCHEMA_VERSION`] when written by this crate.
     pub schema_version: u32,
+    /// The false-discovery control applied to the reproduction claims (`null` in version 1).
+    #[serde(default)]
+    pub fdr: Option<Fdr>,
     /// One entry per claim.
     pub claims: Vec<Claim>,
 }
 
 impl ClaimsFile {
-    /// A file of the current [`SCHEMA_VERSION`].
+    /// A file of the current [`SCHEMA_VERSION`] with the claims as given (no FDR applied).
     pub fn new(claims: Vec<Claim>) -> Self {
         ClaimsFile {
             schema_version: SCHEMA_VERSION,
+            fdr: None,
+            claims,
+        }
+    }
+
+    /// A file of the current [`SCHEMA_VERSION`] after [`apply_fdr`] at `alpha` over `claims`.
+    pub fn with_fdr(mut claims: Vec<Claim>, alpha: f64) -> Self {
+        let fdr = apply_fdr(&mut claims, alpha);
+        ClaimsFile {
+            schema_version: SCHEMA_VERSION,
+            fdr: Some(fdr),
             claims,
         }
     }
@@ -209,11 +261,11 @@ impl ClaimsFile {
         serde_json::to_string_pretty(self).unwrap_or_default()
     }
 
-    /// Parses `claims.json` text and checks `schema_version == 1`.
+    /// Parses `claims.json` text and checks `schema_version` is 1 or 2.
     pub fn from_json(text: &str) -> Result<Self, ClaimError> {
         let file: ClaimsFile =
             serde_json::from_str(text).map_err(|e| ClaimError::Json(e.to_string()))?;
-        if file.schema_version != SCHEMA_VERSION {
+        if !(1..=SCHEMA_VERSION).contains(&file.schema_version) {
             return Err(ClaimError::UnsupportedSchema {
                 found: file.schema_version,
                 expected: SCHEMA_VERSION,
@@ -342,6 +394,7 @@ fn per_seed_values(
 /// What a test produced, before it becomes a [`Claim`].
 struct Outcome {
     verdict: Verdict,
+    p_value: Option<f64>,
     our_value: Value,
     ci: Option<[f64; 2]>,
     details: String,
@@ -376,9 +429,13 @@ fn ordering_outcome(r: &OrderingResult, label: &str, direction: Direction) -> Ou
             };
         }
     }
+    if let Some(p) = r.p_value {
+        details += &format!("; one-sided t-test against 0: p = {}", fmt_num(p));
+    }
     details += &format!(": {}", r.verdict);
     Outcome {
         verdict: r.verdict,
+        p_value: r.p_value,
         our_value: num_value(r.mean),
         ci: r.summary.as_ref().map(|s| s.ci),
         details,
@@ -413,9 +470,16 @@ fn magnitude_outcome(r: &MagnitudeResult, label: &str, target: f64, tol: Toleran
             _ => "; the interval overlaps the band but the mean lies outside it",
         };
     }
+    if let Some(p) = r.p_value {
+        details += &format!(
+            "; one-sided t-tests against both edges of the band: p = {}",
+            fmt_num(p)
+        );
+    }
     details += &format!(": {}", r.verdict);
     Outcome {
         verdict: r.verdict,
+        p_value: r.p_value,
         our_value: num_value(r.mean),
         ci: r.summary.as_ref().map(|s| s.ci),
         details,
@@ -458,6 +522,7 @@ fn tost_outcome(r: &TostResult, label: &str) -> Outcome {
     details += &format!(": {}", r.verdict);
     Outcome {
         verdict: r.verdict,
+        p_value: r.p_value(),
         our_value: num_value(r.mean),
         ci: r.equivalence.as_ref().map(|s| s.ci),
         details,
@@ -516,9 +581,16 @@ fn trend_outcome(r: &TrendResult, seeds: &[u64], direction: TrendDirection) -> O
             };
         }
     }
+    if let Some(p) = r.p_value {
+        details += &format!(
+            "; one-sided t-test of the per-seed rhos against 0: p = {}",
+            fmt_num(p)
+        );
+    }
     details += &format!(": {}", r.verdict);
     Outcome {
         verdict: r.verdict,
+        p_value: r.p_value,
         our_value: r.mean_rho.map_or(Value::Null, num_value),
         ci: r.summary.as_ref().map(|s| s.ci),
         details,
@@ -548,6 +620,18 @@ pub fn evaluate(
     spec.test.validate()?;
     let margin = check_margin(spec)?;
     let kind = spec.test.kind();
+    if kind == TestKind::Exact && spec.kind != ClaimKind::Check {
+        return Err(ClaimError::ExactNotCheck {
+            id: spec.id.clone(),
+            kind: spec.kind,
+        });
+    }
+    if spec.kind != ClaimKind::Check && spec.band_rule.trim().is_empty() {
+        return Err(ClaimError::MissingBandRule {
+            id: spec.id.clone(),
+            kind: spec.kind,
+        });
+    }
     if let Some(n) = evidence.n_seeds()
         && kind != TestKind::Exact
     {
@@ -611,6 +695,7 @@ pub fn evaluate(
             };
             Outcome {
                 verdict: r.verdict,
+                p_value: None,
                 our_value: exact_value(r.ours),
                 ci: None,
                 details: format!(
@@ -655,6 +740,14 @@ pub fn evaluate(
         proxy: spec.proxy,
         verdict: outcome.verdict,
         details: outcome.details,
+        kind: spec.kind,
+        p_value: if spec.kind == ClaimKind::Check {
+            None
+        } else {
+            outcome.p_value
+        },
+        q_value: None,
+        band: Some(band_for(spec, evidence)),
     })
 }
 

@@ -123,7 +123,7 @@ pub enum ClaimError {
         test: TestKind,
     },
     /// A `claims.json` with a schema version this crate does not read.
-    #[error("unsupported claims.json schema_version {found} (this build reads {expected})")]
+    #[error("unsupported claims.json schema_version {found} (this build reads 1 to {expected})")]
     UnsupportedSchema {
         /// Version in the file.
         found: u32,
@@ -131,6 +131,22 @@ pub enum ClaimError {
         expected: u32,
     },
     /// A `claims.json` that is not valid JSON for [`crate::ClaimsFile`].
+    #[error("claim {id}: an exact test is a check, not a {kind}")]
+    ExactNotCheck {
+        /// Claim id.
+        id: String,
+        /// The kind the spec gave.
+        kind: crate::claim::ClaimKind,
+    },
+
+    #[error("claim {id}: a {kind} states the rule its band comes from (band_rule is empty)")]
+    MissingBandRule {
+        /// Claim id.
+        id: String,
+        /// Its kind.
+        kind: crate::claim::ClaimKind,
+    },
+
     #[error("invalid claims.json: {0}")]
     Json(String),
 }

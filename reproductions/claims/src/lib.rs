@@ -24,7 +24,8 @@ pub mod regression;
 pub mod stats;
 
 pub use claim::{
-    Claim, ClaimSpec, ClaimsFile, SCHEMA_VERSION, TestKind, Verdict, evaluate, fmt_num,
+    Band, Claim, ClaimKind, ClaimSpec, ClaimsFile, Fdr, SCHEMA_VERSION, TestKind, Verdict,
+    apply_fdr, evaluate, fmt_num,
 };
 pub use error::ClaimError;
 pub use stats::{

@@ -1,12 +1,20 @@
 //! The paper's claims as data, and their verdicts from measured arm summaries.
 //!
-//! [`specs`] states each claim (source, paper value, test, margin and why); [`evaluate`] pairs
-//! the arms' per-seed [`Summary`] rows by seed and hands the evidence to
-//! `claimbench_claims::evaluate`, which computes the verdict and its interval. Nothing here
-//! writes a verdict.
+//! [`specs`] states each claim before the run: source, paper value, test, kind and the band
+//! rule written next to it (where the band comes from: the paper's number with a stated
+//! fraction, or, for a sign-only ordering, why only the sign carries over). Eleven are
+//! reproductions; [`CONTROL_ID`] is a positive control (an effect planted by the design of the
+//! strong shift). [`evaluate`] pairs the arms' per-seed [`Summary`] rows by seed and hands the
+//! evidence to `claimbench_claims::evaluate`, which computes the verdict, its interval and its
+//! p-value. Nothing here writes a verdict; the harness applies the false-discovery control.
+//!
+//! Tests: `tests` (pairing, arms left out) and `can_fail` (every reproduction claim and the
+//! control, through [`crate::Continual`]'s `Paper::claims` on synthetic unit records with the
+//! effect present, absent and reversed).
 
 use claimbench_claims::{
-    Claim, ClaimError, ClaimSpec, Direction, Evidence, TestSpec, Tolerance, TrendDirection,
+    Claim, ClaimError, ClaimKind, ClaimSpec, Direction, Evidence, TestSpec, Tolerance,
+    TrendDirection,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -110,13 +118,59 @@ pub const STRONG_TABLE: &[PaperRow] = &[
     row(Some(0.50), 2.24, None, None),
     row(None, 2.26, None, None),
 ];
-/// Claims need this many seeds for a verdict (`small` runs 5; `smoke`'s 2 give inconclusive).
-pub const MIN_SEEDS: usize = 3;
-/// Equivalence margin on relative average loss, for "matches the union" and "comparable".
+/// Claims need this many seeds for a verdict: `small` runs 5, the issue's minimum; `smoke`'s 2
+/// give inconclusive.
+pub const MIN_SEEDS: usize = 5;
+
+/// Equivalence margin on the relative average loss, for "matches the union" and "comparable"
+/// (rule: [`EQUIV_RULE`]).
 pub const EQUIV_MARGIN: f64 = 0.02;
-const EQUIV_WHY: &str = "2% of the average loss: the paper calls 2.37 vs 2.35 (0.9%) a match at 405M \
-    (Table 2) and its union rows differ from the best replay rows by up to 0.02-0.03 nats; 2% is that \
-    gap plus the seed-to-seed spread we measure at toy scale";
+
+/// Where [`EQUIV_MARGIN`] comes from: the paper's Table 2 only.
+pub const EQUIV_RULE: &str = "paper: re-warm + re-decay + 5% replay reaches an average loss of \
+    2.37 against the union's 2.35 (Table 2, weak shift), +0.85%, and calls this a match; with the \
+    table's two-decimal rounding that gap can be up to 0.03 / 2.35 = 1.3%. Band: |relative \
+    difference| <= 2%, the one whole percent between the largest gap the paper calls a match \
+    (1.3%) and half the penalty its no-replay arm pays against the union (2.47 vs 2.35: 5.1% / 2 \
+    = 2.6%), so a gap of the paper's size passes and one half as large as forgetting without \
+    replay does not. Set from the paper's numbers, not from any run";
+
+/// Minimum |mean Spearman rho| of every trend claim, as a stated fraction (70%) of the paper's
+/// rank correlation, which is 1 in each of its trends (rule: [`TREND_RULE`]).
+pub const TREND_FRACTION: f64 = 0.7;
+
+/// Why [`TREND_FRACTION`]: one fraction for all of this paper's trends.
+const TREND_RULE: &str = "Band: |mean rho| >= 0.7, i.e. 70% of the paper's perfect rank order, \
+    one stated fraction for all of this paper's trends (a rank trend, not strict monotonicity): \
+    it admits reorderings of neighbouring levels that the paper itself barely separates, but not \
+    a flat curve (rho near 0), and the interval of the mean rho must exclude 0 on the claimed \
+    side (a right sign with |rho| < 0.7 is partially)";
+
+/// The paper's share of the weak shift's forgetting that its 5% replay removes:
+/// `1 - (L(5%) - L(union)) / (L(0%) - L(union))` on the Pile column of [`WEAK_TABLE`]
+/// (2.23, 2.44; union 2.17), the union's old-domain loss standing in for the loss without
+/// forgetting. About 0.78.
+pub fn paper_removed_share() -> f64 {
+    let old = |share: Option<f64>| {
+        WEAK_TABLE
+            .iter()
+            .find(|r| match (r.share, share) {
+                (Some(a), Some(b)) => (a - b).abs() < 1e-12,
+                (None, None) => true,
+                _ => false,
+            })
+            .and_then(|r| r.old)
+            .expect("the row is in WEAK_TABLE")
+    };
+    let (zero, five, union) = (old(Some(0.0)), old(Some(0.05)), old(None));
+    1.0 - (five - union) / (zero - union)
+}
+
+/// Half-width of the forgetting-removed band as a stated fraction of [`paper_removed_share`].
+pub const REMOVED_FRACTION: f64 = 1.0 / 3.0;
+
+/// The short id of the positive control (without the `continual/` prefix).
+pub const CONTROL_ID: &str = "control-strong-shift-adapts";
 
 fn spec(id: &str, statement: &str, source: &str, metric: &str, test: TestSpec) -> ClaimSpec {
     ClaimSpec {
@@ -125,49 +179,67 @@ fn spec(id: &str, statement: &str, source: &str, metric: &str, test: TestSpec) -
     }
 }
 
-/// Every claim, in report order, with the arm names it reads.
+/// Sets the band rule and, kept consistent with it, `margin_why`.
+fn ruled(mut s: ClaimSpec, rule: &str) -> ClaimSpec {
+    s.band_rule = rule.into();
+    s.margin_why = rule.into();
+    s
+}
+
+/// Every claim, in report order, with the arm names it reads: 11 reproductions (each with its
+/// band rule) and one positive control ([`CONTROL_ID`]). Shapes of the evidence: see
+/// [`evaluate`].
 pub fn specs(cfg: &ExperimentConfig) -> Vec<ClaimSpec> {
     let mut out = Vec::new();
-    for (shift, paper) in [
+    for (shift, paper, levels) in [
         (
             Shift::Weak,
             json!({"0%": 2.44, "0.5%": 2.27, "1%": 2.26, "5%": 2.23, "10%": 2.21, "50%": 2.16}),
+            "its 0.5% and 1% rows differ by 0.01 nats",
         ),
         (
             Shift::Strong,
             json!({"0%": 3.56, "1%": 2.83, "5%": 2.57, "10%": 2.46, "25%": 2.33, "50%": 2.24}),
+            "its 25% and 50% rows differ by 0.09 nats",
         ),
     ] {
         let mut s = spec(
             &format!("replay-monotone-{}", shift.name()),
             &format!(
-                "Old-domain (D0) loss falls monotonically as the replay share grows ({} shift)",
+                "Old-domain (D0) loss falls as the replay share grows ({} shift; a rank trend)",
                 shift.name()
             ),
             "Table 2 / Fig. 3 (Pile loss vs replay %)",
             "final D0 loss vs replay share (mean Spearman rho over seeds)",
-            TestSpec::trend(TrendDirection::Decreasing, Some(0.7)),
+            TestSpec::trend(TrendDirection::Decreasing, Some(TREND_FRACTION)),
         );
         s.paper_value = paper;
-        s.margin_why = "reproduced needs mean rho <= -0.7 with its interval below 0: the paper's \
-            column is monotone except for ties at the 0.01-nat rounding"
-            .into();
-        out.push(s);
+        out.push(ruled(
+            s,
+            &format!(
+                "paper: the Pile loss falls at every listed replay share, rho = -1 over 6 shares \
+                 ({levels}; one swap of neighbours among our 7 shares gives -0.96). {TREND_RULE}"
+            ),
+        ));
     }
     let share = pct(cfg.weak_union_share);
+    let removed = paper_removed_share();
     let mut s = spec(
         "replay-removes-forgetting",
         &format!("{share} replay removes most of the forgetting of the old domain (weak shift)"),
         "Sec. 6.2, Table 2",
         "share of forgetting removed, 1 - F(replay) / F(0%), F = D0 loss rise over stage 1",
-        TestSpec::magnitude(0.8, Tolerance::Absolute(0.3)),
+        TestSpec::magnitude(removed, Tolerance::Relative(REMOVED_FRACTION)),
     );
-    s.paper_value = json!(0.8);
-    s.margin_why =
-        "target 80% ± 30 points: 'most' means more than half (0.5), and replay may remove \
-        all of it (up to 1.1 allows a small overshoot)"
-            .into();
-    out.push(s);
+    s.paper_value = json!((removed * 100.0).round() / 100.0);
+    out.push(ruled(
+        s,
+        "paper: 1 - (2.23 - 2.17) / (2.44 - 2.17) = 0.78 of the weak shift's Pile forgetting \
+         removed by 5% replay (Table 2; the union's 2.17 stands in for the loss without \
+         forgetting, as the D0 model's own Pile loss is not in our notes; the strong shift gives \
+         0.76 the same way). Band: 0.78 ± one third of it, [0.52, 1.04], a stated fraction that \
+         keeps the whole band above one half, so that it still means 'most'",
+    ));
     let mut s = spec(
         "replay-cost-on-new",
         &format!("{share} replay costs the new domain at most about 1% relative loss (weak shift)"),
@@ -176,9 +248,14 @@ pub fn specs(cfg: &ExperimentConfig) -> Vec<ClaimSpec> {
         TestSpec::magnitude(0.0, Tolerance::Absolute(0.01)),
     );
     s.paper_value = json!(0.004);
-    s.margin_why =
-        "the issue's 'at most ~1%': the interval of the relative change must lie in ±1%".into();
-    out.push(s);
+    out.push(ruled(
+        s,
+        "paper: 5% replay moves the SlimPajama loss from 2.50 to 2.51, +0.4%; with the table's \
+         two-decimal rounding the change lies in [0, 0.8%]. Band: |relative change| <= 1% of the \
+         D1 loss, that largest compatible change (0.8%) rounded up to the whole percent, mirrored \
+         below 0 (a D1 gain of more than 1% from replacing 5% of D1 would not be the paper's \
+         effect either)",
+    ));
     for (shift, share, paper) in [
         (
             Shift::Weak,
@@ -204,21 +281,26 @@ pub fn specs(cfg: &ExperimentConfig) -> Vec<ClaimSpec> {
         );
         s.paper_value = paper;
         s.margin = Some(EQUIV_MARGIN);
-        s.margin_why = EQUIV_WHY.into();
-        out.push(s);
+        let rule = match shift {
+            Shift::Weak => EQUIV_RULE.to_string(),
+            Shift::Strong => format!(
+                "{EQUIV_RULE}. The strong shift uses the same margin: our notes give only its \
+                 Pile column (25% replay 2.33 vs union 2.26, +3.1% on that column alone), so this \
+                 band on the average is at least as strict as the paper's own match"
+            ),
+        };
+        out.push(ruled(s, &rule));
     }
-    for (id, statement, metric, dir) in [
+    for (id, statement, metric) in [
         (
             "peak-forgetting",
             "A higher re-warm peak η_max forgets more; constant η_min forgets least",
             "D0 loss rise over stage 1 vs stage-1 peak LR (constant η_min as the lowest level)",
-            TrendDirection::Increasing,
         ),
         (
             "peak-adaptation",
             "A higher re-warm peak η_max adapts more; constant η_min adapts worst",
             "D1 loss drop over stage 1 vs stage-1 peak LR (constant η_min as the lowest level)",
-            TrendDirection::Increasing,
         ),
     ] {
         let mut s = spec(
@@ -226,13 +308,17 @@ pub fn specs(cfg: &ExperimentConfig) -> Vec<ClaimSpec> {
             statement,
             "Sec. 5.2, Fig. 2 (η_max 1.5e-4 / 3e-4 / 6e-4, constant η_min)",
             metric,
-            TestSpec::trend(dir, Some(0.6)),
+            TestSpec::trend(TrendDirection::Increasing, Some(TREND_FRACTION)),
         );
         s.paper_value = json!("monotone in η_max");
-        s.margin_why =
-            "reproduced needs mean rho >= 0.6 over the peak levels with its interval above 0"
-                .into();
-        out.push(s);
+        out.push(ruled(
+            s,
+            &format!(
+                "paper: ordered by η_max with constant η_min at the end (Fig. 2), rho = +1 over \
+                 its 4 levels (with 4 levels one swap of neighbours gives 0.8, two give 0.6). \
+                 {TREND_RULE}"
+            ),
+        ));
     }
     let mut s = spec(
         "rewarm-same-data-rise",
@@ -242,8 +328,14 @@ pub fn specs(cfg: &ExperimentConfig) -> Vec<ClaimSpec> {
         TestSpec::ordering(Direction::Greater),
     );
     s.paper_value = json!(0.1);
-    s.margin_why = "ordering against 0: the interval of the rise must lie above 0".into();
-    out.push(s);
+    out.push(ruled(
+        s,
+        "paper: +0.1 nats on Pile for a 405M model re-warmed to 3e-4. Only the sign carries \
+         over: our rise is in nats of a 1-layer, d = 32 model on a 32-token Markov language \
+         re-warmed to 1e-2, whose loss scale, entropy floor and curvature share nothing with \
+         Pile's, so no fraction of 0.1 nats means the same here. Band: a rise > 0 (the 95% \
+         interval above 0)",
+    ));
     let mut s = spec(
         "rewarm-same-data-below-shift",
         "The transient rise from re-warming on the same data is smaller than under a shift",
@@ -252,8 +344,12 @@ pub fn specs(cfg: &ExperimentConfig) -> Vec<ClaimSpec> {
         TestSpec::ordering(Direction::Less),
     );
     s.paper_value = json!("smaller");
-    s.margin_why = "paired by seed; the interval of the difference must lie below 0".into();
-    out.push(s);
+    out.push(ruled(
+        s,
+        "paper: gives the same-data rise (+0.1) and the shifted forgetting in different figures \
+         and units, not their difference, so only the sign carries over. Band: the paired (by \
+         seed) difference below 0 (the 95% interval below 0)",
+    ));
     let mut s = spec(
         "infinite-matches-cosine",
         &format!(
@@ -266,8 +362,31 @@ pub fn specs(cfg: &ExperimentConfig) -> Vec<ClaimSpec> {
     );
     s.paper_value = json!("comparable");
     s.margin = Some(EQUIV_MARGIN);
-    s.margin_why = EQUIV_WHY.into();
-    out.push(s);
+    out.push(ruled(
+        s,
+        &format!(
+            "paper: 'comparable' final loss (Fig. 10), no number; we use the margin of its own \
+             match criterion. {EQUIV_RULE}"
+        ),
+    ));
+    let mut s = spec(
+        CONTROL_ID,
+        "Positive control: stage 1 on the strong shift's D1, whose tokens the D0 model has never \
+         seen, lowers the D1 loss",
+        "control (planted by the design of the strong shift, not a claim of the paper)",
+        "D1 loss drop over stage 1, pre_d1 - last_d1, strong shift, 0% replay (nats)",
+        TestSpec::ordering(Direction::Greater),
+    );
+    s.kind = ClaimKind::Control;
+    s.paper_value = json!("planted: D1 loss falls");
+    out.push(ruled(
+        s,
+        "planted, known by design: the strong shift's D1 uses the other half of the vocabulary \
+         and its own marker, which stage 0 never trains on, and stage 1 trains on D1 alone, so \
+         its loss must fall. Band: a drop > 0 (the 95% interval above 0). It shows that the \
+         records, the pairing by seed and the sign reach the verdict; if it fails, the pipeline \
+         is broken, not the paper",
+    ));
     out
 }
 
@@ -305,6 +424,12 @@ fn paired<'a>(lists: &[Vec<&'a Summary>]) -> (Vec<u64>, Vec<Vec<&'a Summary>>) {
 
 /// Evaluates every claim of [`specs`] on `summaries` (one per arm per seed). A claim whose arms
 /// are missing or have fewer than 2 common seeds is left out (a `--only` run of some arms).
+///
+/// Evidence: a trend gets `x` = its levels (replay shares, or peak LRs with constant η_min as
+/// the lowest) and `y_per_seed[s][j]` = the metric at level `j` on seed `s`, over the seeds
+/// common to all levels; a magnitude or equivalence gets one derived value per common seed
+/// (a ratio of two arms of that seed, minus 1, or the forgetting removed); an ordering gets
+/// one value per seed (a rise, an adaptation) or two arms paired by seed.
 pub fn evaluate(
     cfg: &ExperimentConfig,
     summaries: &[Summary],
@@ -469,6 +594,21 @@ pub fn evaluate(
                     .collect();
                 Some((Evidence::Samples(v), seeds))
             }
+            CONTROL_ID => {
+                let strong = rows(
+                    summaries,
+                    "strong",
+                    &name(Arm::Replay {
+                        shift: Shift::Strong,
+                        share: 0.0,
+                    }),
+                );
+                let (seeds, r) = paired(&[strong]);
+                Some((
+                    Evidence::Samples(r[0].iter().map(|x| x.adaptation()).collect()),
+                    seeds,
+                ))
+            }
             _ => None,
         };
         if let Some((evidence, seeds)) = built
@@ -483,77 +623,6 @@ pub fn evaluate(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use claimbench_paper::Scale;
-
-    /// Synthetic summaries with the paper's shape (more replay, less forgetting; the union
-    /// equal to 5% replay), to exercise the pairing. Not a result.
-    fn synthetic(cfg: &ExperimentConfig, seeds: u64, monotone: bool) -> Vec<Summary> {
-        let mut out = Vec::new();
-        for seed in 0..seeds {
-            let jitter = 0.001 * seed as f64;
-            for arm in cfg.arms() {
-                let (d0, d1) = match arm {
-                    Arm::Replay { share, .. } if monotone => (
-                        2.5 - share - 0.2 * (share > 0.0) as u8 as f64,
-                        2.0 + 0.01 * share,
-                    ),
-                    Arm::Replay { share, .. } => (2.5 + share, 2.0),
-                    Arm::Union { .. } => (2.3 - 0.05, 2.0 + 0.0005),
-                    _ => (2.45, 2.05),
-                };
-                let r = Summary {
-                    arm: arm.name(),
-                    experiment: arm.experiment().into(),
-                    seed,
-                    pre_d0: 2.0,
-                    pre_d1: 3.0,
-                    last_d0: d0 + jitter,
-                    last_d1: d1 + jitter,
-                    peak_d0: d0 + 0.1 + jitter,
-                };
-                out.push(r);
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn every_claim_is_evaluated_and_the_verdict_follows_the_data() {
-        let cfg = ExperimentConfig::for_scale(Scale::Small);
-        let claims = evaluate(&cfg, &synthetic(&cfg, 5, true), "small").unwrap();
-        assert_eq!(claims.len(), specs(&cfg).len());
-        let get = |id: &str| {
-            claims
-                .iter()
-                .find(|c| c.id == format!("continual/{id}"))
-                .unwrap()
-        };
-        assert_eq!(get("replay-monotone-weak").verdict.as_str(), "reproduced");
-        // Reverse the trend: the same claim is not reproduced.
-        let claims = evaluate(&cfg, &synthetic(&cfg, 5, false), "small").unwrap();
-        let get = |id: &str| {
-            claims
-                .iter()
-                .find(|c| c.id == format!("continual/{id}"))
-                .unwrap()
-        };
-        assert_eq!(
-            get("replay-monotone-weak").verdict.as_str(),
-            "not-reproduced"
-        );
-    }
-
-    #[test]
-    fn missing_arms_leave_their_claims_out() {
-        let cfg = ExperimentConfig::for_scale(Scale::Small);
-        let rows: Vec<Summary> = synthetic(&cfg, 5, true)
-            .into_iter()
-            .filter(|r| r.experiment == "same-data")
-            .collect();
-        let claims = evaluate(&cfg, &rows, "small").unwrap();
-        let ids: Vec<&str> = claims.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(ids, ["continual/rewarm-same-data-rise"]);
-    }
-}
+mod can_fail;
+#[cfg(test)]
+mod tests;

@@ -74,6 +74,10 @@ impl Paper for Continual {
         out
     }
 
+    fn claim_specs(&self, cfg: &ExperimentConfig) -> Vec<claimbench_claims::ClaimSpec> {
+        crate::claims::specs(cfg)
+    }
+
     fn sections(&self, cfg: &ExperimentConfig, records: &[UnitRecord]) -> Vec<Section> {
         report_sections(cfg, records)
     }
@@ -215,8 +219,8 @@ where
 
 /// The metrics of one arm: the logged curve (`d0_loss`, `d1_loss`, `lr`, `train_loss` per
 /// step) and the summary (`pre_*`, `last_*`, `peak_d0`, floors, forgetting, adaptation,
-/// average).
-fn metrics(cfg: &ExperimentConfig, r: &ArmResult) -> Vec<MetricRow> {
+/// average). The can-fail tests (`claims::can_fail`) build their records with it too.
+pub(crate) fn metrics(cfg: &ExperimentConfig, r: &ArmResult) -> Vec<MetricRow> {
     let shape = format!("batch{}x{}", cfg.batch, cfg.model.context + 1);
     let mut m = Vec::new();
     for p in &r.curve {

@@ -102,6 +102,10 @@ impl Paper for Dora {
         out
     }
 
+    fn claim_specs(&self, cfg: &DoraConfig) -> Vec<claimbench_claims::ClaimSpec> {
+        crate::claims::specs(cfg)
+    }
+
     fn sections(&self, cfg: &DoraConfig, records: &[UnitRecord]) -> Vec<Section> {
         report_sections(cfg, records)
     }
@@ -439,3 +443,6 @@ fn report_sections(cfg: &DoraConfig, units: &[UnitRecord]) -> Vec<Section> {
     });
     out
 }
+
+#[cfg(test)]
+mod tests;

@@ -17,14 +17,22 @@
 //!   `π* ∝ π_ref·exp(r/β)`, and a seeded random tabular problem on which `π*` turns the DPO loss
 //!   into the Bradley–Terry loss of `r` ([`optimum_losses`]).
 //! - [`claims`]: the exact claims of Sec. 4.1 (Table 1, the optimum identity) as data, measured
-//!   here and judged by `claimbench_claims::evaluate`.
+//!   here and judged by `claimbench_claims::evaluate`; they are checks (kind `check`), not
+//!   evidence that the paper's findings hold.
 //! - [`fig1`]: the Sec. 4.2 / Fig. 1 synthetic 8 × 8 experiment with burn MLPs (SFT reference,
 //!   Bradley–Terry reward model, DPO, bandit PPO) and the distribution-shift / DPO-Iter runs on the
-//!   same setup, with their claims as data ([`fig1::specs`], [`fig1::evaluate`]).
+//!   same setup, with their claims as data ([`fig1::specs`], [`fig1::evaluate`]): seven
+//!   reproductions, each with the rule its band comes from, and two controls on the
+//!   oracle-reward PPO arm (a negative and a positive one).
 //! - [`ladder`]: the PPO ablation ladder of Table 3 (base, + advantage normalisation, + large
 //!   batch, + reference EMA) on a toy program-writing task with a pass/fail checker: burn MLP
 //!   policy and critic, SFT on noisy demonstrations, token-level PPO, exact pass@k, and its
-//!   claims as data ([`ladder::run_arm`], [`ladder::specs`], [`ladder::evaluate`]).
+//!   claims as data ([`ladder::run_arm`], [`ladder::specs`], [`ladder::evaluate`]); its PPO
+//!   budget is frozen in [`ladder::LadderConfig`], and re-tuning may use only its
+//!   `tuning_seeds`, which never judge.
+//! - [`paper`]: the crate as a `claimbench_paper::Paper` (units, records, claims, the report's
+//!   sections); its tests show that every reproduction claim and control can fail, through
+//!   `Paper::claims` on synthetic unit records.
 //! - [`mlp`]: the one-hidden-layer MLP both experiments train, with its weights on the host
 //!   (seeded initialisation, copies, the reference EMA).
 //! - [`limits`]: the stated bounds of every size and step of both experiments' configs and

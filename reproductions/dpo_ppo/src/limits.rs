@@ -42,6 +42,8 @@ pub const MAX_VOCAB: usize = 1024;
 pub const MAX_LENGTH: usize = 256;
 /// Largest ladder `holdout_mod` (beyond `vocab + strides` no prompt is held out anyway).
 pub const MAX_HOLDOUT_MOD: usize = 65_536;
+/// Most ladder `tuning_seeds`.
+pub const MAX_TUNING_SEEDS: usize = 64;
 
 /// The first `(field, value, limit)` above its limit, as the error `setting` builds.
 fn first_above(

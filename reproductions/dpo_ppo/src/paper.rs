@@ -57,9 +57,15 @@ impl Paper for DpoPpo {
         DpoPpoConfigs::for_scale(scale)
     }
 
-    fn validate(&self, cfg: &DpoPpoConfigs, _seeds: Option<&[u64]>) -> Result<(), String> {
+    /// Both configs; with the run's verdict `seeds`, also that none of them is one of the
+    /// ladder's tuning seeds ([`LadderConfig::validate_with_seeds`]).
+    fn validate(&self, cfg: &DpoPpoConfigs, seeds: Option<&[u64]>) -> Result<(), String> {
         cfg.fig1.validate().map_err(|e| format!("fig1: {e}"))?;
-        cfg.ladder.validate().map_err(|e| format!("ladder: {e}"))
+        match seeds {
+            Some(s) => cfg.ladder.validate_with_seeds(s),
+            None => cfg.ladder.validate(),
+        }
+        .map_err(|e| format!("ladder: {e}"))
     }
 
     fn estimated_bytes(&self, cfg: &DpoPpoConfigs) -> u64 {
@@ -122,10 +128,20 @@ impl Paper for DpoPpo {
         out
     }
 
+    fn claim_specs(&self, cfg: &DpoPpoConfigs) -> Vec<claimbench_claims::ClaimSpec> {
+        let mut out = crate::claims::specs();
+        out.extend(fig1::specs(&cfg.fig1));
+        out.extend(ladder::specs(&cfg.ladder));
+        out
+    }
+
     fn sections(&self, cfg: &DpoPpoConfigs, records: &[UnitRecord]) -> Vec<Section> {
         report_sections(cfg, records)
     }
 }
+
+#[cfg(test)]
+mod can_fail;
 
 /// The paper id.
 pub const PAPER: &str = "dpo-ppo";

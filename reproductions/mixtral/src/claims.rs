@@ -1,8 +1,22 @@
 //! The paper's claims as data ([`specs`]) and their verdicts from per-seed measurements
 //! ([`evaluate`], through `claimbench_claims::evaluate`). Every trained claim is a toy-scale
-//! proxy (`proxy = true`, at least 5 seeds); the parameter counts are exact (`proxy = false`).
+//! proxy (`proxy = true`, at least 5 seeds); the parameter counts are exact checks
+//! (`proxy = false`, `ClaimKind::Check`).
+//!
+//! Every reproduction and control states its band rule next to it (`band_rule`). Kinds:
+//! - reproductions: MoE vs dense (sign), routing repetition at the stand-in of the paper's
+//!   layer 15 ([`layer15_stand_in`]) as a magnitude of the ratio to chance with a band from
+//!   Table 5, repetition above chance at the other layers (sign), repetition above the
+//!   share-corrected chance (sign), load balance (stated bounds), no domain specialisation
+//!   (below a stated TV bound);
+//! - controls: `planted-specialisation-detected-l{l}`, the positive control of the
+//!   specialisation test (a router given the domain, [`crate::routing::planted_domain_tv`]):
+//!   the same statistic must exceed the same bound there;
+//! - checks: `params-total`, `params-active`.
 
-use claimbench_claims::{Claim, ClaimError, ClaimSpec, Direction, Evidence, TestSpec};
+use claimbench_claims::{
+    Claim, ClaimError, ClaimKind, ClaimSpec, Direction, Evidence, TestSpec, Tolerance,
+};
 use serde_json::{Value, json};
 
 use crate::config::MixtralConfig;
@@ -22,6 +36,8 @@ enum Key {
     ValLoss(Arm),
     /// A routing statistic of the MoE arm at a layer, minus a constant.
     Layer(Arm, usize, Stat, f64),
+    /// A routing statistic of the MoE arm at a layer, divided by a constant (a chance level).
+    LayerRatio(Arm, usize, Stat, f64),
     /// The largest expert share ratio `E·max share` over layers.
     MaxShare(Arm),
     /// A bound check over every layer and expert, minus a constant.
@@ -34,6 +50,7 @@ enum Stat {
     SameFirstExcess,
     FirstOrSecond,
     DomainTv,
+    PlantedTv,
     MinShareRatio,
     MaxShareRatio,
 }
@@ -45,6 +62,8 @@ impl Stat {
             Stat::SameFirstExcess => r.same_first - r.same_first_chance,
             Stat::FirstOrSecond => r.first_or_second,
             Stat::DomainTv => r.mean_domain_tv(),
+            // Missing planted rows are reported by `value`; NaN never reaches a test.
+            Stat::PlantedTv => r.mean_planted_tv().unwrap_or(f64::NAN),
             Stat::MinShareRatio => r.min_share_ratio(),
             Stat::MaxShareRatio => r.max_share_ratio(),
         }
@@ -68,6 +87,48 @@ fn table5() -> Value {
     })
 }
 
+/// Table 5's range at layer 15 as ratios to its random column, `[lo, hi]` (first choice:
+/// 23.6–28.4% against 12.5%).
+pub const LAYER15_FIRST: [f64; 2] = [0.236 / 0.125, 0.284 / 0.125];
+/// The same for "first or second choice" (61.6–67.0% against 46.4%).
+pub const LAYER15_FIRST_OR_SECOND: [f64; 2] = [0.616 / 0.464, 0.670 / 0.464];
+/// The stated fraction of the paper's excess over chance by which the band widens its range:
+/// `[1 + (lo − 1)(1 − f), 1 + (hi − 1)(1 + f)]`.
+pub const RATIO_BAND_FRACTION: f64 = 0.5;
+
+/// The reproduced band of a ratio to chance from the paper's range `[lo, hi]`
+/// ([`RATIO_BAND_FRACTION`]): `[1 + (lo − 1)(1 − f), 1 + (hi − 1)(1 + f)]`.
+pub fn ratio_band([lo, hi]: [f64; 2]) -> [f64; 2] {
+    let f = RATIO_BAND_FRACTION;
+    [1.0 + (lo - 1.0) * (1.0 - f), 1.0 + (hi - 1.0) * (1.0 + f)]
+}
+
+/// Our layer that stands for the paper's layer 15 (of 32, 0-based): the block at the same
+/// relative depth, `round(15/31 · (L − 1))`, but never the first block when there are two or
+/// more (block 0 sees only the embedding and one attention layer, as the paper's layer 0
+/// does): `min(max(1, round(15/31 · (L − 1))), L − 1)`. `L = 2` and `L = 4` give layer 1.
+pub fn layer15_stand_in(n_layers: usize) -> usize {
+    let last = n_layers.saturating_sub(1);
+    let at = (15.0 / 31.0 * last as f64).round() as usize;
+    at.max(1).min(last)
+}
+
+fn fmt_band([lo, hi]: [f64; 2]) -> String {
+    format!("[{lo:.3}, {hi:.3}]")
+}
+
+/// The magnitude test whose band is exactly `[lo, hi]`.
+fn band_magnitude([lo, hi]: [f64; 2]) -> TestSpec {
+    TestSpec::magnitude((lo + hi) / 2.0, Tolerance::Absolute((hi - lo) / 2.0))
+}
+
+fn band_why(band: [f64; 2]) -> String {
+    format!(
+        "magnitude: band {} from the paper's ratio range and a stated fraction (band rule)",
+        fmt_band(band)
+    )
+}
+
 fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
     let m = &cfg.model;
     let (e, k) = (m.experts, m.top_k);
@@ -75,6 +136,10 @@ fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
     let mk = |id: &str, statement: String, source: &str, metric: String, test: TestSpec| {
         let mut s = ClaimSpec::new(PAPER, id, &statement, source, &metric, test);
         s.margin_why = ORDERING_WHY.into();
+        s
+    };
+    let rule = |mut s: ClaimSpec, rule: String| {
+        s.band_rule = rule;
         s
     };
     let data = format!(
@@ -112,6 +177,14 @@ fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
         "mixtral_vs_llama2_70b": {"mmlu": [70.6, 69.9], "gsm8k": [74.4, 69.6],
             "humaneval": [40.2, 29.3], "mbpp": [60.7, 49.8], "math": [28.4, 13.8]}
     });
+    let s = rule(
+        s,
+        "sign only: the paper compares benchmark accuracies of Mixtral 8x7B (13B active) with \
+         Llama 2 70B (e.g. MMLU 70.6 vs 69.9), not losses at equal active parameters; we \
+         measure the validation cross-entropy of a toy decoder on synthetic chains, so only \
+         the direction carries over: band mean(a − b) < 0"
+            .into(),
+    );
     out.push((
         s,
         Source::Paired(Key::ValLoss(Arm::Moe), Key::ValLoss(Arm::DenseActive)),
@@ -135,6 +208,12 @@ fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
         TestSpec::ordering(Direction::Less),
     );
     s.paper_value = json!("not reported: the paper compares with other dense models only");
+    let s = rule(
+        s,
+        "sign only: the paper reports no number for this comparison (the toy plan's upper \
+         reference), so the band is the direction: mean(a − b) < 0"
+            .into(),
+    );
     out.push((
         s,
         Source::Paired(Key::ValLoss(Arm::DenseTotal), Key::ValLoss(Arm::Moe)),
@@ -142,30 +221,85 @@ fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
 
     let chance_first = 1.0 / e as f64;
     let chance_fos = chance_overlap(e, k);
+    let l15 = layer15_stand_in(m.n_layers);
+    let stand_in = format!(
+        "our layer {l15} stands for the paper's layer 15 (of 32): the block at the same \
+         relative depth, min(max(1, round(15/31 · (L − 1))), L − 1) with L = {}, never the \
+         first block",
+        m.n_layers
+    );
+    let ratio_rule = |what: &str, paper: [f64; 2], band: [f64; 2]| {
+        format!(
+            "magnitude of the ratio to chance: paper (Table 5, layer 15, range over its \
+             datasets) {what} {:.3}–{:.3}× chance; band: that range widened by a stated \
+             fraction f = {RATIO_BAND_FRACTION} of the paper's excess over chance at each end, \
+             [1 + (lo − 1)(1 − f), 1 + (hi − 1)(1 + f)] = {}, because the toy (2–4 layers, \
+             d = 32–64, synthetic chains) can only be expected to match the paper's order of \
+             magnitude; a rate a few points above chance lies below the band; {stand_in}",
+            paper[0],
+            paper[1],
+            fmt_band(band)
+        )
+    };
     for l in 0..m.n_layers {
-        let mut s = mk(
-            &format!("same-first-expert-above-chance-l{l}"),
-            format!(
-                "At layer {l}, consecutive tokens are routed to the same first-choice expert \
-                 more often than chance (1/E = {chance_first})"
-            ),
-            "Sec. 5, Table 5 (First choice)",
-            format!(
-                "validation rate of equal first-choice experts at positions (t, t+1) of the \
-                 MoE with aux loss, layer {l}; value = rate − 1/E, compared with 0"
-            ),
-            TestSpec::ordering(Direction::Greater),
-        );
-        s.paper_value = table5();
-        out.push((
-            s,
-            Source::Samples(Key::Layer(Arm::Moe, l, Stat::SameFirst, chance_first)),
-        ));
+        if l == l15 {
+            let band = ratio_band(LAYER15_FIRST);
+            let mut s = mk(
+                &format!("same-first-expert-ratio-to-chance-l{l}"),
+                format!(
+                    "At layer {l} (the stand-in for the paper's layer 15), consecutive tokens \
+                     are routed to the same first-choice expert about twice as often as chance \
+                     (1/E = {chance_first}): the ratio rate / (1/E) lies in {}",
+                    fmt_band(band)
+                ),
+                "Sec. 5, Table 5 (First choice, layer 15: 23.6–28.4% vs random 12.5%)",
+                format!(
+                    "validation rate of equal first-choice experts at positions (t, t+1) of the \
+                     MoE with aux loss, layer {l}, divided by 1/E = {chance_first}"
+                ),
+                band_magnitude(band),
+            );
+            s.margin_why = band_why(band);
+            s.paper_value = table5();
+            let s = rule(s, ratio_rule("first choice", LAYER15_FIRST, band));
+            out.push((
+                s,
+                Source::Samples(Key::LayerRatio(Arm::Moe, l, Stat::SameFirst, chance_first)),
+            ));
+        } else {
+            let mut s = mk(
+                &format!("same-first-expert-above-chance-l{l}"),
+                format!(
+                    "At layer {l}, consecutive tokens are routed to the same first-choice \
+                     expert more often than chance (1/E = {chance_first})"
+                ),
+                "Sec. 5, Table 5 (First choice)",
+                format!(
+                    "validation rate of equal first-choice experts at positions (t, t+1) of \
+                     the MoE with aux loss, layer {l}; value = rate − 1/E, compared with 0"
+                ),
+                TestSpec::ordering(Direction::Greater),
+            );
+            s.paper_value = table5();
+            let s = rule(
+                s,
+                format!(
+                    "sign only: Table 5's size (about 2× chance) is the paper's layer 15, for \
+                     which our layer {l15} stands (claim same-first-expert-ratio-to-chance-l{l15}); \
+                     our layer {l} stands for no layer with a size in our sources, so only the \
+                     direction is tested: band rate − 1/E > 0"
+                ),
+            );
+            out.push((
+                s,
+                Source::Samples(Key::Layer(Arm::Moe, l, Stat::SameFirst, chance_first)),
+            ));
+        }
         let mut s = mk(
             &format!("same-first-expert-above-share-chance-l{l}"),
             format!(
                 "At layer {l}, consecutive tokens share their first-choice expert more often \
-                 than independent draws from the observed first-choice shares would (a control: \
+                 than independent draws from the observed first-choice shares would (a guard: \
                  uneven shares alone raise the rate above 1/E)"
             ),
             "Sec. 5, Table 5 (First choice), with a chance level corrected for imbalance",
@@ -177,29 +311,80 @@ fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
             TestSpec::ordering(Direction::Greater),
         );
         s.paper_value = table5();
+        let s = rule(
+            s,
+            "sign only: the paper's chance level is uniform routing and it reports no rate \
+             against the observed shares; this guard only rules out that imbalance alone \
+             explains the repetition: band rate − Σ s² > 0"
+                .into(),
+        );
         out.push((
             s,
             Source::Samples(Key::Layer(Arm::Moe, l, Stat::SameFirstExcess, 0.0)),
         ));
-        let mut s = mk(
-            &format!("first-or-second-above-chance-l{l}"),
-            format!(
-                "At layer {l}, the top-{k} expert sets of consecutive tokens overlap more often \
-                 than chance (1 − C(E−k,k)/C(E,k) = {:.4})",
-                chance_fos
-            ),
-            "Sec. 5, Table 5 (First or second choice)",
-            format!(
-                "validation rate of overlapping top-{k} sets at positions (t, t+1) of the MoE \
-                 with aux loss, layer {l}; value = rate − {chance_fos:.4}, compared with 0"
-            ),
-            TestSpec::ordering(Direction::Greater),
-        );
-        s.paper_value = table5();
-        out.push((
-            s,
-            Source::Samples(Key::Layer(Arm::Moe, l, Stat::FirstOrSecond, chance_fos)),
-        ));
+        if l == l15 {
+            let band = ratio_band(LAYER15_FIRST_OR_SECOND);
+            let mut s = mk(
+                &format!("first-or-second-ratio-to-chance-l{l}"),
+                format!(
+                    "At layer {l} (the stand-in for the paper's layer 15), the top-{k} expert \
+                     sets of consecutive tokens overlap about 1.4 times as often as chance \
+                     (1 − C(E−k,k)/C(E,k) = {chance_fos:.4}): the ratio lies in {}",
+                    fmt_band(band)
+                ),
+                "Sec. 5, Table 5 (First or second choice, layer 15: 61.6–67.0% vs random 46.4%)",
+                format!(
+                    "validation rate of overlapping top-{k} sets at positions (t, t+1) of the \
+                     MoE with aux loss, layer {l}, divided by {chance_fos:.4}"
+                ),
+                band_magnitude(band),
+            );
+            s.margin_why = band_why(band);
+            s.paper_value = table5();
+            let s = rule(
+                s,
+                ratio_rule("first or second choice", LAYER15_FIRST_OR_SECOND, band),
+            );
+            out.push((
+                s,
+                Source::Samples(Key::LayerRatio(
+                    Arm::Moe,
+                    l,
+                    Stat::FirstOrSecond,
+                    chance_fos,
+                )),
+            ));
+        } else {
+            let mut s = mk(
+                &format!("first-or-second-above-chance-l{l}"),
+                format!(
+                    "At layer {l}, the top-{k} expert sets of consecutive tokens overlap more \
+                     often than chance (1 − C(E−k,k)/C(E,k) = {chance_fos:.4})"
+                ),
+                "Sec. 5, Table 5 (First or second choice)",
+                format!(
+                    "validation rate of overlapping top-{k} sets at positions (t, t+1) of the \
+                     MoE with aux loss, layer {l}; value = rate − {chance_fos:.4}, compared \
+                     with 0"
+                ),
+                TestSpec::ordering(Direction::Greater),
+            );
+            s.paper_value = table5();
+            let s = rule(
+                s,
+                format!(
+                    "sign only: Table 5's size (about 1.4× chance) is the paper's layer 15, \
+                     for which our layer {l15} stands (claim \
+                     first-or-second-ratio-to-chance-l{l15}); our layer {l} stands for no \
+                     layer with a size in our sources, so only the direction is tested: band \
+                     rate − {chance_fos:.4} > 0"
+                ),
+            );
+            out.push((
+                s,
+                Source::Samples(Key::Layer(Arm::Moe, l, Stat::FirstOrSecond, chance_fos)),
+            ));
+        }
     }
 
     let [lo, hi] = cfg.share_bounds;
@@ -228,6 +413,15 @@ fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
         TestSpec::ordering(Direction::Greater),
     );
     s.paper_value = json!({"balanced_share": "1/E", "bounds_in_units_of_1_over_E": [lo, hi]});
+    let bounds_rule = |side: &str| {
+        format!(
+            "sign against a stated bound: the paper states no training losses or expert \
+             loads; the bounds [{lo}/E, {hi}/E] are the config's share_bounds, fixed before \
+             the run (about a factor of 2 either side of the balanced share 1/E), so the band \
+             is the side of the bound: value {side} 0"
+        )
+    };
+    let s = rule(s, bounds_rule(">"));
     out.push((
         s,
         Source::Samples(Key::Shares(Arm::Moe, Stat::MinShareRatio, lo)),
@@ -246,6 +440,7 @@ fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
         TestSpec::ordering(Direction::Less),
     );
     s.paper_value = json!({"balanced_share": "1/E", "bounds_in_units_of_1_over_E": [lo, hi]});
+    let s = rule(s, bounds_rule("<"));
     out.push((
         s,
         Source::Samples(Key::Shares(Arm::Moe, Stat::MaxShareRatio, hi)),
@@ -262,12 +457,29 @@ fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
         TestSpec::ordering(Direction::Greater),
     );
     s.paper_value = json!("not reported");
+    let s = rule(
+        s,
+        "sign only: not in the paper (no training losses are stated); the band is the \
+         direction: mean(a − b) > 0"
+            .into(),
+    );
     out.push((
         s,
         Source::Paired(Key::MaxShare(Arm::MoeNoAux), Key::MaxShare(Arm::Moe)),
     ));
 
     let tv = cfg.specialisation_tv_bound;
+    let full_split = 1.0 - 1.0 / cfg.data.domains as f64;
+    let tv_metric = |l: usize, router: &str| {
+        format!(
+            "mean over the {} domains of ½ Σ_e |h_domain,e − h_e| (expert histograms of the \
+             top-{k} assignments on the validation set, {router}, layer {l}); value = that − \
+             {tv}, compared with 0 (a full split of the experts among the domains would give \
+             {full_split:.2})",
+            cfg.data.domains
+        )
+    };
+    let b = cfg.planted_bias_sd;
     for l in 0..m.n_layers {
         let mut s = mk(
             &format!("no-domain-specialisation-l{l}"),
@@ -276,23 +488,62 @@ fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
                  histogram is close to the overall one (mean total variation below {tv})"
             ),
             "Sec. 5, Fig. 7 (no obvious topic specialisation)",
-            format!(
-                "mean over the {} domains of ½ Σ_e |h_domain,e − h_e| (expert histograms of \
-                 the top-{k} assignments on the validation set, MoE with aux loss, layer {l}); \
-                 value = that − {tv}, compared with 0 (a full split of the experts among the \
-                 domains would give {:.2})",
-                cfg.data.domains,
-                1.0 - 1.0 / cfg.data.domains as f64
-            ),
+            tv_metric(l, "MoE with aux loss"),
             TestSpec::ordering(Direction::Less),
         );
         s.paper_value = json!(
             "no obvious patterns in the assignment of experts based on the \
              topic (ArXiv, biology, philosophy, …); DM Mathematics slightly different"
         );
+        let s = rule(
+            s,
+            format!(
+                "below a stated bound: the paper gives no number (Fig. 7 shows histograms with \
+                 'no obvious patterns'); the bound {tv} is the config's \
+                 specialisation_tv_bound, fixed before the run (a tenth of the assignments \
+                 moved; a full split gives {full_split:.2}), so the band is value < 0; the \
+                 positive control planted-specialisation-detected-l{l} shows that the same \
+                 statistic exceeds the bound when the router is given the domain"
+            ),
+        );
         out.push((
             s,
             Source::Samples(Key::Layer(Arm::Moe, l, Stat::DomainTv, tv)),
+        ));
+        let mut s = mk(
+            &format!("planted-specialisation-detected-l{l}"),
+            format!(
+                "Positive control of no-domain-specialisation-l{l}: at layer {l}, a router \
+                 given the domain (the trained MoE's own router logits on the same validation \
+                 tokens, plus {b} standard deviations of those logits on expert δ mod E for \
+                 the tokens of domain δ) specialises by domain, and the test detects it: the \
+                 mean total variation exceeds {tv}"
+            ),
+            "control of Sec. 5, Fig. 7's test (not a claim of the paper)",
+            tv_metric(
+                l,
+                &format!(
+                    "router logits of the MoE with aux loss plus the planted bias of {b} sd, \
+                     top-{k} on the host, not fed forward"
+                ),
+            ),
+            TestSpec::ordering(Direction::Greater),
+        );
+        s.kind = ClaimKind::Control;
+        s.paper_value = json!("not reported: a planted effect");
+        let s = rule(
+            s,
+            format!(
+                "planted effect: the bias of {b} sd of the layer's own logits is the config's \
+                 planted_bias_sd, fixed before the run; with independent normal logits \
+                 (E = 8, k = 2, D = 4) it gives a mean TV of about 0.25 (simulation, not our \
+                 runs), well above the bound {tv}; the control claims only that the test \
+                 detects it: band value > 0"
+            ),
+        );
+        out.push((
+            s,
+            Source::Samples(Key::Layer(Arm::Moe, l, Stat::PlantedTv, tv)),
         ));
     }
 
@@ -329,11 +580,16 @@ fn claims(cfg: &MixtralConfig) -> Vec<(ClaimSpec, Source)> {
     out
 }
 
-/// The claims (ids `mixtral/…`) for `cfg`, before running: `moe-beats-dense-equal-active`,
-/// `dense-equal-total-upper-reference`, per layer `same-first-expert-above-chance-l{l}`,
-/// `same-first-expert-above-share-chance-l{l}` and `first-or-second-above-chance-l{l}`, `aux-min-share-above-bound`,
-/// `aux-max-share-below-bound`, `noaux-more-imbalanced`, per layer
-/// `no-domain-specialisation-l{l}`, `params-total`, `params-active`.
+/// The claims (ids `mixtral/…`) for `cfg`, before running, in this order:
+/// `moe-beats-dense-equal-active`, `dense-equal-total-upper-reference`; per layer `l`:
+/// `same-first-expert-ratio-to-chance-l{l}` at the stand-in of the paper's layer 15
+/// ([`layer15_stand_in`]; `same-first-expert-above-chance-l{l}` at the others),
+/// `same-first-expert-above-share-chance-l{l}`, `first-or-second-ratio-to-chance-l{l}` at the
+/// stand-in (`first-or-second-above-chance-l{l}` at the others); `aux-min-share-above-bound`,
+/// `aux-max-share-below-bound`, `noaux-more-imbalanced`; per layer
+/// `no-domain-specialisation-l{l}` and its positive control
+/// `planted-specialisation-detected-l{l}` (`ClaimKind::Control`); the checks `params-total`,
+/// `params-active`.
 pub fn specs(cfg: &MixtralConfig) -> Vec<ClaimSpec> {
     claims(cfg).into_iter().map(|(s, _)| s).collect()
 }
@@ -347,7 +603,14 @@ fn value(m: &SeedMeasurements, key: Key) -> Result<f64, ClaimError> {
     Ok(match key {
         Key::ValLoss(a) => arm(a)?.val_loss,
         Key::Layer(a, l, stat, minus) => {
-            stat.of(arm(a)?.routing.get(l).ok_or_else(missing)?) - minus
+            let r = arm(a)?.routing.get(l).ok_or_else(missing)?;
+            if matches!(stat, Stat::PlantedTv) && r.planted_domain_tv.is_empty() {
+                return Err(missing());
+            }
+            stat.of(r) - minus
+        }
+        Key::LayerRatio(a, l, stat, over) => {
+            stat.of(arm(a)?.routing.get(l).ok_or_else(missing)?) / over
         }
         Key::MaxShare(a) => {
             let r = &arm(a)?.routing;
@@ -402,3 +665,6 @@ pub fn evaluate(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod can_fail;

@@ -110,6 +110,11 @@ pub struct MixtralConfig {
     /// Mean total-variation distance between a domain's expert histogram and the overall one
     /// below which the routing counts as "no clear domain specialisation"; in `(0, 1)`.
     pub specialisation_tv_bound: f64,
+    /// The positive control of the specialisation test ([`crate::routing::planted_domain_tv`]):
+    /// at evaluation, each layer's router logits get a bias of this many standard deviations
+    /// of the layer's own logits (within a token, over experts) on expert `δ mod E` for the
+    /// tokens of domain `δ`; finite, > 0. Fixed before the run (not tuned).
+    pub planted_bias_sd: f64,
 }
 
 impl Default for MixtralConfig {
@@ -209,6 +214,7 @@ impl MixtralConfig {
             },
             share_bounds: [0.5, 2.0],
             specialisation_tv_bound: 0.1,
+            planted_bias_sd: 2.0,
         };
         match scale {
             Scale::Smoke => MixtralConfig {
@@ -405,6 +411,14 @@ impl MixtralConfig {
                 "specialisation_tv_bound",
                 tv.to_string(),
                 "must lie in (0, 1)".into(),
+            );
+        }
+        let b = self.planted_bias_sd;
+        if !(b.is_finite() && b > 0.0) {
+            return bad(
+                "planted_bias_sd",
+                b.to_string(),
+                "must be a finite number above 0".into(),
             );
         }
         Ok(())

@@ -196,7 +196,9 @@ pub fn learning_rate(cfg: &MixtralConfig, t: usize) -> f64 {
 }
 
 /// Validation of `model` on `val`, domain by domain: the mean cross-entropy per domain `[D]`
-/// and, when `routing` is asked for, each MoE layer's [`LayerRouting`].
+/// and, when `routing` is asked for, each MoE layer's [`LayerRouting`] with its planted
+/// positive control ([`LayerRouting::with_planted`], `cfg.planted_bias_sd`; from the same
+/// forward pass's router logits).
 fn validate<B: Backend + MoeBackend + TokenLogprobBackend>(
     cfg: &MixtralConfig,
     model: &Decoder<B>,
@@ -208,6 +210,7 @@ fn validate<B: Backend + MoeBackend + TokenLogprobBackend>(
     let t = val.len - 1;
     let mut losses = Vec::with_capacity(cfg.data.domains);
     let mut ids: Vec<Vec<usize>> = Vec::new();
+    let mut logits: Vec<Vec<f64>> = Vec::new();
     let mut k = 0;
     for d in 0..cfg.data.domains {
         let (inp, tgt) = tensors::<B>(val, d * per..(d + 1) * per, device);
@@ -216,9 +219,11 @@ fn validate<B: Backend + MoeBackend + TokenLogprobBackend>(
         losses.push(read_f64(ce)?[0]);
         if routing {
             ids.resize(out.routing.len(), Vec::new());
+            logits.resize(out.routing.len(), Vec::new());
             for (l, r) in out.routing.into_iter().enumerate() {
                 k = r.ids.dims()[1];
                 ids[l].extend(read_ids(r.ids)?);
+                logits[l].extend(read_f64(r.logits)?);
             }
         }
     }
@@ -235,6 +240,7 @@ fn validate<B: Backend + MoeBackend + TokenLogprobBackend>(
                 cfg.data.domains,
                 cfg.model.experts,
             )
+            .with_planted(&logits[l], k, t, &val.domain, cfg.planted_bias_sd)
         })
         .collect();
     Ok((losses, stats))

@@ -9,7 +9,9 @@
 //!   steps since the previous checkpoint, at step 0 the first batch's before any update);
 //! - MoE arms, per layer `l`: `{arm}/layer{l}/same_first`, `…/first_or_second`,
 //!   `…/same_first_chance` (no index), `…/share` (index = expert), `…/domain_tv` (index =
-//!   domain), `…/hist{δ}` (index = expert; domain `δ`'s histogram).
+//!   domain), `…/hist{δ}` (index = expert; domain `δ`'s histogram); the positive control of
+//!   the specialisation test: `…/planted_bias` (no index; the bias in logit units) and
+//!   `…/planted_domain_tv` (index = domain).
 
 use serde::{Deserialize, Serialize};
 
@@ -167,6 +169,14 @@ impl SeedMeasurements {
                         rows.push(MetricRow::new(format!("{q}/hist{d}"), idx(e), s));
                     }
                 }
+                rows.push(MetricRow::new(
+                    format!("{q}/planted_bias"),
+                    None,
+                    r.planted_bias,
+                ));
+                for (d, &tv) in r.planted_domain_tv.iter().enumerate() {
+                    rows.push(MetricRow::new(format!("{q}/planted_domain_tv"), idx(d), tv));
+                }
             }
         }
         rows
@@ -219,6 +229,8 @@ impl SeedMeasurements {
                     shares: g.dense(&format!("{q}/share"))?,
                     domain_hist,
                     domain_tv,
+                    planted_bias: g.scalar(&format!("{q}/planted_bias"))?,
+                    planted_domain_tv: g.dense(&format!("{q}/planted_domain_tv"))?,
                 });
             }
             m.arms.push(ArmMeasurement {

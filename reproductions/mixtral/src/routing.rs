@@ -9,7 +9,13 @@
 //! - **shares**: the fraction of all `n·k` assignments each expert receives (balanced: `1/E`);
 //! - **per-domain histograms** (Fig. 7): the same fractions within each domain's validation
 //!   sequences, and their total-variation distance `½ Σ_e |h_δ,e − h_e|` to the overall
-//!   histogram `h` (0: the domain is routed like everything else; 1: disjoint experts).
+//!   histogram `h` (0: the domain is routed like everything else; 1: disjoint experts);
+//! - **planted specialisation** (the positive control of that test, [`planted_domain_tv`]): the
+//!   same per-domain TV of the top-`k` choices of a router given a domain signal, i.e. the
+//!   layer's own router logits on the same validation tokens plus a bias `b` on expert
+//!   `δ mod E` for the tokens of domain `δ`, with `b` a stated number of standard deviations
+//!   of the layer's logits. Measured on the trained model's logits, no extra training; the
+//!   biased choices are not fed forward (later layers see the model's own routing).
 
 use serde::{Deserialize, Serialize};
 
@@ -31,6 +37,12 @@ pub struct LayerRouting {
     pub domain_hist: Vec<Vec<f64>>,
     /// Per domain, the total-variation distance of its histogram to `shares` `[D]`.
     pub domain_tv: Vec<f64>,
+    /// The planted bias `b` in logit units ([`planted_domain_tv`]; 0 until
+    /// [`LayerRouting::with_planted`]).
+    pub planted_bias: f64,
+    /// Per domain, `domain_tv` of the router with the planted domain bias `[D]` (empty until
+    /// [`LayerRouting::with_planted`]).
+    pub planted_domain_tv: Vec<f64>,
 }
 
 impl LayerRouting {
@@ -85,7 +97,28 @@ impl LayerRouting {
             shares,
             domain_hist,
             domain_tv,
+            planted_bias: 0.0,
+            planted_domain_tv: Vec::new(),
         }
+    }
+
+    /// Adds the positive control: [`planted_domain_tv`] of this layer's router `logits
+    /// [rows · T, E]` (the rows of `ids` in [`LayerRouting::from_ids`]) with a bias of
+    /// `bias_sd` standard deviations.
+    pub fn with_planted(
+        mut self,
+        logits: &[f64],
+        k: usize,
+        seq_len: usize,
+        domain: &[usize],
+        bias_sd: f64,
+    ) -> Self {
+        let experts = self.shares.len();
+        let domains = self.domain_tv.len();
+        let (b, tv) = planted_domain_tv(logits, experts, k, seq_len, domain, domains, bias_sd);
+        self.planted_bias = b;
+        self.planted_domain_tv = tv;
+        self
     }
 
     /// The largest share times `E` (1 = balanced, `E` = collapse onto one expert).
@@ -107,6 +140,74 @@ impl LayerRouting {
     pub fn mean_domain_tv(&self) -> f64 {
         self.domain_tv.iter().sum::<f64>() / self.domain_tv.len().max(1) as f64
     }
+
+    /// Mean over domains of [`LayerRouting::planted_domain_tv`] (`None` when not measured).
+    pub fn mean_planted_tv(&self) -> Option<f64> {
+        let tv = &self.planted_domain_tv;
+        (!tv.is_empty()).then(|| tv.iter().sum::<f64>() / tv.len() as f64)
+    }
+}
+
+/// The root-mean-square spread of router logits within a token: `sqrt(mean_rows(mean_e
+/// (x_e − x̄_row)²))` over `logits [n, E]` (0 for no rows).
+pub fn logit_sd(logits: &[f64], experts: usize) -> f64 {
+    let rows = logits.len() / experts.max(1);
+    if rows == 0 {
+        return 0.0;
+    }
+    let var: f64 = logits
+        .chunks_exact(experts)
+        .map(|x| {
+            let m = x.iter().sum::<f64>() / experts as f64;
+            x.iter().map(|v| (v - m) * (v - m)).sum::<f64>() / experts as f64
+        })
+        .sum();
+    (var / rows as f64).sqrt()
+}
+
+/// The top-`k` experts of each row of `logits [n, E]`, highest first (ties: lower index
+/// first), as `ids [n, k]` row-major.
+pub fn top_k_ids(logits: &[f64], experts: usize, k: usize) -> Vec<usize> {
+    let mut out = Vec::with_capacity(logits.len() / experts.max(1) * k);
+    let mut order: Vec<usize> = (0..experts).collect();
+    for x in logits.chunks_exact(experts) {
+        order.sort_by(|&a, &b| x[b].total_cmp(&x[a]).then(a.cmp(&b)));
+        out.extend_from_slice(&order[..k]);
+    }
+    out
+}
+
+/// The positive control of the specialisation test: `(b, tv [D])`.
+///
+/// `logits [rows · T, E]` are a layer's router logits on the validation tokens (sequence `r`'s
+/// positions are rows `r·T..(r+1)·T`, its domain `domain[r]`). With `b = bias_sd ·`
+/// [`logit_sd`], every token of domain `δ` gets `+b` on expert `δ mod E`; the top-`k` of the
+/// biased logits ([`top_k_ids`]) go through [`LayerRouting::from_ids`], and `tv` is its
+/// `domain_tv`: the same statistic as the real routing's, for a router that was given the
+/// domain. With independent standard-normal logits (`E = 8`, `k = 2`, `D = 4`) a bias of 2 sd
+/// gives a mean TV of about 0.25 (simulation; `routing::tests`), 1 sd about 0.14.
+pub fn planted_domain_tv(
+    logits: &[f64],
+    experts: usize,
+    k: usize,
+    seq_len: usize,
+    domain: &[usize],
+    domains: usize,
+    bias_sd: f64,
+) -> (f64, Vec<f64>) {
+    let b = bias_sd * logit_sd(logits, experts);
+    let mut biased = logits.to_vec();
+    for (r, &dom) in domain.iter().enumerate() {
+        for t in 0..seq_len {
+            let row = r * seq_len + t;
+            if let Some(x) = biased.get_mut(row * experts + dom % experts.max(1)) {
+                *x += b;
+            }
+        }
+    }
+    let ids = top_k_ids(&biased, experts, k);
+    let r = LayerRouting::from_ids(0, &ids, k, seq_len, domain, domains, experts);
+    (b, r.domain_tv)
 }
 
 /// `½ Σ_i |p_i − q_i|`.
@@ -127,4 +228,58 @@ pub fn chance_overlap(experts: usize, k: usize) -> f64 {
         return 1.0;
     }
     1.0 - choose(experts - k, k) / choose(experts, k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{normal, stream};
+
+    #[test]
+    fn top_k_takes_the_largest_with_ties_to_the_lower_index() {
+        let logits = [0.0, 3.0, 1.0, 3.0, /* row 2 */ 5.0, -1.0, 5.0, 5.0];
+        assert_eq!(top_k_ids(&logits, 4, 2), vec![1, 3, 0, 2]);
+        assert!((logit_sd(&[0.0, 1.0, 2.0, 3.0], 4) - 1.25f64.sqrt()).abs() < 1e-12);
+    }
+
+    /// Two one-position sequences of domains 0 and 1, both with logits [0, 1, 2, 3]: without a
+    /// bias both route to {3, 2} (TV 0); with 2 sd (b = 2·√1.25 ≈ 2.24) domain 0 routes to
+    /// {3, 0} and domain 1 to {1, 3}: histograms (½ on 0 and 3) and (½ on 1 and 3) against the
+    /// overall (¼, ¼, 0, ½), TV ¼ each.
+    #[test]
+    fn planted_bias_moves_each_domain_to_its_expert() {
+        let logits = [0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0];
+        let (b, tv) = planted_domain_tv(&logits, 4, 2, 1, &[0, 1], 2, 1e-12);
+        assert!(b < 1e-11);
+        assert_eq!(tv, vec![0.0, 0.0]);
+        let (b, tv) = planted_domain_tv(&logits, 4, 2, 1, &[0, 1], 2, 2.0);
+        assert!((b - 2.0 * 1.25f64.sqrt()).abs() < 1e-12);
+        assert_eq!(tv, vec![0.25, 0.25]);
+        let r = LayerRouting::from_ids(0, &[3, 2, 3, 2], 2, 1, &[0, 1], 2, 4).with_planted(
+            &logits,
+            2,
+            1,
+            &[0, 1],
+            2.0,
+        );
+        assert_eq!(r.domain_tv, vec![0.0, 0.0]);
+        assert_eq!(r.planted_domain_tv, vec![0.25, 0.25]);
+        assert_eq!(r.mean_planted_tv(), Some(0.25));
+    }
+
+    /// The number quoted in [`planted_domain_tv`]'s docs and the control's band rule:
+    /// independent standard-normal logits, `E = 8`, `k = 2`, `D = 4`, bias 2 sd → mean TV
+    /// ≈ 0.25 (the sd of such logits within a row is about √(7/8)).
+    #[test]
+    fn planted_bias_of_two_sd_on_gaussian_logits_gives_tv_near_a_quarter() {
+        let (e, d, per) = (8, 4, 4000);
+        let mut rng = stream(1, 99);
+        let logits: Vec<f64> = (0..d * per * e).map(|_| normal(&mut rng)).collect();
+        let domain: Vec<usize> = (0..d).flat_map(|x| std::iter::repeat_n(x, per)).collect();
+        let (_, tv) = planted_domain_tv(&logits, e, 2, 1, &domain, d, 2.0);
+        let mean = tv.iter().sum::<f64>() / d as f64;
+        assert!((0.22..0.29).contains(&mean), "mean TV {mean}");
+        let (_, none) = planted_domain_tv(&logits, e, 2, 1, &domain, d, 1e-9);
+        assert!(none.iter().all(|&x| x < 0.03), "{none:?}");
+    }
 }

@@ -122,6 +122,10 @@ fn config_validation_names_the_bad_setting() {
         msg(&|c| c.specialisation_tv_bound = 1.0)
             .starts_with("mixtral setting specialisation_tv_bound = 1")
     );
+    assert_eq!(
+        msg(&|c| c.planted_bias_sd = 0.0),
+        "mixtral setting planted_bias_sd = 0: must be a finite number above 0"
+    );
     // Seeds.
     assert_eq!(
         tiny().validate_with_seeds(&[]).unwrap_err().to_string(),
@@ -307,6 +311,9 @@ fn smoke_run_is_deterministic_and_every_claim_gets_a_verdict() {
             for r in &arm.routing {
                 assert!((r.shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
                 assert_eq!(r.domain_hist.len(), 3);
+                // The positive control was measured on the same logits.
+                assert!(r.planted_bias > 0.0, "{:?}", r.planted_bias);
+                assert_eq!(r.planted_domain_tv.len(), 3);
             }
         } else {
             assert!(arm.routing.is_empty());
@@ -355,12 +362,25 @@ fn smoke_run_is_deterministic_and_every_claim_gets_a_verdict() {
 fn specs_cover_every_layer() {
     let cfg = MixtralConfig::for_scale(Scale::Small);
     let ids: Vec<String> = specs(&cfg).into_iter().map(|s| s.id).collect();
+    let l15 = claimbench_mixtral::claims::layer15_stand_in(cfg.model.n_layers);
     for l in 0..cfg.model.n_layers {
+        let (same, fos) = if l == l15 {
+            (
+                "same-first-expert-ratio-to-chance",
+                "first-or-second-ratio-to-chance",
+            )
+        } else {
+            (
+                "same-first-expert-above-chance",
+                "first-or-second-above-chance",
+            )
+        };
         for p in [
-            "same-first-expert-above-chance",
+            same,
             "same-first-expert-above-share-chance",
-            "first-or-second-above-chance",
+            fos,
             "no-domain-specialisation",
+            "planted-specialisation-detected",
         ] {
             assert!(ids.contains(&format!("mixtral/{p}-l{l}")), "{p} l{l}");
         }

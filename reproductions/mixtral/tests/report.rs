@@ -59,7 +59,7 @@ fn run_report(cfg: MixtralConfig, scale: &str, seeds: &[u64]) {
         for r in &a.routing {
             println!(
                 "  layer {}: same-first {:.3} (chance at observed shares {:.3}), first-or-second \
-                 {:.3}, shares×E {:.2?}, domain TV {:.3?}",
+                 {:.3}, shares×E {:.2?}, domain TV {:.3?}, planted TV {:.3?} (bias {:.3})",
                 r.layer,
                 r.same_first,
                 r.same_first_chance,
@@ -68,7 +68,9 @@ fn run_report(cfg: MixtralConfig, scale: &str, seeds: &[u64]) {
                     .iter()
                     .map(|s| s * r.shares.len() as f64)
                     .collect::<Vec<_>>(),
-                r.domain_tv
+                r.domain_tv,
+                r.planted_domain_tv,
+                r.planted_bias
             );
         }
     }

@@ -4,7 +4,7 @@
 
 use std::fmt::Debug;
 
-use claimbench_claims::Claim;
+use claimbench_claims::{Claim, ClaimSpec};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -82,6 +82,10 @@ pub trait Paper: Send + Sync {
     /// manifest spells it (claims say whether they ran at the paper's scale).
     fn claims(&self, cfg: &Self::Config, records: &[UnitRecord], scale: &str) -> Judged;
 
+    /// Its claims as stated before the run (ids, kinds, tests, bands and their rules), at
+    /// these settings: exactly the ids [`Paper::claims`] judges when every unit passed.
+    fn claim_specs(&self, cfg: &Self::Config) -> Vec<ClaimSpec>;
+
     /// The paper page's own sections (data; the harness draws and renders them).
     fn sections(&self, cfg: &Self::Config, records: &[UnitRecord]) -> Vec<Section>;
 
@@ -108,6 +112,8 @@ pub trait DynPaper: Send + Sync {
     fn run_unit(&self, cfg: &Value, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome;
     /// See [`Paper::claims`].
     fn claims(&self, cfg: &Value, records: &[UnitRecord], scale: &str) -> Judged;
+    /// See [`Paper::claim_specs`].
+    fn claim_specs(&self, cfg: &Value) -> Result<Vec<ClaimSpec>, ConfigError>;
     /// See [`Paper::sections`].
     fn sections(&self, cfg: &Value, records: &[UnitRecord]) -> Vec<Section>;
     /// See [`Paper::fallbacks`].
@@ -161,6 +167,10 @@ impl<P: Paper> DynPaper for P {
                 warnings: vec![format!("claims not evaluated: {e}")],
             },
         }
+    }
+
+    fn claim_specs(&self, cfg: &Value) -> Result<Vec<ClaimSpec>, ConfigError> {
+        Ok(Paper::claim_specs(self, &parse(self, cfg)?))
     }
 
     fn sections(&self, cfg: &Value, records: &[UnitRecord]) -> Vec<Section> {

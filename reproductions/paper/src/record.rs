@@ -65,6 +65,35 @@ pub struct ArtifactRef {
 }
 
 impl UnitRecord {
+    /// A passed record of unit `unit_id` holding `metrics`, as a finished unit stores it
+    /// (backend `flex`, device `cpu`, 0 s, no benchmarks or artifacts): for tests that judge a
+    /// paper's claims on synthetic rows through `Paper::claims`, the real evidence code.
+    pub fn synthetic(
+        unit_id: &str,
+        paper: &str,
+        experiment: &str,
+        arm: &str,
+        seed: Option<u64>,
+        metrics: Vec<MetricRow>,
+    ) -> Self {
+        UnitRecord {
+            schema_version: 1,
+            unit_id: unit_id.into(),
+            paper: paper.into(),
+            experiment: experiment.into(),
+            arm: arm.into(),
+            seed,
+            backend: "flex".into(),
+            device: "cpu".into(),
+            status: UnitStatus::Passed,
+            message: "synthetic".into(),
+            seconds: 0.0,
+            metrics,
+            benchmarks: Vec::new(),
+            artifacts: Vec::new(),
+        }
+    }
+
     /// The value of the step-less metric `name`, if recorded.
     pub fn scalar(&self, name: &str) -> Option<f64> {
         self.metrics

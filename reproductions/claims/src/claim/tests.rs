@@ -5,7 +5,14 @@ use crate::stats::testutil::normal;
 use serde_json::json;
 
 fn spec(test: TestSpec) -> ClaimSpec {
+    let kind = if matches!(test, TestSpec::Exact { .. }) {
+        ClaimKind::Check
+    } else {
+        ClaimKind::Reproduction
+    };
     ClaimSpec {
+        kind,
+        band_rule: "the paper's sign; its size does not carry over to the toy".into(),
         id: "dora/beats-lora".into(),
         paper: "dora".into(),
         statement: "DoRA reaches a lower eval loss than LoRA at the same rank".into(),
@@ -284,6 +291,10 @@ fn claims_file_round_trip() {
         proxy: false,
         verdict: Verdict::Reproduced,
         details: "equal".into(),
+        kind: ClaimKind::Check,
+        p_value: None,
+        q_value: None,
+        band: None,
     };
     let ordering = Claim {
         id: "dora/beats-lora".into(),
@@ -295,11 +306,14 @@ fn claims_file_round_trip() {
         seeds: vec![0, 1, 2, 3, 4],
         proxy: true,
         verdict: Verdict::NotReproduced,
+        kind: ClaimKind::Reproduction,
+        p_value: Some(0.97),
+        band: Some(band_of(&TestSpec::ordering(Direction::Less), "the sign")),
         ..claim.clone()
     };
     let file = ClaimsFile::new(vec![claim, ordering]);
     let text = file.to_json();
-    assert!(text.contains("\"schema_version\": 1"));
+    assert!(text.contains("\"schema_version\": 2"));
     assert!(text.contains("\"verdict\": \"not-reproduced\""));
     assert!(text.contains("\"test\": \"ordering\""));
     assert!(text.contains("\"ci\": null"));
@@ -329,16 +343,41 @@ fn claims_file_round_trip() {
         "proxy",
         "verdict",
         "details",
+        "kind",
+        "p_value",
+        "q_value",
+        "band",
     ] {
         assert!(keys.contains(&k), "missing {k}");
     }
+    let band = &value["claims"][1]["band"];
+    assert_eq!(band["reproduced"], json!([null, 0.0]));
+    assert_eq!(band["measure"], json!("mean(a - b) over seeds"));
 
-    let v2 = text.replace("\"schema_version\": 1", "\"schema_version\": 2");
+    // Version 1 (no kind, p, q, band, fdr) is still read; its claims count as reproductions.
+    let mut v1: Value = serde_json::from_str(&text).unwrap();
+    v1["schema_version"] = json!(1);
+    v1.as_object_mut().unwrap().remove("fdr");
+    for c in v1["claims"].as_array_mut().unwrap() {
+        for k in ["kind", "p_value", "q_value", "band"] {
+            c.as_object_mut().unwrap().remove(k);
+        }
+    }
+    let old = ClaimsFile::from_json(&v1.to_string()).unwrap();
+    assert_eq!(old.schema_version, 1);
+    assert!(old.fdr.is_none());
+    assert!(
+        old.claims
+            .iter()
+            .all(|c| c.kind == ClaimKind::Reproduction && c.band.is_none())
+    );
+
+    let v3 = text.replace("\"schema_version\": 2", "\"schema_version\": 3");
     assert_eq!(
-        ClaimsFile::from_json(&v2).unwrap_err(),
+        ClaimsFile::from_json(&v3).unwrap_err(),
         ClaimError::UnsupportedSchema {
-            found: 2,
-            expected: 1
+            found: 3,
+            expected: 2
         }
     );
     assert!(matches!(
@@ -367,4 +406,161 @@ fn number_formatting() {
     assert_eq!(fmt_num(123456.5), "1.235e5");
     assert_eq!(fmt_num(46_702_792_704.0), "46702792704");
     assert_eq!(fmt_num(f64::NAN), "NaN");
+}
+
+#[test]
+fn kinds_and_band_rules_are_enforced() {
+    let mut exact = spec(TestSpec::exact(1.0, 0.0));
+    exact.kind = ClaimKind::Reproduction;
+    assert!(matches!(
+        evaluate(&exact, &Evidence::Exact(1.0), &[], "small"),
+        Err(ClaimError::ExactNotCheck { .. })
+    ));
+    exact.kind = ClaimKind::Check;
+    let c = evaluate(&exact, &Evidence::Exact(1.0), &[], "small").unwrap();
+    assert_eq!(
+        (c.kind, c.p_value, c.q_value),
+        (ClaimKind::Check, None, None)
+    );
+    assert_eq!(
+        ClaimSpec::new("p", "x", "s", "src", "m", TestSpec::exact(1.0, 0.0)).kind,
+        ClaimKind::Check
+    );
+
+    let mut s = spec(TestSpec::ordering(Direction::Less));
+    s.band_rule = " ".into();
+    assert!(matches!(
+        evaluate(&s, &clear_effect(), &SEEDS, "small"),
+        Err(ClaimError::MissingBandRule { .. })
+    ));
+}
+
+#[test]
+fn p_values_follow_each_test() {
+    // A clear effect in the claimed direction: small p; reversed: p near 1.
+    let s = spec(TestSpec::ordering(Direction::Less));
+    let c = evaluate(&s, &clear_effect(), &SEEDS, "small").unwrap();
+    assert!(c.p_value.unwrap() < 1e-4, "{:?}", c.p_value);
+    assert!(c.details.contains("p = "));
+    let s = spec(TestSpec::ordering(Direction::Greater));
+    let c = evaluate(&s, &clear_effect(), &SEEDS, "small").unwrap();
+    assert!(c.p_value.unwrap() > 0.999);
+
+    // t-test by hand: d = [1, 2, 3, 4, 5], t = 3 / (1.5811 / sqrt 5) = 4.2426, df 4:
+    // P(T >= 4.2426) = 0.006624.
+    let p = crate::stats::one_sided_p(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.0, true).unwrap();
+    assert!((p - 0.006624).abs() < 1e-5, "{p}");
+    assert_eq!(crate::stats::one_sided_p(&[1.0], 0.0, true), None);
+    assert_eq!(crate::stats::one_sided_p(&[2.0, 2.0], 0.0, true), Some(0.0));
+    assert_eq!(
+        crate::stats::one_sided_p(&[2.0, 2.0], 0.0, false),
+        Some(1.0)
+    );
+
+    // Magnitude: inside a wide band, small p; with the mean on the band's edge, p is not small.
+    let xs = normal(7, 8, 1.0, 0.05);
+    let inside = spec(TestSpec::magnitude(1.0, Tolerance::Absolute(0.5)));
+    let c = evaluate(&inside, &Evidence::Samples(xs.clone()), &SEEDS, "small").unwrap();
+    assert!(c.p_value.unwrap() < 1e-6);
+    let edge = spec(TestSpec::magnitude(1.5, Tolerance::Absolute(0.5)));
+    let c = evaluate(&edge, &Evidence::Samples(xs), &SEEDS, "small").unwrap();
+    assert!(c.p_value.unwrap() > 0.1, "{:?}", c.p_value);
+
+    // Trend: every seed decreasing, p tiny for "decreasing", near 1 for "increasing".
+    let x = vec![0.0, 1.0, 2.0, 3.0];
+    let y: Vec<Vec<f64>> = (0..5)
+        .map(|s| vec![4.0 + s as f64 * 0.1, 3.0, 2.5, 1.0])
+        .collect();
+    let ev = Evidence::Trend { x, y_per_seed: y };
+    let c = evaluate(
+        &spec(TestSpec::trend(TrendDirection::Decreasing, None)),
+        &ev,
+        &SEEDS[..5],
+        "small",
+    )
+    .unwrap();
+    assert_eq!(c.p_value, Some(0.0));
+    let c = evaluate(
+        &spec(TestSpec::trend(TrendDirection::Increasing, None)),
+        &ev,
+        &SEEDS[..5],
+        "small",
+    )
+    .unwrap();
+    assert_eq!(c.p_value, Some(1.0));
+}
+
+fn judged(id: &str, p: Option<f64>, estimate: f64, verdict: Verdict) -> Claim {
+    let mut s = spec(TestSpec::ordering(Direction::Less));
+    s.id = id.into();
+    let mut c = evaluate(&s, &clear_effect(), &SEEDS, "small").unwrap();
+    c.p_value = p;
+    c.our_value = json!(estimate);
+    c.verdict = verdict;
+    c
+}
+
+#[test]
+fn fdr_keeps_only_claims_that_survive_correction_and_lie_in_their_band() {
+    let mut claims = vec![
+        judged("dora/a", Some(0.001), -1.0, Verdict::Reproduced),
+        // Significant alone (p < 0.05) but not after BH over 4: q = 4 * 0.04 / 2 = 0.08 -> 0.08.
+        judged("dora/b", Some(0.04), -1.0, Verdict::Reproduced),
+        judged("dora/c", Some(0.9), 1.0, Verdict::NotReproduced),
+        // No p-value: counts as p = 1 and cannot stay reproduced.
+        judged("dora/d", None, -1.0, Verdict::Reproduced),
+        // A control and a check are outside the family.
+        Claim {
+            kind: ClaimKind::Control,
+            ..judged("dora/e", Some(0.5), -1.0, Verdict::Reproduced)
+        },
+        Claim {
+            kind: ClaimKind::Check,
+            p_value: None,
+            ..judged("dora/f", None, -1.0, Verdict::Reproduced)
+        },
+    ];
+    let fdr = apply_fdr(&mut claims, 0.05);
+    assert_eq!(fdr.family_size, 4);
+    assert_eq!(fdr.method, "BH");
+    assert_eq!(fdr.papers, vec!["dora".to_string()]);
+    let v: Vec<Verdict> = claims.iter().map(|c| c.verdict).collect();
+    assert_eq!(
+        v,
+        [
+            Verdict::Reproduced,
+            Verdict::Inconclusive,
+            Verdict::NotReproduced,
+            Verdict::Inconclusive,
+            Verdict::Reproduced,
+            Verdict::Reproduced
+        ]
+    );
+    assert!((claims[0].q_value.unwrap() - 0.004).abs() < 1e-12);
+    assert!((claims[1].q_value.unwrap() - 0.08).abs() < 1e-12);
+    assert!(
+        claims[1].details.contains("q = 0.08 > 0.05"),
+        "{}",
+        claims[1].details
+    );
+    assert_eq!(claims[3].q_value, None);
+    assert_eq!(claims[4].q_value, None);
+    assert_eq!(claims[5].q_value, None);
+
+    // An estimate outside the band does not count as reproduced, whatever q says.
+    let mut out = vec![judged("dora/g", Some(1e-6), 0.5, Verdict::Reproduced)];
+    apply_fdr(&mut out, 0.05);
+    assert_eq!(out[0].verdict, Verdict::Inconclusive);
+    assert!(
+        out[0].details.contains("outside the band [-inf, 0]"),
+        "{}",
+        out[0].details
+    );
+
+    let file = ClaimsFile::with_fdr(
+        vec![judged("dora/h", Some(0.01), -1.0, Verdict::Reproduced)],
+        0.05,
+    );
+    assert_eq!(file.fdr.as_ref().unwrap().family_size, 1);
+    assert_eq!(file.schema_version, SCHEMA_VERSION);
 }

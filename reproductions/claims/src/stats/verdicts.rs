@@ -26,7 +26,7 @@ use statrs::distribution::ContinuousCDF;
 
 use super::{
     DEFAULT_ALPHA, MeanSummary, check_alpha, check_finite, mean_ci_unchecked, mean_unchecked,
-    spearman_named, student,
+    sd_unchecked, spearman_named, student,
 };
 use crate::claim::{TestKind, Verdict};
 use crate::error::ClaimError;
@@ -370,6 +370,27 @@ fn summary_if_possible(xs: &[f64], alpha: f64, seed: u64) -> Option<MeanSummary>
     (xs.len() >= 2).then(|| mean_ci_unchecked(xs, alpha, seed))
 }
 
+/// One-sided p-value of the claim `mean(xs) > edge` (`greater`) or `mean(xs) < edge`, by a
+/// Student t test (`df = n - 1`, `t = (mean - edge) / (sd / sqrt(n))`): `P(T >= t)` or
+/// `P(T <= t)`. With `sd = 0`, 0 when the claim holds strictly and 1 otherwise. `None` when
+/// `n < 2`. The claim is the alternative; `H0` is the other side of the edge, boundary included.
+pub fn one_sided_p(xs: &[f64], edge: f64, greater: bool) -> Option<f64> {
+    if xs.len() < 2 {
+        return None;
+    }
+    let n = xs.len() as f64;
+    let m = mean_unchecked(xs);
+    let se = sd_unchecked(xs) / n.sqrt();
+    if se > 0.0 {
+        let t = (m - edge) / se;
+        let dist = student(n - 1.0);
+        Some(if greater { dist.sf(t) } else { dist.cdf(t) })
+    } else {
+        let holds = if greater { m > edge } else { m < edge };
+        Some(if holds { 0.0 } else { 1.0 })
+    }
+}
+
 /// Result of [`ordering_test`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OrderingResult {
@@ -383,6 +404,8 @@ pub struct OrderingResult {
     pub mean: f64,
     /// Mean with its `1 - alpha` interval (`None` when `n < 2`).
     pub summary: Option<MeanSummary>,
+    /// One-sided p-value of the claimed side against 0 ([`one_sided_p`]; `None` when `n < 2`).
+    pub p_value: Option<f64>,
 }
 
 /// Ordering test on per-seed differences `d = a - b`.
@@ -427,6 +450,7 @@ pub fn ordering_test(
         seeds_needed: needed,
         mean: mean_unchecked(d),
         summary,
+        p_value: one_sided_p(d, 0.0, direction == Direction::Greater),
     })
 }
 
@@ -445,6 +469,9 @@ pub struct MagnitudeResult {
     pub band: [f64; 2],
     /// Mean with its `1 - alpha` interval (`None` when `n < 2`).
     pub summary: Option<MeanSummary>,
+    /// p-value that the mean lies inside the band: the larger of the one-sided p-values against
+    /// each edge (`mean > lo` and `mean < hi`, an intersection–union test; [`one_sided_p`]).
+    pub p_value: Option<f64>,
 }
 
 /// Magnitude test: is the mean of the per-seed values `target` within a tolerance?
@@ -489,6 +516,9 @@ pub fn magnitude_test(
         }
         _ => Verdict::Inconclusive,
     };
+    let p_value = one_sided_p(xs, band[0], true)
+        .zip(one_sided_p(xs, band[1], false))
+        .map(|(a, b)| a.max(b));
     Ok(MagnitudeResult {
         verdict,
         n,
@@ -496,6 +526,7 @@ pub fn magnitude_test(
         mean,
         band,
         summary,
+        p_value,
     })
 }
 
@@ -623,6 +654,9 @@ pub struct TrendResult {
     pub min_abs_rho: Option<f64>,
     /// Index of the first seed whose metric is constant (rho undefined), if any.
     pub constant_seed: Option<usize>,
+    /// One-sided p-value of the per-seed rhos against 0 in the claimed direction
+    /// ([`one_sided_p`]); `None` when a rho is undefined or `n < 2`.
+    pub p_value: Option<f64>,
 }
 
 /// Trend test: does the metric rise (fall) with the ordered covariate `x`?
@@ -709,6 +743,9 @@ pub fn trend_test(
         }
         _ => Verdict::Inconclusive,
     };
+    let p_value = rhos
+        .as_deref()
+        .and_then(|r| one_sided_p(r, 0.0, direction == TrendDirection::Increasing));
     Ok(TrendResult {
         verdict,
         n,
@@ -719,6 +756,7 @@ pub fn trend_test(
         summary,
         min_abs_rho,
         constant_seed,
+        p_value,
     })
 }
 

@@ -35,7 +35,8 @@
 //!    of the clipped loss `mean max(−A ρ, −A clip(ρ, 1 ± ε))`, `ρ = π/π_old`. Its target is the
 //!    KL-regularised optimum of the learnt reward, `π* ∝ π_ref · exp(r_RM/β)` ([`kl_optimum`]);
 //!    as a control, the same PPO rewarded by the true `r*` instead of the reward model (an oracle
-//!    reward, right on uncovered cells too) separates PPO itself from its reward model's errors;
+//!    reward, right on uncovered cells too) separates PPO itself from its reward model's errors,
+//!    and carries the two control claims (no uncovered cell rises; the true reward rises);
 //! 5. distribution shift: `π_ref^other` = base after SFT on data concentrated on the uncovered
 //!    responses (share `other_covered_share` spread over the covered ones); `π_ref^sft` = base
 //!    (from the same base weights, not from `π_ref^other`) after SFT on the chosen responses of

@@ -328,6 +328,9 @@ fn claims_get_verdicts_from_the_measurements() {
         m.shift_reward_ppo_sft = 0.95;
         m.shift_reward_ppo_other = 0.95 - (if good { 0.01 } else { 0.6 }) - j;
         m.iter_reward_sft = vec![0.8 + j, 0.8 + j + s * (0.1 + j)];
+        m.ppo_oracle_uncovered_increase = UNCOVERED_MARGIN - s * (0.04 + j);
+        m.reward_ref = 0.5 + j;
+        m.reward_ppo_oracle = 0.5 + j + s * (0.2 + j);
         m
     };
     for (good, want) in [(true, "reproduced"), (false, "not-reproduced")] {

@@ -1,4 +1,10 @@
 //! The ladder's claims as data (Table 3) and their evaluation.
+//!
+//! Every claim is a paired ordering over seeds with a `band_rule` next to it. Only signs (and
+//! one floor) transfer from Table 3: the paper's pass@5 is one run of a 7B model on APPS, ours an
+//! exact pass@k on a toy task whose levels the config sets (`demo_noise` puts SFT near the
+//! paper's 38.6%, `iterations` decides how far PPO climbs), so absolute levels and rung gains do
+//! not carry over.
 
 use super::*;
 
@@ -11,8 +17,14 @@ pub const TABLE3: [(&str, f64); 5] = [
     ("large-batch", 42.3),
     ("ref-ema", 44.4),
 ];
-/// The margin by which the full recipe must beat the base (absolute pass@k, 0.05 = 5 points).
+/// The margin by which the full recipe must beat the base (absolute pass@k, 0.05 = 5 points):
+/// about a fifth (19%) of the paper's 26.4-point gain (18.0 → 44.4).
 pub const FULL_MARGIN: f64 = 0.05;
+/// Why only the sign of a ladder comparison carries over (the start of every rule).
+pub(super) const LADDER_SIGN_RULE: &str = "sign only: Table 3 is APPS pass@5 of one run of a 7B \
+    model; ours is exact pass@k of a toy MLP policy on a verifiable sequence task, whose SFT level \
+    was set by demo_noise to sit near the paper's 38.6% and whose PPO levels are set by the \
+    iteration budget, so neither absolute levels nor gains transfer";
 
 /// A measured run: arm, seed and its measurements.
 pub type Run = (Arm, u64, ArmMeasurements);
@@ -67,6 +79,13 @@ pub(super) fn claim_table(cfg: &LadderConfig) -> Vec<(ClaimSpec, Pair)> {
          the paired gain must lie above {FULL_MARGIN} (5 points), a clear but modest share of the \
          paper's 26.4-point gain, so a full recipe that is merely not worse does not pass"
     );
+    s.band_rule = format!(
+        "paper: full recipe 44.4 vs base 18.0, +26.4 points; band: the paired gain above \
+         {FULL_MARGIN}, a stated ≈ 19% (0.05/0.264) of the paper's gain. Only this floor \
+         transfers, not the size: the paper's gain is mostly its base collapsing below SFT \
+         (38.6 → 18.0), a failure of a 7B model that our toy base need not share, and our levels \
+         are set by the config"
+    );
     out.push((s, Pair::Arms(Arm::RefEma, Arm::Base, FULL_MARGIN)));
     for (prev, arm, trick, gain) in [
         (Arm::Base, Arm::AdvNorm, "advantage normalisation", 20.1),
@@ -97,6 +116,10 @@ pub(super) fn claim_table(cfg: &LadderConfig) -> Vec<(ClaimSpec, Pair)> {
             "report claim, ordering without margin: the interval of the paired difference must \
              lie above 0 (the paper's rung gains {gain} points on one run)"
         );
+        s.band_rule = format!(
+            "{LADDER_SIGN_RULE}; the paper's rung gain is {gain} points of one run with no \
+             interval, so the band is a positive paired difference"
+        );
         out.push((s, Pair::Arms(arm, prev, 0.0)));
     }
     let mut s = spec(
@@ -111,6 +134,10 @@ pub(super) fn claim_table(cfg: &LadderConfig) -> Vec<(ClaimSpec, Pair)> {
     s.margin_why = "ordering without margin: the interval of the paired gain over SFT must lie \
         above 0 (paper: 44.4 vs 38.6)"
         .into();
+    s.band_rule = format!(
+        "{LADDER_SIGN_RULE}; paper +5.8 points (38.6 → 44.4), so the band is a positive paired \
+         difference"
+    );
     out.push((s, Pair::VsSft(Arm::RefEma)));
     let mut s = spec(
         "ppo-ladder-base-below-sft",
@@ -122,6 +149,10 @@ pub(super) fn claim_table(cfg: &LadderConfig) -> Vec<(ClaimSpec, Pair)> {
     s.margin_why = "ordering without margin: the interval of the paired difference must lie \
         below 0 (paper: 18.0 vs 38.6, base PPO degrades the SFT policy)"
         .into();
+    s.band_rule = format!(
+        "{LADDER_SIGN_RULE}; paper −20.6 points (38.6 → 18.0), so the band is a negative paired \
+         difference"
+    );
     out.push((s, Pair::VsSft(Arm::Base)));
     out
 }

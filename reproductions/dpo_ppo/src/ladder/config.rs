@@ -1,9 +1,17 @@
 //! The ladder's settings ([`LadderConfig`]): presets per scale, limits, validation.
 
 use super::*;
+use crate::limits::MAX_TUNING_SEEDS;
 
 /// Everything that decides the ladder's numbers. Serialized as the `dpo_ppo.ladder` section of a
 /// run config; [`LadderConfig::for_scale`] gives the defaults.
+///
+/// **Frozen budgets; seeds that tune never judge.** `iterations` (and the other PPO settings)
+/// were chosen in pilots whose seeds were not recorded, so they may have included verdict
+/// seeds; they are frozen here, and the manifest records them with the run's config. Any
+/// re-tuning of them must run on [`LadderConfig::tuning_seeds`] only, which
+/// [`LadderConfig::validate_with_seeds`] (called through the paper's `validate` with the run's
+/// seeds) keeps disjoint from the verdict seeds.
 ///
 /// Limits ([`crate::limits`]): `vocab`, `strides` ≤ 1024, `length` ≤ 256, `holdout_mod`
 /// ≤ 65 536, `demos_per_prompt` ≤ 100 000, `hidden` ≤ 4096, `sft_steps`, `eval_every`
@@ -58,6 +66,19 @@ pub struct LadderConfig {
     pub pass_k: usize,
     /// Iterations between learning-curve points.
     pub eval_every: usize,
+    /// The seeds on which `iterations` and the other settings may be re-tuned (default
+    /// `1000, 1001, 1002`, far from the verdict seeds `0..n`); non-empty, distinct, at most
+    /// [`crate::limits::MAX_TUNING_SEEDS`], and never a verdict seed
+    /// ([`LadderConfig::validate_with_seeds`]). No unit runs on them today: they reserve the
+    /// seeds a re-tuning must use. Absent in a stored config (written before the field
+    /// existed): the default.
+    #[serde(default = "default_tuning_seeds")]
+    pub tuning_seeds: Vec<u64>,
+}
+
+/// The default [`LadderConfig::tuning_seeds`]: `1000, 1001, 1002`.
+pub fn default_tuning_seeds() -> Vec<u64> {
+    (1000..1003).collect()
 }
 
 impl LadderConfig {
@@ -79,7 +100,9 @@ impl LadderConfig {
     /// - `iterations = 20` (`smoke` 8, `full` 10 with its 4× larger batches): in a pilot at 60
     ///   iterations the large-batch arms reached pass@5 = 1.000 on every seed (and `full` at 20
     ///   reached 0.99), a ceiling at which the last rung cannot be ranked; at these budgets the
-    ///   best arm is at ≈ 0.85–0.9. (Chosen after those pilots, for the ceiling alone.)
+    ///   best arm is at ≈ 0.85–0.9. (Chosen after those pilots, for the ceiling alone; the
+    ///   pilots' seeds were not recorded, so the budget is frozen here and any re-tuning must
+    ///   use [`LadderConfig::tuning_seeds`] only.)
     /// - `η = 0.02`: a `small` run of the large-batch arms takes 20·2·4 = 160 actor steps; the
     ///   paper's 1e-3 would leave 0.999^160 = 85% of the reference at SFT, i.e. no EMA to speak
     ///   of, while 0.02 lags the actor by 1/η = 50 steps (0.98^160 = 4% SFT left; `full`'s 80
@@ -116,6 +139,7 @@ impl LadderConfig {
             ema_eta: 0.02,
             pass_k: 5,
             eval_every,
+            tuning_seeds: default_tuning_seeds(),
         }
     }
 
@@ -123,7 +147,8 @@ impl LadderConfig {
     /// [`Error::LadderConfig`] (sizes of 0, sizes and steps above their limits
     /// ([`LadderConfig::check_limits`]), strides ≥ vocab, minibatches not dividing the batch,
     /// rates not finite and above 0, `demo_noise` or `η` outside `[0, 1]`, an empty train or
-    /// evaluation split), and [`PpoConfig::validate`]'s errors for γ, λ, κ and the clip ranges.
+    /// evaluation split, `tuning_seeds` empty, too long or with a repeat), and
+    /// [`PpoConfig::validate`]'s errors for γ, λ, κ and the clip ranges.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |name: &'static str, value: String, rule: String| {
             Err(Error::LadderConfig { name, value, rule })
@@ -203,6 +228,29 @@ impl LadderConfig {
                 return bad(name, v.to_string(), "is outside [0, 1]".into());
             }
         }
+        if self.tuning_seeds.is_empty() {
+            return bad(
+                "tuning_seeds",
+                "[]".into(),
+                "must hold at least one seed (the seeds a re-tuning of the budget must use)".into(),
+            );
+        }
+        if self.tuning_seeds.len() > MAX_TUNING_SEEDS {
+            return bad(
+                "tuning_seeds",
+                format!("{} seeds", self.tuning_seeds.len()),
+                format!("is above the limit of {MAX_TUNING_SEEDS} seeds"),
+            );
+        }
+        for (i, s) in self.tuning_seeds.iter().enumerate() {
+            if self.tuning_seeds[..i].contains(s) {
+                return bad(
+                    "tuning_seeds",
+                    format!("{:?}", self.tuning_seeds),
+                    format!("repeats seed {s}; tuning seeds must be distinct"),
+                );
+            }
+        }
         self.ppo.validate()?;
         let task = Task::new(self);
         if task.train.is_empty() || task.eval.is_empty() {
@@ -215,6 +263,24 @@ impl LadderConfig {
                     task.eval.len()
                 ),
             );
+        }
+        Ok(())
+    }
+
+    /// [`LadderConfig::validate`], and that no tuning seed is one of `verdict_seeds` (the run's
+    /// seeds, on which the claims are judged): a budget tuned on a seed would bias that seed's
+    /// comparison. Error: [`Error::LadderConfig`] naming `tuning_seeds` and the shared seed.
+    pub fn validate_with_seeds(&self, verdict_seeds: &[u64]) -> Result<(), Error> {
+        self.validate()?;
+        if let Some(s) = self.tuning_seeds.iter().find(|s| verdict_seeds.contains(s)) {
+            return Err(Error::LadderConfig {
+                name: "tuning_seeds",
+                value: format!("{:?}", self.tuning_seeds),
+                rule: format!(
+                    "seed {s} is also a verdict seed (--seeds); tuning seeds must differ from \
+                     the verdict seeds, so pick --seeds without it or other tuning_seeds"
+                ),
+            });
         }
         Ok(())
     }

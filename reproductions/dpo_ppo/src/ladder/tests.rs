@@ -102,6 +102,50 @@ fn config_errors_name_the_bad_value() {
     assert_eq!(serde_json::from_str::<LadderConfig>(&j).unwrap(), ok);
     let typo = j.replacen("\"epochs\"", "\"epoch\"", 1);
     assert!(serde_json::from_str::<LadderConfig>(&typo).is_err());
+    // A stored config written before `tuning_seeds` existed reads with the default.
+    let mut old: serde_json::Value = serde_json::from_str(&j).unwrap();
+    old.as_object_mut().unwrap().remove("tuning_seeds");
+    let old: LadderConfig = serde_json::from_value(old).unwrap();
+    assert_eq!(old.tuning_seeds, vec![1000, 1001, 1002]);
+}
+
+/// Seeds that tune never judge: the tuning seeds must be non-empty and distinct, and a run whose
+/// verdict seeds include one of them is refused before anything runs.
+#[test]
+fn tuning_seeds_are_disjoint_from_the_verdict_seeds() {
+    let ok = LadderConfig::for_scale(Scale::Small);
+    assert_eq!(ok.tuning_seeds, vec![1000, 1001, 1002]);
+    ok.validate_with_seeds(&[0, 1, 2, 3, 4]).unwrap();
+    ok.validate_with_seeds(&(0..100).collect::<Vec<u64>>())
+        .unwrap();
+    assert_eq!(
+        ok.validate_with_seeds(&[0, 1, 1001])
+            .unwrap_err()
+            .to_string(),
+        "ladder setting tuning_seeds = [1000, 1001, 1002]: seed 1001 is also a verdict seed \
+         (--seeds); tuning seeds must differ from the verdict seeds, so pick --seeds without it \
+         or other tuning_seeds"
+    );
+    let with = |seeds: Vec<u64>| LadderConfig {
+        tuning_seeds: seeds,
+        ..ok.clone()
+    };
+    assert_eq!(
+        err(&with(Vec::new())),
+        "ladder setting tuning_seeds = []: must hold at least one seed (the seeds a re-tuning \
+         of the budget must use)"
+    );
+    assert_eq!(
+        err(&with(vec![7, 8, 7])),
+        "ladder setting tuning_seeds = [7, 8, 7]: repeats seed 7; tuning seeds must be distinct"
+    );
+    assert_eq!(
+        err(&with((0..65).collect())),
+        "ladder setting tuning_seeds = 65 seeds: is above the limit of 64 seeds"
+    );
+    // Other tuning seeds make the same verdict seeds acceptable again.
+    with(vec![5]).validate_with_seeds(&[0, 1, 2, 3, 4]).unwrap();
+    assert!(with(vec![4]).validate_with_seeds(&[0, 1, 2, 3, 4]).is_err());
 }
 
 #[test]
