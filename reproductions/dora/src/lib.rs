@@ -81,19 +81,15 @@
 //! per seed, rank 4): LoRA 0.81–0.93 (mean 0.886; paper +0.83), FT 0.17–0.96 (mean 0.54; paper
 //! −0.62), DoRA −0.44–0.95 (mean 0.16; paper −0.31).
 //!
-//! Verdicts at `small`, from the run before the claims got kinds, band rules and the
-//! false-discovery control (issue 23; not rerun since), when LoRA's correlation was a sign test
-//! (`analysis-lora-positive`) and FT's and DoRA's signs were not claims: reproduced: DoRA <
-//! LoRA on the capacity target at ranks 1, 2, 4, 8; DoRA(r) < LoRA(2r) at r = 2, 4; control
-//! equivalence at rank 2 (|difference| ~3e-14 against the margin 0.02: both reach the target);
-//! DoRA < LoRA on the adapt task at ranks 1, 2, 4, 8; LoRA's correlation > 0 (mean 0.886, inside
-//! the ±25% band around 0.83 stated since); FT's correlation < LoRA's. Inconclusive: DoRA(1) < LoRA(2)
-//! (mean −0.050, interval [−0.157, 0.057]); FT < DoRA r8 (FT is not better at this budget: mean
-//! FT − DoRA = +7e-4, interval [−3.9e-4, 1.8e-3]); DoRA's correlation < LoRA's (mean −0.72,
-//! interval [−1.48, 0.03]). Not reproduced: none. FT's and DoRA's correlations are positive
-//! on average here, unlike the paper's negative ones, so `analysis-ft-negative` is expected to
-//! come out not reproduced and `analysis-dora-negative` not reproduced or inconclusive: only
-//! their ordering below LoRA carried over in that run.
+//! Verdicts at `small` (run `summary-20261206-033721`, commit 6b766e5, after the
+//! false-discovery control over 54 reproduction claims): reproduced: DoRA < LoRA on the
+//! capacity target at ranks 1, 2, 4, 8; DoRA(r) < LoRA(2r) at r = 2, 4; DoRA < LoRA on the adapt
+//! task at ranks 1, 2, 4, 8; LoRA's correlation in its band (0.886, interval [0.823, 0.949]
+//! against [0.6225, 1.0375]); FT's correlation < LoRA's (q = 0.039). The control (equivalence at
+//! rank 2) passes. Inconclusive: DoRA(1) < LoRA(2) (mean −0.050, [−0.157, 0.057]); FT < DoRA r8
+//! (mean +7e-4, [−4e-4, 1.8e-3]); DoRA's correlation < 0 (mean 0.16, [−0.60, 0.92]); DoRA's <
+//! LoRA's (mean −0.72, [−1.48, 0.03]). Not reproduced: FT's correlation < 0 (mean +0.54,
+//! [0.18, 0.90], against the paper's −0.62).
 #![deny(missing_docs)]
 
 pub mod claims;

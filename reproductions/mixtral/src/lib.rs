@@ -85,15 +85,17 @@
 //! 0.023. Without the aux loss the largest share × E is 0.60 higher (seed 0: shares × E
 //! 0.31–1.65 and 0.44–1.57) and the validation loss is no worse (3.009 vs 3.019).
 //!
-//! Verdicts at `small` under the first claim set (direction-only repetition, no bands, no
-//! control): every claim reproduced but top-2 overlap at layer 0 (inconclusive). Since issue
-//! 23 the repetition at layer 1 (the stand-in for the paper's layer 15) is a magnitude: the
-//! ratio to chance must lie in [1.444, 2.908] (first choice) and [1.164, 1.666] (first or
-//! second). The measurements above (0.152 · 8 = 1.22 and 0.518 / 0.464 = 1.12) lie below those
-//! bands, so these two are expected not to reproduce in this 2-layer toy; the fresh `small`
-//! run's claims decide. No-specialisation now comes with its positive control
-//! (`planted-specialisation-detected-l{l}`); at `smoke` (seeds 0, 1) the planted TV was
-//! 0.21–0.34 per domain against the bound 0.1, the real routing's 0.04–0.07.
+//! Verdicts at `small` (run `summary-20261206-033721`, commit 6b766e5, after the
+//! false-discovery control over 54 reproduction claims): reproduced: MoE < dense-active, dense
+//! at equal total < MoE, same first expert above 1/E at layer 0 and above the share-corrected
+//! chance at layers 0 and 1, both load bounds with the aux loss, more imbalance without it, and
+//! no domain specialisation at layers 0 and 1 (mean TV − 0.1 = −0.075 and −0.077), which now
+//! means something: the planted-specialisation controls are detected (TV − 0.1 = 0.186 and
+//! 0.177). Inconclusive: top-2 overlap above chance at layer 0 (+0.030, [−0.005, 0.065]). Not
+//! reproduced: the layer-15 magnitudes at its stand-in, layer 1: first choice at 1.20× chance
+//! ([1.169, 1.239] against the band [1.444, 2.908]) and first-or-second at 1.13× ([1.105,
+//! 1.156] against [1.164, 1.666]): this 2-layer toy on synthetic chains routes consecutive
+//! tokens together far less than Mixtral does.
 #![deny(missing_docs)]
 
 pub mod balance;
