@@ -87,6 +87,8 @@ struct PaperView {
     arxiv: String,
     claims: Vec<ClaimView>,
     counts: KindCounts,
+    /// The counts as text: reproductions by verdict, controls passed, checks passed.
+    count_texts: [String; 3],
     forest: String,
     sections: Vec<SectionView>,
 }
@@ -446,6 +448,7 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
                 arxiv: info.as_ref().map_or(String::new(), |i| i.arxiv.to_string()),
                 claims: Vec::new(),
                 counts: KindCounts::default(),
+                count_texts: Default::default(),
                 forest: String::new(),
                 sections: Vec::new(),
             })
@@ -454,6 +457,11 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
     }
     for p in papers.values_mut() {
         p.counts = KindCounts::of(p.claims.iter().map(|v| &v.claim));
+        p.count_texts = [
+            p.counts.reproduction.text(),
+            p.counts.control.pass_text(),
+            p.counts.check.pass_text(),
+        ];
         let rows: Vec<ForestRow> = p
             .claims
             .iter()
