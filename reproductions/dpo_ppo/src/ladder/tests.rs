@@ -575,3 +575,133 @@ fn small_report() {
         eprintln!("{} → {}: {}", c.id, c.verdict, c.details);
     }
 }
+
+/// Re-derives `small`'s PPO budget on the tuning seeds only (never a verdict seed), with the
+/// rule stated in [`LadderConfig::for_scale`] before it was run: the largest budget in
+/// {10, 20, 30, 40, 50, 60} iterations at which the best arm's mean pass@5 (the claims' metric,
+/// on the training prompts) over `tuning_seeds` is below 0.95. Every arm runs every budget from
+/// its seed's SFT policy; each budget's `final_pass_k` is checked against the 60-iteration
+/// run's curve. Prints mean pass@5 (and held-out pass@5) per arm per budget, the chosen
+/// budget, and asserts it is the frozen `small` value.
+/// `cargo test --release -p claimbench-dpo-ppo --lib ladder::tests::budget_on_tuning_seeds --
+/// --ignored --nocapture`
+#[test]
+#[ignore]
+fn budget_on_tuning_seeds() {
+    const BUDGETS: [usize; 6] = [10, 20, 30, 40, 50, 60];
+    const CEILING: f64 = 0.95;
+    let frozen = LadderConfig::for_scale(Scale::Small);
+    let seeds = frozen.tuning_seeds.clone();
+    // Seeds that tune never judge: no tuning seed is one of 0..10 (`small` judges on 0..5).
+    frozen
+        .validate_with_seeds(&(0..10).collect::<Vec<u64>>())
+        .unwrap();
+    assert!(seeds.iter().all(|&s| s >= 10), "{seeds:?}");
+    let longest = *BUDGETS.last().unwrap();
+    assert!(BUDGETS.iter().all(|b| b.is_multiple_of(frozen.eval_every)));
+    let t = Instant::now();
+    // (arm, budget) → per seed (pass@k, held-out pass@k).
+    let mut at: BTreeMap<(Arm, usize), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut sft: Vec<(f64, f64)> = Vec::new();
+    for &seed in &seeds {
+        let init = sft_policy::<Ad>(&frozen, seed, &dev()).unwrap();
+        for arm in Arm::ALL {
+            let runs: Vec<ArmMeasurements> = BUDGETS
+                .iter()
+                .map(|&b| {
+                    let cfg = LadderConfig {
+                        iterations: b,
+                        ..frozen.clone()
+                    };
+                    run_arm_from::<Ad>(&cfg, arm, seed, &init, &dev()).unwrap()
+                })
+                .collect();
+            let curve = &runs.last().unwrap().curve;
+            for (&b, m) in BUDGETS.iter().zip(&runs) {
+                // A budget's final measurement is the longest run's curve point at that budget.
+                let point = curve.iter().find(|p| p.iteration == b).unwrap();
+                assert_eq!(
+                    point.pass_k,
+                    m.final_pass_k,
+                    "{} seed {seed}: curve at {b} vs a {b}-iteration run",
+                    arm.name()
+                );
+                at.entry((arm, b))
+                    .or_default()
+                    .push((m.final_pass_k, m.final_heldout_pass_k));
+            }
+            if arm == Arm::Base {
+                sft.push((runs[0].sft_pass_k, runs[0].sft_heldout_pass_k));
+            }
+        }
+    }
+    eprintln!(
+        "small budgets {BUDGETS:?} (curve to {longest}), 4 arms × tuning seeds {seeds:?} in \
+         {:.1?}",
+        t.elapsed()
+    );
+    let mean = |xs: &[(f64, f64)], held_out: bool| {
+        xs.iter()
+            .map(|x| if held_out { x.1 } else { x.0 })
+            .sum::<f64>()
+            / xs.len() as f64
+    };
+    let k = frozen.pass_k;
+    for held_out in [false, true] {
+        eprintln!(
+            "mean {}pass@{k} over the tuning seeds (SFT {:.3}){}",
+            if held_out { "held-out " } else { "" },
+            mean(&sft, held_out),
+            if held_out {
+                ": reported, not used by the rule"
+            } else {
+                ""
+            }
+        );
+        eprintln!(
+            "{:>6} {}",
+            "budget",
+            Arm::ALL.map(|a| format!("{:>11}", a.name())).join(" ")
+        );
+        for &b in &BUDGETS {
+            let row = Arm::ALL.map(|a| format!("{:>11.3}", mean(&at[&(a, b)], held_out)));
+            eprintln!("{b:>6} {}", row.join(" "));
+        }
+    }
+    let best = |b: usize| {
+        Arm::ALL
+            .map(|a| (a, mean(&at[&(a, b)], false)))
+            .into_iter()
+            .max_by(|x, y| x.1.total_cmp(&y.1))
+            .unwrap()
+    };
+    for &b in &BUDGETS {
+        let (arm, m) = best(b);
+        let per_seed: Vec<String> = at[&(arm, b)]
+            .iter()
+            .map(|x| format!("{:.3}", x.0))
+            .collect();
+        eprintln!(
+            "budget {b:>2}: best arm {:<11} mean pass@{k} {m:.3} (seeds {}) {} {CEILING}",
+            arm.name(),
+            per_seed.join(", "),
+            if m < CEILING { "<" } else { "≥" }
+        );
+    }
+    let chosen = BUDGETS
+        .iter()
+        .copied()
+        .filter(|&b| best(b).1 < CEILING)
+        .max();
+    eprintln!(
+        "rule: the largest budget in {BUDGETS:?} with the best arm's mean pass@{k} < {CEILING} \
+         → {chosen:?}; frozen small budget {}",
+        frozen.iterations
+    );
+    assert_eq!(
+        chosen,
+        Some(frozen.iterations),
+        "the rule on the tuning seeds gives {chosen:?}, not the frozen {}",
+        frozen.iterations
+    );
+}
