@@ -278,25 +278,7 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             let run = match run {
                 Some(r) => r,
                 None => {
-                    let dir = PathBuf::from("runs").join(format!(
-                        "baseline-{}",
-                        chrono::Utc::now().format("%Y%m%d-%H%M%S")
-                    ));
-                    let result = claimbench::run::run(
-                        RunOptions {
-                            scale: Some(Scale::Smoke),
-                            only: None,
-                            backend: None,
-                            seeds: None,
-                            out: Some(dir),
-                            config: None,
-                            resume: None,
-                            force: false,
-                            no_report: true,
-                            quiet: false,
-                        },
-                        &reg,
-                    )?;
+                    let result = fresh_run(&reg, "baseline", Scale::Smoke, None, true)?;
                     if result.exit != Exit::Ok {
                         return Err(claimbench::error::input_error(format!(
                             "the smoke run in {} did not pass (exit {}); no baseline written",
@@ -327,27 +309,8 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             let run = match run {
                 Some(r) => r,
                 None => {
-                    let dir = PathBuf::from("runs").join(format!(
-                        "summary-{}",
-                        chrono::Utc::now().format("%Y%m%d-%H%M%S")
-                    ));
                     let only: Vec<String> = reg.papers().map(|p| p.info().id.to_string()).collect();
-                    let result = claimbench::run::run(
-                        RunOptions {
-                            scale: Some(Scale::Small),
-                            only: Some(only),
-                            backend: None,
-                            seeds: None,
-                            out: Some(dir),
-                            config: None,
-                            resume: None,
-                            force: false,
-                            no_report: false,
-                            quiet: false,
-                        },
-                        &reg,
-                    )?;
-                    result.dir
+                    fresh_run(&reg, "summary", Scale::Small, Some(only), false)?.dir
                 }
             };
             let s = claimbench::summary::of_run(&run, &reg)?;
@@ -530,4 +493,34 @@ fn wgpu_properties() -> Option<String> {
         )
     })
     .ok()
+}
+
+/// A fresh run at `scale` (of `only`, or everything) into `runs/<prefix>-<date>-<time>`, with
+/// default backends, seeds and settings: what `baseline` and `summary` make when given no run.
+fn fresh_run(
+    reg: &Registry,
+    prefix: &str,
+    scale: Scale,
+    only: Option<Vec<String>>,
+    no_report: bool,
+) -> Result<claimbench::run::RunResult> {
+    let dir = PathBuf::from("runs").join(format!(
+        "{prefix}-{}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S")
+    ));
+    claimbench::run::run(
+        RunOptions {
+            scale: Some(scale),
+            only,
+            backend: None,
+            seeds: None,
+            out: Some(dir),
+            config: None,
+            resume: None,
+            force: false,
+            no_report,
+            quiet: false,
+        },
+        reg,
+    )
 }
