@@ -324,6 +324,8 @@ pub fn import(criterion_dir: &Path, out: &Path, resamples: usize) -> Result<usiz
         peaks: None,
         fallbacks: Vec::new(),
         build: None,
+        corpus_root: None,
+        data_cards: Vec::new(),
     };
     run.write_manifest(&manifest)?;
     run.write_aggregates(&run_id, &units, None)?;

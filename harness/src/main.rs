@@ -51,15 +51,26 @@ struct RunArgs {
     /// Finish an interrupted run: only units not finished in DIR run again.
     #[arg(long, value_name = "DIR", conflicts_with = "out")]
     resume: Option<PathBuf>,
-    /// With --resume: continue even if the commit, configuration or backends differ.
+    /// With --resume: continue even if the commit, configuration, backends or text differ.
     #[arg(long, requires = "resume")]
     force: bool,
+    #[command(flatten)]
+    corpus: CorpusArgs,
     /// Do not render the report.
     #[arg(long)]
     no_report: bool,
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+}
+
+/// Where corpus-backed papers read their text.
+#[derive(clap::Args, Clone)]
+struct CorpusArgs {
+    /// Read the papers' text from DIR (one folder per domain) instead of Debian's installed
+    /// packages; on --resume, the run's own root by default.
+    #[arg(long, value_name = "DIR", env = "CLAIMBENCH_CORPUS_ROOT")]
+    corpus_root: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -73,6 +84,7 @@ impl RunArgs {
             config: self.config,
             resume: self.resume,
             force: self.force,
+            corpus_root: self.corpus.corpus_root,
             no_report: self.no_report,
             quiet: self.quiet,
         }
@@ -139,6 +151,8 @@ enum Command {
         /// runs (6 rounds on a shared 2-core machine: their 95% CIs span about ±10%).
         #[arg(long, default_value_t = 0.25)]
         min_effect: f64,
+        #[command(flatten)]
+        corpus: CorpusArgs,
     },
     /// Store the status of the reproductions: a summary of a `small` run's claims (counts by kind,
     /// claim ids, commit, settings hash) and README's table from it. Without RUN: makes a fresh
@@ -152,6 +166,8 @@ enum Command {
         /// The README whose status table to rewrite (between its status markers).
         #[arg(long, default_value = "README.md")]
         readme: PathBuf,
+        #[command(flatten)]
+        corpus: CorpusArgs,
     },
     /// Benchmark series over the runs stored in RUNS_DIR, in commit order, with change points;
     /// writes RUNS_DIR/history/index.html and history.json.
@@ -274,11 +290,12 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             run,
             out,
             min_effect,
+            corpus,
         } => {
             let run = match run {
                 Some(r) => r,
                 None => {
-                    let result = fresh_run(&reg, "baseline", Scale::Smoke, None, true)?;
+                    let result = fresh_run(&reg, "baseline", Scale::Smoke, None, true, corpus)?;
                     if result.exit != Exit::Ok {
                         return Err(claimbench::error::input_error(format!(
                             "the smoke run in {} did not pass (exit {}); no baseline written",
@@ -305,12 +322,17 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             );
             Ok(Exit::Ok)
         }
-        Command::Summary { run, out, readme } => {
+        Command::Summary {
+            run,
+            out,
+            readme,
+            corpus,
+        } => {
             let run = match run {
                 Some(r) => r,
                 None => {
                     let only: Vec<String> = reg.papers().map(|p| p.info().id.to_string()).collect();
-                    fresh_run(&reg, "summary", Scale::Small, Some(only), false)?.dir
+                    fresh_run(&reg, "summary", Scale::Small, Some(only), false, corpus)?.dir
                 }
             };
             let s = claimbench::summary::of_run(&run, &reg)?;
@@ -496,13 +518,15 @@ fn wgpu_properties() -> Option<String> {
 }
 
 /// A fresh run at `scale` (of `only`, or everything) into `runs/<prefix>-<date>-<time>`, with
-/// default backends, seeds and settings: what `baseline` and `summary` make when given no run.
+/// default backends, seeds and settings and the text from `corpus`: what `baseline` and `summary`
+/// make when given no run.
 fn fresh_run(
     reg: &Registry,
     prefix: &str,
     scale: Scale,
     only: Option<Vec<String>>,
     no_report: bool,
+    corpus: CorpusArgs,
 ) -> Result<claimbench::run::RunResult> {
     let dir = PathBuf::from("runs").join(format!(
         "{prefix}-{}",
@@ -518,6 +542,7 @@ fn fresh_run(
             config: None,
             resume: None,
             force: false,
+            corpus_root: corpus.corpus_root,
             no_report,
             quiet: false,
         },

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 
 use anyhow::Result;
 use claimbench_paper::{
-    ArtifactSource, DynPaper, Exec, Fallback, KernelSuite, Outcome, RunContext, RunsOn, Scale,
-    UnitRecord, UnitSpec,
+    ArtifactSource, DataCard, DataEnv, DynPaper, Exec, Fallback, KernelSuite, Outcome, RunContext,
+    RunsOn, Scale, UnitRecord, UnitSpec,
 };
 
 use crate::devices::Plan;
@@ -135,6 +135,37 @@ impl Registry {
         out
     }
 
+    /// The data cards of the papers `units` belong to (registry order), read from `data` with
+    /// each paper's settings in `configs`, merged by [`merge_cards`] and checked
+    /// ([`crate::store::check_data_cards`]). A paper that cannot load its text (a package not
+    /// installed, a corpus root without a domain) is an input error with the paper's message.
+    pub fn data_cards(
+        &self,
+        units: &[UnitSpec],
+        configs: &Configs,
+        data: &DataEnv,
+    ) -> Result<Vec<DataCard>> {
+        let mut cards = Vec::new();
+        for p in self.papers() {
+            let id = p.info().id;
+            if !units.iter().any(|u| u.paper == id) {
+                continue;
+            }
+            let cfg = configs
+                .get(id)
+                .ok_or_else(|| input_error(format!("no settings for paper {id}")))?;
+            cards.extend(
+                p.data_cards(cfg, data)
+                    .map_err(|e| input_error(e.to_string()))?,
+            );
+        }
+        let cards = merge_cards(cards);
+        crate::store::check_data_cards(&cards).map_err(|e| {
+            input_error(format!("the data cards the selected papers returned: {e}"))
+        })?;
+        Ok(cards)
+    }
+
     /// Every id `--only` accepts: paper ids, kernel ids and unit ids, sorted.
     pub fn known_ids(&self, units: &[UnitSpec]) -> Vec<String> {
         let mut ids: BTreeSet<String> = units.iter().map(|u| u.id.clone()).collect();
@@ -197,6 +228,7 @@ impl Registry {
         seeds: &[u64],
         inputs: &[UnitRecord],
         artifacts: &dyn ArtifactSource,
+        data: &DataEnv,
         tick: &mut dyn FnMut(),
     ) -> (Exec, String, Outcome) {
         let (exec, device) = placement(unit, plan);
@@ -207,6 +239,7 @@ impl Registry {
             seeds,
             inputs,
             artifacts,
+            data,
             tick,
         };
         let outcome = if unit.paper == "kernels" {
@@ -225,6 +258,29 @@ impl Registry {
         };
         (exec, device, outcome)
     }
+}
+
+/// One card per (domain, text SHA-256, tokenizer SHA-256), in the order first seen: cards several
+/// papers return for the same text and tokenizer become one whose `used_by` is the sorted union;
+/// the same domain read differently (another tokenizer, another budget) keeps separate cards.
+pub fn merge_cards(cards: Vec<DataCard>) -> Vec<DataCard> {
+    let mut out: Vec<DataCard> = Vec::new();
+    for card in cards {
+        let same = |c: &&mut DataCard| {
+            c.domain == card.domain
+                && c.sha256 == card.sha256
+                && c.tokenizer_sha256 == card.tokenizer_sha256
+        };
+        match out.iter_mut().find(same) {
+            Some(c) => c.used_by.extend(card.used_by),
+            None => out.push(card),
+        }
+    }
+    for c in &mut out {
+        c.used_by.sort();
+        c.used_by.dedup();
+    }
+    out
 }
 
 /// The backend and device a unit runs on under `plan`.

@@ -91,6 +91,9 @@ struct PaperView {
     count_texts: [String; 3],
     forest: String,
     sections: Vec<SectionView>,
+    /// The cards of the text this paper read (`manifest.json` `data_cards` whose `used_by`
+    /// names it), checked when the manifest was read.
+    data: Vec<claimbench_paper::DataCard>,
 }
 
 /// A paper section as the templates read it: the paper's [`Section`] with its figures drawn
@@ -451,6 +454,12 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
                 count_texts: Default::default(),
                 forest: String::new(),
                 sections: Vec::new(),
+                data: manifest
+                    .data_cards
+                    .iter()
+                    .filter(|d| d.used_by.contains(&c.paper))
+                    .cloned()
+                    .collect(),
             })
             .claims
             .push(ClaimView::new(c));

@@ -17,7 +17,7 @@ use crate::env;
 use crate::error::{Exit, input_error};
 use crate::registry::Registry;
 use crate::store::{Configs, MAX_SEEDS, Manifest, RunDir, SCHEMA_VERSION, UnitRecord, UnitStatus};
-use claimbench_paper::{Outcome, Scale};
+use claimbench_paper::{DataCard, DataEnv, Outcome, Scale};
 
 /// Options of `run`. `None` means the default, or on `--resume` the value the run was made with.
 #[derive(Clone, Debug, Default)]
@@ -38,6 +38,9 @@ pub struct RunOptions {
     pub resume: Option<PathBuf>,
     /// `--force`.
     pub force: bool,
+    /// `--corpus-root` (or `CLAIMBENCH_CORPUS_ROOT`): where corpus-backed papers read their text;
+    /// `None` for Debian's installed packages, or on `--resume` the root the run was made with.
+    pub corpus_root: Option<PathBuf>,
     /// Skip rendering the report.
     pub no_report: bool,
     /// Hide the progress bar.
@@ -90,7 +93,7 @@ pub struct RunResult {
 fn check_options(opts: &mut RunOptions) -> Result<()> {
     if opts.force && opts.resume.is_none() {
         return Err(input_error(
-            "--force only applies to --resume DIR (it lets a resume differ in commit, configuration or backends)",
+            "--force only applies to --resume DIR (it lets a resume differ in commit, configuration, backends or text)",
         ));
     }
     if let Some(n) = opts.seeds
@@ -99,6 +102,9 @@ fn check_options(opts: &mut RunOptions) -> Result<()> {
         return Err(input_error(format!(
             "--seeds {n}: must lie in 1..={MAX_SEEDS}"
         )));
+    }
+    if let Some(root) = &mut opts.corpus_root {
+        *root = corpus_dir(root, "--corpus-root")?;
     }
     if let Some(only) = &mut opts.only {
         for o in only.iter_mut() {
@@ -109,6 +115,72 @@ fn check_options(opts: &mut RunOptions) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `root` as an absolute path, or an input error naming it (`what`) when it is not a directory.
+fn corpus_dir(root: &std::path::Path, what: &str) -> Result<PathBuf> {
+    match std::fs::canonicalize(root) {
+        Ok(abs) if abs.is_dir() => Ok(abs),
+        Ok(_) => Err(input_error(format!(
+            "{what} {}: not a directory (it should hold one folder per domain)",
+            root.display()
+        ))),
+        Err(e) => Err(input_error(format!(
+            "{what} {}: not a directory: {e}",
+            root.display()
+        ))),
+    }
+}
+
+/// The first domain whose text or tokenizer differs between the cards a run stored (`old`) and
+/// those read now (`new`), as the reason a resume refuses (without `--force`); `None` when they
+/// agree or the run stored none (made before cards were recorded, or without a corpus-backed
+/// paper).
+fn changed_domain(old: &[DataCard], new: &[DataCard]) -> Option<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    if old.is_empty() {
+        return None;
+    }
+    /// Per domain: its text digests and its tokenizer digests.
+    type Digests<'a> = BTreeMap<&'a str, (BTreeSet<&'a str>, BTreeSet<&'a str>)>;
+    fn by_domain(cards: &[DataCard]) -> Digests<'_> {
+        let mut m = Digests::new();
+        for c in cards {
+            let e = m.entry(c.domain.as_str()).or_default();
+            e.0.insert(c.sha256.as_str());
+            e.1.insert(c.tokenizer_sha256.as_str());
+        }
+        m
+    }
+    let short = |set: Option<&BTreeSet<&str>>| match set {
+        Some(s) if !s.is_empty() => s
+            .iter()
+            .map(|d| d.get(..12).unwrap_or(d))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "none".to_string(),
+    };
+    let (old, new) = (by_domain(old), by_domain(new));
+    let domains: BTreeSet<&str> = old.keys().chain(new.keys()).copied().collect();
+    domains.into_iter().find_map(|d| {
+        let (o, n) = (old.get(d), new.get(d));
+        let what = if o.map(|x| &x.0) != n.map(|x| &x.0) {
+            format!(
+                "the text of domain {d} changed since the run started (sha {} → {})",
+                short(o.map(|x| &x.0)),
+                short(n.map(|x| &x.0))
+            )
+        } else if o.map(|x| &x.1) != n.map(|x| &x.1) {
+            format!(
+                "the tokenizer of domain {d} changed since the run started (sha {} → {})",
+                short(o.map(|x| &x.1)),
+                short(n.map(|x| &x.1))
+            )
+        } else {
+            return None;
+        };
+        Some(what)
+    })
 }
 
 /// Executes `claimbench run`.
@@ -171,6 +243,27 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
     }
     let papers: std::collections::BTreeSet<&str> = units.iter().map(|u| u.paper.as_str()).collect();
     configs::validate_selected(reg, &configs, &papers, &seeds)?;
+    // The text of the corpus-backed papers, read before any unit runs: --corpus-root, on
+    // --resume the run's own root, else Debian's installed packages.
+    let corpus_root = match (
+        &opts.corpus_root,
+        prior.and_then(|m| m.corpus_root.as_ref()),
+    ) {
+        (Some(root), _) => Some(root.clone()),
+        (None, Some(root)) => Some(
+            corpus_dir(
+                std::path::Path::new(root),
+                "--resume: the run's corpus root",
+            )
+            .map_err(|e| input_error(format!("{e:#}; pass --corpus-root DIR")))?,
+        ),
+        (None, None) => None,
+    };
+    let data = DataEnv {
+        corpus_root: corpus_root.clone(),
+    };
+    let data_cards = reg.data_cards(&units, &configs, &data)?;
+    let corpus_root = corpus_root.map(|p| p.to_string_lossy().into_owned());
     let hash = config_hash(scale, &seeds, &only, backend, &configs);
     let plan = devices::plan(backend, crate::require_device())?;
     let fallbacks = reg.fallbacks(&units);
@@ -207,6 +300,20 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
                     )));
                 }
             }
+            if let Some(why) = changed_domain(&m.data_cards, &data_cards) {
+                if !opts.force {
+                    return Err(input_error(format!(
+                        "--resume {}: {why}: the installed package or --corpus-root differs; rerun without --resume or pass --force",
+                        dir.root.display()
+                    )));
+                }
+                errln!("warning: {why}; resuming anyway (--force)");
+            }
+            if m.data_cards.is_empty() && !data_cards.is_empty() {
+                errln!(
+                    "note: the run recorded no data cards; the text read now is recorded, but it cannot be checked against the units already finished"
+                );
+            }
             // Every stored record is read and checked before anything is written: a bad one
             // stops the resume with the run directory as it was.
             let done: std::collections::HashMap<String, UnitRecord> = dir
@@ -223,6 +330,8 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
             m.finished = None;
             m.plan = plan.clone();
             m.fallbacks = fallbacks.clone();
+            m.corpus_root = corpus_root.clone();
+            m.data_cards = data_cards.clone();
             (dir, m, lock, done)
         }
         None => {
@@ -269,6 +378,8 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
                 configs: Some(configs.clone()),
                 fallbacks: fallbacks.clone(),
                 build: Some(env::build_info()),
+                corpus_root: corpus_root.clone(),
+                data_cards: data_cards.clone(),
             };
             m.check(&dir.manifest_path())?;
             (dir, m, lock, Default::default())
@@ -328,7 +439,7 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             let artifacts = crate::artifacts::StoredArtifacts { dir: &dir };
             reg.execute(
-                unit, &plan, scale, &configs, &seeds, &inputs, &artifacts, &mut tick,
+                unit, &plan, scale, &configs, &seeds, &inputs, &artifacts, &data, &mut tick,
             )
         }));
         let (exec, device, outcome) = match result {

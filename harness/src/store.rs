@@ -137,6 +137,15 @@ pub struct Manifest {
     /// made before they were recorded).
     #[serde(default)]
     pub build: Option<crate::env::BuildInfo>,
+    /// `--corpus-root`: the folder the corpus-backed papers read their text from; `None` when
+    /// it came from Debian's installed packages (and in runs made before it was recorded).
+    #[serde(default)]
+    pub corpus_root: Option<String>,
+    /// The text the selected corpus-backed papers read, one card per domain, text and tokenizer
+    /// ([`DataCard`]; `used_by` names the papers); empty in runs without such a paper and in runs
+    /// made before cards were recorded.
+    #[serde(default)]
+    pub data_cards: Vec<DataCard>,
 }
 
 /// At most this many entries in each list of a manifest's `build` and `peaks`.
@@ -146,7 +155,32 @@ pub const MAX_FALLBACKS: usize = 64;
 /// See [`MAX_FALLBACKS`].
 pub const MAX_FALLBACK_TEXT: usize = 1000;
 
-pub use claimbench_paper::Fallback;
+/// At most this many data cards in a manifest.
+pub const MAX_DATA_CARDS: usize = 64;
+/// Longest `corpus_root` a manifest may hold, bytes.
+pub const MAX_CORPUS_ROOT: usize = 4096;
+
+pub use claimbench_paper::{DataCard, Fallback};
+
+/// Checks data cards before they are stored or shown: at most [`MAX_DATA_CARDS`], each one
+/// valid ([`DataCard::validate`]) with its domain and every `used_by` entry one segment of the
+/// id grammar ([`crate::ids`]). The error names the card and the field.
+pub fn check_data_cards(cards: &[DataCard]) -> std::result::Result<(), String> {
+    if cards.len() > MAX_DATA_CARDS {
+        return Err(format!(
+            "{} data cards are more than a run holds (at most {MAX_DATA_CARDS})",
+            cards.len()
+        ));
+    }
+    let segment = |s: &str| -> std::result::Result<(), String> {
+        ids::validate(s).map_err(|e| e.to_string())?;
+        match s.contains('/') {
+            true => Err("it has a '/' (one id segment expected)".into()),
+            false => Ok(()),
+        }
+    };
+    cards.iter().try_for_each(|c| c.validate(segment))
+}
 
 /// What a finished unit stored, and its status (claimbench-paper: papers read them too).
 pub use claimbench_paper::{UnitRecord, UnitStatus};
@@ -258,6 +292,18 @@ impl Manifest {
                     path.display()
                 )));
             }
+        }
+        check_data_cards(&self.data_cards)
+            .map_err(|e| input_error(format!("{}: {e}", path.display())))?;
+        if let Some(root) = &self.corpus_root
+            && (root.is_empty()
+                || root.len() > MAX_CORPUS_ROOT
+                || root.chars().any(char::is_control))
+        {
+            return Err(input_error(format!(
+                "{}: corpus_root is empty, over {MAX_CORPUS_ROOT} bytes or holds control characters",
+                path.display()
+            )));
         }
         for f in &self.fallbacks {
             ids::check(path, "fallback id", &f.id)?;

@@ -295,6 +295,8 @@ fn main_job_smoke_renders_a_kernel_page_with_the_benchmark() {
         "--scale",
         "smoke",
         "--quiet",
+        "--corpus-root",
+        &crate::continual::fixture().display().to_string(),
         "--out",
         &r.display().to_string(),
     ]);

@@ -33,10 +33,18 @@ fn args(dir: &Path, config: &Path, seeds: &str) -> Vec<String> {
     .map(|s| s.to_string())
     .chain([
         config.display().to_string(),
+        "--corpus-root".into(),
+        fixture().display().to_string(),
         "--out".into(),
         dir.display().to_string(),
     ])
     .collect()
+}
+
+/// The small hand-written corpus of `claimbench-corpus` (the tests do not depend on installed
+/// packages; CI's smoke run reads the real ones).
+pub fn fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../reproductions/corpus/tests/fixture")
 }
 
 /// Short stages so that a whole run takes seconds.
@@ -128,7 +136,7 @@ fn a_run_gives_every_claim_a_verdict_a_paper_page_and_resumes_after_sigkill() {
         serde_json::from_str(&std::fs::read_to_string(clean.join("claims.json")).unwrap()).unwrap();
     let claims = claims["claims"].as_array().unwrap();
     let ids: Vec<&str> = claims.iter().map(|c| c["id"].as_str().unwrap()).collect();
-    assert_eq!(ids.len(), 12, "{ids:?}");
+    assert_eq!(ids.len(), 13, "{ids:?}");
     for c in claims {
         assert_eq!(c["seeds"].as_array().unwrap().len(), 3, "{c}");
         assert!(c["proxy"].as_bool().unwrap());
@@ -148,6 +156,10 @@ fn a_run_gives_every_claim_a_verdict_a_paper_page_and_resumes_after_sigkill() {
         "learning-rate schedules",
         "infinite schedule vs repeated cosine",
         "rewarm-replay-matches-union-weak",
+        "Shift sizes",
+        "control-strong-shift-twice-weak",
+        "en-fortunes",
+        "corpus-root",
     ] {
         assert!(page.contains(needle), "paper page lacks {needle:?}");
     }
@@ -218,8 +230,13 @@ fn flex_composition_and_wgpu_kernel_train_the_same_model() {
         shift: Shift::Weak,
         share: 0.5,
     };
-    let f = run_arm::<Autodiff<Flex>>(&cfg, &arm, 5, &Default::default(), &mut || {}).unwrap();
-    let w = run_arm::<Autodiff<Wgpu>>(&cfg, &arm, 5, &Default::default(), &mut || {}).unwrap();
+    let data = claimbench_paper::DataEnv {
+        corpus_root: Some(fixture()),
+    };
+    let f =
+        run_arm::<Autodiff<Flex>>(&cfg, &arm, 5, &data, &Default::default(), &mut || {}).unwrap();
+    let w =
+        run_arm::<Autodiff<Wgpu>>(&cfg, &arm, 5, &data, &Default::default(), &mut || {}).unwrap();
     assert_eq!(f.curve.len(), w.curve.len());
     for (a, b) in f.curve.iter().zip(&w.curve) {
         assert_eq!(a.step, b.step);

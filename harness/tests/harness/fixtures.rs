@@ -206,6 +206,8 @@ pub fn write_run(parent: &Path, s: &Spec) -> std::path::PathBuf {
         configs: None,
         fallbacks: Vec::new(),
         build: None,
+        corpus_root: None,
+        data_cards: Vec::new(),
         peaks: Some(Peaks {
             backend: "wgpu".into(),
             device: s.device.into(),

@@ -5,6 +5,10 @@
 //! - `build_info`: burn's autotune compiled in and used (the manifest's `build`).
 //! - `cli`: the `claimbench` binary end to end: exit codes on bad input, determinism on flex,
 //!   SIGKILL + `--resume`, the main job's report.
+//! - `data_cards`: corpus-backed papers defined in the test: a paper that cannot load its text
+//!   stops the run before any unit, cards merge into the manifest and reach the paper pages,
+//!   crafted cards are refused by `report`, a resume whose text changed needs `--force`,
+//!   `--corpus-root` is checked and reaches the units.
 //! - `continual`: the continual reproduction's settings errors, claims, paper page, resume, and
 //!   flex vs wgpu training.
 //! - `dora`: the DoRA reproduction's settings errors, claims and paper page on flex.
@@ -24,6 +28,7 @@ mod build_info;
 mod cli;
 mod compare;
 mod continual;
+mod data_cards;
 mod dora;
 mod exit_codes;
 mod fixtures;

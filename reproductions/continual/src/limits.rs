@@ -1,8 +1,8 @@
 //! The stated bounds of [`ExperimentConfig`]'s and [`ModelConfig`]'s sizes, counts and steps,
 //! and the memory estimate of one arm ([`ExperimentConfig::estimated_bytes`]).
 //!
-//! The limits sit far above the `full` preset (language of 32 tokens, `d = 32`, one layer,
-//! 8192 sequences, 1000 steps per stage) yet keep a validated run finite and its tables
+//! The limits sit far above the `full` preset (`d = 128`, four layers, 16 384 windows, 1000
+//! steps per stage) yet keep a validated run finite and its tables
 //! allocatable: a width of 4096 with 64 layers is a ~13B-parameter model, already far beyond
 //! what this toy reproduction can train; a million steps per stage is weeks on a CPU, not
 //! centuries. What fits the machine is decided by the estimate, not by these limits.
@@ -13,14 +13,10 @@ use crate::config::ConfigError;
 use crate::experiment::ExperimentConfig;
 use crate::model::ModelConfig;
 
-/// Most tokens per language (`language_size`); the model's vocabulary is about twice this.
-pub const MAX_LANGUAGE_SIZE: usize = 4096;
-/// Most successors per context (`fanout`).
-pub const MAX_FANOUT: usize = 1024;
 /// Most training or held-out sequences per dataset (`train_sequences`, `eval_sequences`).
 pub const MAX_SEQUENCES: usize = 1_000_000;
-/// Most vocabulary entries (`model.vocab`): both languages at their limit, plus 3 markers.
-pub const MAX_VOCAB: usize = 2 * MAX_LANGUAGE_SIZE + 3;
+/// Most vocabulary entries (`model.vocab`): the corpus's largest BPE vocabulary.
+pub const MAX_VOCAB: usize = *claimbench_corpus::VOCAB_RANGE.end();
 /// Most positions (`model.context`).
 pub const MAX_CONTEXT: usize = 4096;
 /// Widest model (`model.d_model`).
@@ -100,8 +96,6 @@ impl ExperimentConfig {
     /// `[0, MAX_WEIGHT_DECAY]`. Called first by [`ExperimentConfig::validate`].
     pub fn check_limits(&self) -> Result<(), LimitError> {
         for (field, value, max) in [
-            ("language_size", self.language_size, MAX_LANGUAGE_SIZE),
-            ("fanout", self.fanout, MAX_FANOUT),
             ("train_sequences", self.train_sequences, MAX_SEQUENCES),
             ("eval_sequences", self.eval_sequences, MAX_SEQUENCES),
             ("batch", self.batch, MAX_BATCH),
@@ -120,7 +114,7 @@ impl ExperimentConfig {
     /// so any config gives a number). With `P` = [`ModelConfig::parameters`], `V, T, d, f, L, H`
     /// the model's vocabulary, context, width, feed-forward width, layers and heads,
     /// `B' = max(batch, 64)` (evaluation runs in batches of 64), `n` the train plus held-out
-    /// sequences per dataset, `s` the language size and `k` the fanout:
+    /// sequences per dataset, `D` the corpus's domains and `Y` its bytes per domain:
     ///
     /// ```text
     /// 20·P                                       weights, grads, 2 AdamW moments, stage-0 checkpoint
@@ -129,7 +123,9 @@ impl ExperimentConfig {
     ///                                            softmax and their gradient per head; 4 V-wide
     ///                                            logit tensors; embeddings
     /// + 12·n·(T + 1)                             three datasets' i32 tokens
-    /// + 36·s^order·k                             three languages' successor tables (u32 + f64)
+    /// + 9·D·Y                                    the loaded corpus: its text and u32 tokens
+    ///                                            (at most one token per byte plus separators),
+    ///                                            held once per process
     /// ```
     pub fn estimated_bytes(&self) -> u64 {
         let m = &self.model;
@@ -141,7 +137,6 @@ impl ExperimentConfig {
             product(&[4, v]),
             product(&[4, d]),
         ]);
-        let contexts = product(&[self.language_size; 2][..self.order.clamp(1, 2)]);
         total(&[
             m.parameters_saturating().saturating_mul(20),
             rows.saturating_mul(per_token).saturating_mul(4),
@@ -150,7 +145,8 @@ impl ExperimentConfig {
                 self.train_sequences.saturating_add(self.eval_sequences),
                 t.saturating_add(1),
             ]),
-            contexts.saturating_mul(product(&[36, self.fanout])),
+            product(&[9, self.corpus.domains.len()])
+                .saturating_mul(self.corpus.max_bytes_per_domain),
         ])
     }
 }
@@ -189,9 +185,8 @@ mod tests {
             refused(|c| c.stage_steps = usize::MAX),
             format!("stage_steps {} is above the limit 1000000", usize::MAX)
         );
-        assert_eq!(
-            refused(|c| c.language_size = 1 << 40),
-            "language_size 1099511627776 is above the limit 4096"
+        assert!(
+            refused(|c| c.corpus.max_bytes_per_domain = 1 << 40).contains("max_bytes_per_domain")
         );
         assert_eq!(
             refused(|c| c.replay_shares = vec![0.0; 65]),
@@ -202,13 +197,12 @@ mod tests {
             "weight_decay NaN is not finite"
         );
         type Edit = fn(&mut ExperimentConfig);
-        let cases: [(&str, Edit); 11] = [
+        let cases: [(&str, Edit); 10] = [
             ("model.vocab", |c| c.model.vocab = usize::MAX),
             ("model.context", |c| c.model.context = usize::MAX),
             ("model.n_heads", |c| c.model.n_heads = usize::MAX),
             ("model.n_layers", |c| c.model.n_layers = usize::MAX),
             ("model.d_ff", |c| c.model.d_ff = usize::MAX),
-            ("fanout", |c| c.fanout = usize::MAX),
             ("train_sequences", |c| c.train_sequences = usize::MAX),
             ("eval_sequences", |c| c.eval_sequences = usize::MAX),
             ("batch", |c| c.batch = usize::MAX),

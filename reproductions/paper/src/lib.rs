@@ -12,8 +12,10 @@
 //!   metrics table and back to the claims; [`UnitRecord`], what a finished unit stored.
 //! - [`bench`]: the one benchmark helper (interleaved rounds, paired speedups with CIs).
 //! - [`report`]: report sections as data (tables, figures described by their numbers).
+//! - [`DataCard`], [`DataEnv`]: the text a corpus-backed paper used, and where it comes from.
 
 pub mod bench;
+mod data;
 pub mod metrics;
 mod paper;
 mod record;
@@ -21,6 +23,7 @@ pub mod report;
 mod scale;
 mod unit;
 
+pub use data::{DataCard, DataEnv};
 pub use metrics::MetricRow;
 pub use paper::{ConfigError, DynPaper, Judged, KernelSuite, Paper, PaperInfo};
 pub use record::{ArtifactRef, UnitRecord, UnitStatus, fmt_pm, mean_curve, mean_pm};

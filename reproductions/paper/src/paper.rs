@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::data::{DataCard, DataEnv};
 use crate::record::UnitRecord;
 use crate::report::Section;
 use crate::scale::Scale;
@@ -93,6 +94,13 @@ pub trait Paper: Send + Sync {
     fn fallbacks(&self) -> Vec<Fallback> {
         Vec::new()
     }
+    /// The text its units will read, one card per domain (`used_by` naming this paper), loaded
+    /// from `env` before any unit runs; none for a paper without a corpus. An error is an input
+    /// or environment problem (a missing package, a corpus root without a domain): the harness
+    /// stops with exit 4 and the message.
+    fn data_cards(&self, _cfg: &Self::Config, _env: &DataEnv) -> Result<Vec<DataCard>, String> {
+        Ok(Vec::new())
+    }
 }
 
 /// [`Paper`] with its settings as JSON: what the harness's registry holds. Implemented for
@@ -118,6 +126,8 @@ pub trait DynPaper: Send + Sync {
     fn sections(&self, cfg: &Value, records: &[UnitRecord]) -> Vec<Section>;
     /// See [`Paper::fallbacks`].
     fn fallbacks(&self) -> Vec<Fallback>;
+    /// See [`Paper::data_cards`].
+    fn data_cards(&self, cfg: &Value, env: &DataEnv) -> Result<Vec<DataCard>, ConfigError>;
 }
 
 fn parse<P: Paper>(p: &P, cfg: &Value) -> Result<P::Config, ConfigError> {
@@ -181,6 +191,13 @@ impl<P: Paper> DynPaper for P {
 
     fn fallbacks(&self) -> Vec<Fallback> {
         Paper::fallbacks(self)
+    }
+
+    fn data_cards(&self, cfg: &Value, env: &DataEnv) -> Result<Vec<DataCard>, ConfigError> {
+        Paper::data_cards(self, &parse(self, cfg)?, env).map_err(|message| ConfigError {
+            paper: Paper::info(self).id,
+            message,
+        })
     }
 }
 

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::BenchEntry;
+use crate::data::DataEnv;
 use crate::metrics::MetricRow;
 use crate::record::{UnitRecord, UnitStatus};
 use crate::scale::Scale;
@@ -90,6 +91,8 @@ pub struct RunContext<'a> {
     pub inputs: &'a [UnitRecord],
     /// Where the artifacts of those records are read from (the run directory).
     pub artifacts: &'a dyn ArtifactSource,
+    /// Where corpus-backed units read their text (`--corpus-root`, or Debian's packages).
+    pub data: &'a DataEnv,
     /// Call now and then in long work (keeps the progress bar alive).
     pub tick: &'a mut dyn FnMut(),
 }

@@ -125,7 +125,6 @@ impl World {
                     pre,
                     last: (last_d0, last_d1),
                     peak_d0,
-                    floor: (1.0, 1.0),
                 });
             }
         }
@@ -328,6 +327,7 @@ fn cases() -> Vec<(&'static str, Edit, Edit)> {
             |w| infinite_gap(w, 1.06),
             |w| infinite_gap(w, 0.94),
         ),
+        (SHIFT_ID, |w| strong_gap(w, 0.0), |w| strong_gap(w, -1.5)),
         (
             CONTROL_ID,
             |w| strong_adaptation(w, 0.0),
@@ -386,6 +386,19 @@ fn strong_adaptation(w: &mut World, drop: f64) {
     });
 }
 
+/// The strong shift's gap at its stage boundary is twice the weak shift's plus `excess` (+
+/// noise), on the 0%-replay arms the control reads.
+fn strong_gap(w: &mut World, excess: f64) {
+    let arm = replay(Shift::Strong, 0.0);
+    w.edit(arm, |w, seed| {
+        let weak = w.get(replay(Shift::Weak, 0.0), seed).pre;
+        let mut r = w.get(arm, seed).clone();
+        r.pre.1 = r.pre.0 + SHIFT_RATIO * (weak.1 - weak.0) + excess + w.noise();
+        r.curve[0].d1_loss = r.pre.1;
+        r
+    });
+}
+
 fn small() -> ExperimentConfig {
     Continual.config(Scale::Small)
 }
@@ -423,8 +436,11 @@ fn the_cases_cover_every_reproduction_claim_and_the_control() {
         .iter()
         .filter(|s| s.kind == ClaimKind::Control)
         .collect();
-    assert_eq!(controls.len(), 1);
-    assert_eq!(controls[0].id, format!("{PAPER}/{CONTROL_ID}"));
+    let ids: Vec<String> = controls.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(
+        ids,
+        [SHIFT_ID, CONTROL_ID].map(|id| format!("{PAPER}/{id}"))
+    );
     for s in &specs {
         assert!(!s.band_rule.trim().is_empty(), "{} has no band rule", s.id);
         assert!(s.min_seeds >= 5, "{} judges on fewer than 5 seeds", s.id);

@@ -22,10 +22,12 @@ use claimbench_kernels::burn_ops::TokenLogprobBackend;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, RunConfig, StageConfig};
-use crate::data::{Corpus, Language};
+use crate::data::Corpus;
 use crate::model::{ModelConfig, TinyLm, lm_loss};
 use crate::replay::{ReplayMixer, Source};
 use crate::schedule::Schedule;
+use claimbench_corpus::CorpusConfig;
+use claimbench_paper::DataEnv;
 use claimbench_paper::Scale;
 
 mod arms;

@@ -35,8 +35,6 @@ pub struct ArmResult {
     pub last: (f64, f64),
     /// Highest D0 loss logged during stage 1.
     pub peak_d0: f64,
-    /// Entropy floors of the D0 and D1 eval sets.
-    pub floor: (f64, f64),
 }
 
 impl ArmResult {

@@ -6,32 +6,30 @@ use super::*;
 /// `claimbench run --config` file; missing fields take the scale's defaults
 /// ([`ExperimentConfig::for_scale`]).
 ///
-/// Limits ([`crate::limits`], checked by [`ExperimentConfig::check_limits`]): `language_size`
-/// ≤ 4096, `fanout` ≤ 1024, `train_sequences` and `eval_sequences` ≤ 1 000 000, `batch` ≤ 4096,
+/// Limits ([`crate::limits`], checked by [`ExperimentConfig::check_limits`]): the corpus's
+/// ([`CorpusConfig::validate`]), `train_sequences` and `eval_sequences` ≤ 1 000 000, `batch` ≤ 4096,
 /// `stage_steps` and `eval_every` ≤ 1 000 000, `replay_shares` and `peaks` ≤ 64 entries,
 /// `weight_decay` finite in `[0, 1000]`, and the model's ([`ModelConfig`]). Peak memory of one
 /// arm: [`ExperimentConfig::estimated_bytes`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
-    /// Tokens per language; the model's vocabulary is twice this (the strong shift's D1 uses
-    /// the second half).
-    pub language_size: usize,
-    /// Markov order of the languages (1 or 2).
-    pub order: usize,
-    /// Successors per context.
-    pub fanout: usize,
-    /// Share of D0's contexts that the weak shift re-draws (the toy plan's ~30%).
-    pub weak_redraw_share: f64,
-    /// Training sequences per dataset (D0, D1).
+    /// The text: domains, byte budget per domain and the BPE's vocabulary
+    /// ([`claimbench_corpus`]); it must list `d0`, `weak` and `strong`.
+    pub corpus: CorpusConfig,
+    /// D0's domain (English: the paper's Pile).
+    pub d0: String,
+    /// The weak shift's D1 (other English text: the paper's SlimPajama).
+    pub weak: String,
+    /// The strong shift's D1 (German: the paper's German Common Crawl).
+    pub strong: String,
+    /// Training windows per dataset (D0, D1): `context + 1` tokens each, at seeded offsets of the
+    /// domain's training split (a finite dataset, sampled with replacement by the mixer).
     pub train_sequences: usize,
-    /// Held-out sequences per dataset for the logged losses.
+    /// Held-out windows per dataset for the logged losses, evenly spaced over the domain's
+    /// validation split (the same for every seed).
     pub eval_sequences: usize,
-    /// Every sequence starts with a token naming its dataset (D0, weak D1, strong D1), as real
-    /// documents carry their source's signature; without it the weak shift's re-drawn contexts
-    /// are indistinguishable from D0's and no model can fit both.
-    pub domain_markers: bool,
-    /// The model (its `vocab` must be `2 · language_size`, plus 3 with `domain_markers`).
+    /// The model (its `vocab` must be the corpus's `vocab_size`).
     pub model: ModelConfig,
     /// Sequences per batch.
     pub batch: usize,
@@ -68,27 +66,32 @@ pub struct ExperimentConfig {
 impl ExperimentConfig {
     /// Defaults for `smoke`, `small` or `full` .
     pub fn for_scale(scale: Scale) -> Self {
-        let (stage_steps, train_sequences, eval_every) = match scale {
-            Scale::Smoke => (60, 512, 20),
-            Scale::Full => (1000, 8192, 50),
-            Scale::Small => (200, 2048, 20),
-        };
-        let language_size = 32;
+        // (steps per stage, training windows, eval interval, bytes per domain, vocabulary,
+        // context, width, layers)
+        let (stage_steps, train_sequences, eval_every, bytes, vocab, context, d, layers) =
+            match scale {
+                Scale::Smoke => (60, 512, 20, 300_000, 512, 32, 32, 1),
+                Scale::Small => (200, 4096, 20, 2_000_000, 512, 32, 64, 1),
+                Scale::Full => (1000, 16_384, 50, 8_000_000, 2048, 128, 128, 4),
+            };
         ExperimentConfig {
-            language_size,
-            fanout: 3,
-            order: 1,
-            weak_redraw_share: 0.3,
-            domain_markers: true,
+            corpus: CorpusConfig {
+                domains: vec!["en-fortunes".into(), "en-man".into(), "de-fortunes".into()],
+                max_bytes_per_domain: bytes,
+                vocab_size: vocab,
+            },
+            d0: "en-fortunes".into(),
+            weak: "en-man".into(),
+            strong: "de-fortunes".into(),
             train_sequences,
             eval_sequences: 64,
             model: ModelConfig {
-                vocab: 2 * language_size + 3,
-                context: 32,
-                d_model: 32,
-                n_heads: 2,
-                n_layers: 1,
-                d_ff: 64,
+                vocab,
+                context,
+                d_model: d,
+                n_heads: 4,
+                n_layers: layers,
+                d_ff: 4 * d,
             },
             batch: 16,
             stage_steps,
@@ -113,7 +116,6 @@ impl ExperimentConfig {
     /// than a stage, and every arm's run config valid ([`RunConfig::validate`]).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let sizes = [
-            ("fanout", self.fanout),
             ("train_sequences", self.train_sequences),
             ("eval_sequences", self.eval_sequences),
             ("batch", self.batch),
@@ -130,16 +132,25 @@ impl ExperimentConfig {
             });
         }
         self.check_limits()?;
-        if !(1..=2).contains(&self.order) {
-            return Err(ConfigError::Invalid(format!(
-                "order {} is not supported; the languages are Markov chains of order 1 or 2",
-                self.order
-            )));
+        self.corpus
+            .validate()
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        for (name, id) in [
+            ("d0", &self.d0),
+            ("weak", &self.weak),
+            ("strong", &self.strong),
+        ] {
+            if !self.corpus.domains.contains(id) {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} {id:?} is not one of corpus.domains ({})",
+                    self.corpus.domains.join(", ")
+                )));
+            }
         }
-        if self.language_size < 2 || self.fanout > self.language_size {
+        if self.d0 == self.weak || self.d0 == self.strong || self.weak == self.strong {
             return Err(ConfigError::Invalid(format!(
-                "language_size {} must be >= 2 and >= fanout {}",
-                self.language_size, self.fanout
+                "d0 {}, weak {} and strong {} must be three different domains",
+                self.d0, self.weak, self.strong
             )));
         }
         self.model.validate()?;
@@ -151,19 +162,12 @@ impl ExperimentConfig {
         }
         if self.model.vocab != self.vocab() {
             return Err(ConfigError::Invalid(format!(
-                "model vocab {} does not match the {} tokens of the data (2 x language_size {}{})",
+                "model vocab {} does not match corpus.vocab_size {}",
                 self.model.vocab,
-                self.vocab(),
-                self.language_size,
-                if self.domain_markers {
-                    " + 3 markers"
-                } else {
-                    ""
-                }
+                self.vocab()
             )));
         }
         for (name, share) in [
-            ("weak_redraw_share", self.weak_redraw_share),
             ("infinite_cooldown_share", self.infinite_cooldown_share),
             ("infinite_anneal_share", self.infinite_anneal_share),
         ] {
@@ -197,9 +201,9 @@ impl ExperimentConfig {
         Ok(())
     }
 
-    /// The tokens the data uses: both languages, and the three dataset markers if on.
+    /// The tokens the data uses: the corpus's BPE vocabulary.
     pub fn vocab(&self) -> usize {
-        2 * self.language_size + if self.domain_markers { 3 } else { 0 }
+        self.corpus.vocab_size
     }
 
     /// Warmup steps of one stage: `max(1, round(warmup_share · steps))`.

@@ -5,6 +5,13 @@ use burn::backend::{Autodiff, Flex};
 
 type T = Autodiff<Flex>;
 
+/// The small fixture corpus (the tests must not depend on installed packages).
+fn env() -> DataEnv {
+    DataEnv {
+        corpus_root: Some(claimbench_corpus::fixture_root()),
+    }
+}
+
 fn tiny() -> ExperimentConfig {
     ExperimentConfig {
         stage_steps: 40,
@@ -94,9 +101,17 @@ fn step_time() {
         },
     ] {
         let t = std::time::Instant::now();
-        let r = run_arm::<T>(&cfg, &arm, 1, &Default::default(), &mut || {}).unwrap();
+        let r = run_arm::<T>(
+            &cfg,
+            &arm,
+            1,
+            &DataEnv::default(),
+            &Default::default(),
+            &mut || {},
+        )
+        .unwrap();
         eprintln!(
-            "{:>8} {:>14} {:>6.2?} pre {:.3}/{:.3} last {:.3}/{:.3} avg {:.3} forget {:.3} adapt {:.3} peak-rise {:.3} floor {:.3}/{:.3}",
+            "{:>8} {:>14} {:>6.2?} pre {:.3}/{:.3} last {:.3}/{:.3} avg {:.3} forget {:.3} adapt {:.3} peak-rise {:.3}",
             arm.experiment(),
             arm.name(),
             t.elapsed(),
@@ -108,8 +123,6 @@ fn step_time() {
             r.forgetting(),
             r.adaptation(),
             r.peak_d0 - r.pre.0,
-            r.floor.0,
-            r.floor.1
         );
     }
 }
@@ -126,8 +139,8 @@ fn the_optimizer_reset_between_stages_changes_stage_1_only() {
         share: 0.05,
     };
     let dev = Default::default();
-    let a = run_arm::<T>(&reset, &arm, 3, &dev, &mut || {}).unwrap();
-    let b = run_arm::<T>(&carry, &arm, 3, &dev, &mut || {}).unwrap();
+    let a = run_arm::<T>(&reset, &arm, 3, &env(), &dev, &mut || {}).unwrap();
+    let b = run_arm::<T>(&carry, &arm, 3, &env(), &dev, &mut || {}).unwrap();
     // Stage 0 is the same; stage 1 starts from other AdamW moments.
     assert_eq!(a.pre, b.pre, "{:?} vs {:?}", a.curve, b.curve);
     let after = |r: &ArmResult| {
@@ -187,8 +200,8 @@ fn an_arm_learns_forgets_and_reuses_the_checkpoint_deterministically() {
         shift: Shift::Strong,
         share: 0.0,
     };
-    let ck = pretrain::<T>(&cfg, 7, &dev, &mut || {}).unwrap();
-    let a = run_arm_from::<T>(&cfg, &arm, 7, Some(&ck), &dev, &mut || {}).unwrap();
+    let ck = pretrain::<T>(&cfg, 7, &env(), &dev, &mut || {}).unwrap();
+    let a = run_arm_from::<T>(&cfg, &arm, 7, Some(&ck), &env(), &dev, &mut || {}).unwrap();
     let ln_v = (cfg.model.vocab as f64).ln();
     let start = a.curve[0];
     assert!((start.d0_loss - ln_v).abs() < 0.5, "{start:?}");
@@ -196,17 +209,13 @@ fn an_arm_learns_forgets_and_reuses_the_checkpoint_deterministically() {
     assert!(a.pre.0 < start.d0_loss - 0.3, "{a:?}");
     assert!(a.adaptation() > 0.3, "{a:?}");
     assert!(a.forgetting() > 0.0, "{a:?}");
-    assert!(
-        a.pre.0 > a.floor.0 && a.last.1 > a.floor.1,
-        "below the entropy floor: {a:?}"
-    );
     assert_eq!(a.curve.last().unwrap().step, 2 * cfg.stage_steps);
     // A second arm of the same seed starts from the same checkpoint (same boundary D0 loss).
     let half = Arm::Replay {
         shift: Shift::Strong,
         share: 0.5,
     };
-    let b = run_arm_from::<T>(&cfg, &half, 7, Some(&ck), &dev, &mut || {}).unwrap();
+    let b = run_arm_from::<T>(&cfg, &half, 7, Some(&ck), &env(), &dev, &mut || {}).unwrap();
     assert_eq!(a.pre, b.pre);
     assert_eq!(
         format!("{:?}", &a.curve[..5]),
@@ -217,15 +226,16 @@ fn an_arm_learns_forgets_and_reuses_the_checkpoint_deterministically() {
     // Recomputing stage 0 gives a checkpoint that trains the same arm (what --resume relies on:
     // the record's parameter ids differ from run to run, its weights do not); the checkpoint
     // survives its artifacts bit for bit; run_arm, which computes it itself, gives the same arm.
-    let recomputed = pretrain::<T>(&cfg, 7, &dev, &mut || {}).unwrap();
-    let same = run_arm_from::<T>(&cfg, &arm, 7, Some(&recomputed), &dev, &mut || {}).unwrap();
+    let recomputed = pretrain::<T>(&cfg, 7, &env(), &dev, &mut || {}).unwrap();
+    let same =
+        run_arm_from::<T>(&cfg, &arm, 7, Some(&recomputed), &env(), &dev, &mut || {}).unwrap();
     assert_eq!(format!("{same:?}"), format!("{a:?}"));
     let stored = ck.to_artifacts();
     let back = Checkpoint::from_artifacts(stored[0].1.clone(), &stored[1].1).unwrap();
     assert_eq!(back, ck);
-    let again = run_arm::<T>(&cfg, &arm, 7, &dev, &mut || {}).unwrap();
+    let again = run_arm::<T>(&cfg, &arm, 7, &env(), &dev, &mut || {}).unwrap();
     assert_eq!(format!("{again:?}"), format!("{a:?}"));
     // An arm that needs the checkpoint refuses to run without one; corrupt curves are refused.
-    assert!(run_arm_from::<T>(&cfg, &arm, 7, None, &dev, &mut || {}).is_err());
+    assert!(run_arm_from::<T>(&cfg, &arm, 7, None, &env(), &dev, &mut || {}).is_err());
     assert!(Checkpoint::from_artifacts(stored[0].1.clone(), b"{}").is_err());
 }

@@ -293,6 +293,7 @@ pub fn uses_checkpoint(cfg: &ExperimentConfig, arm: &Arm) -> bool {
 pub fn pretrain<B: TrainBackend>(
     cfg: &ExperimentConfig,
     seed: u64,
+    env: &DataEnv,
     device: &B::Device,
     tick: &mut dyn FnMut(),
 ) -> Result<Checkpoint, TrainError>
@@ -305,7 +306,7 @@ where
         share: 0.0,
     };
     let run = cfg.run_config(&arm)?;
-    let data = Datasets::generate(cfg, seed)?;
+    let data = Datasets::load(cfg, seed, env)?;
     let (d0_train, d0_eval) = &data.d0;
     let mut t = Trainer::<B> {
         cfg,
@@ -358,6 +359,7 @@ pub fn run_arm<B: TrainBackend>(
     cfg: &ExperimentConfig,
     arm: &Arm,
     seed: u64,
+    env: &DataEnv,
     device: &B::Device,
     tick: &mut dyn FnMut(),
 ) -> Result<ArmResult, TrainError>
@@ -365,10 +367,10 @@ where
     B::InnerBackend: TokenLogprobBackend,
 {
     let checkpoint = match uses_checkpoint(cfg, arm) {
-        true => Some(pretrain::<B>(cfg, seed, device, tick)?),
+        true => Some(pretrain::<B>(cfg, seed, env, device, tick)?),
         false => None,
     };
-    run_arm_from::<B>(cfg, arm, seed, checkpoint.as_ref(), device, tick)
+    run_arm_from::<B>(cfg, arm, seed, checkpoint.as_ref(), env, device, tick)
 }
 
 /// [`run_arm`] from a given stage-0 checkpoint (required when the arm [`uses_checkpoint`],
@@ -378,6 +380,7 @@ pub fn run_arm_from<B: TrainBackend>(
     arm: &Arm,
     seed: u64,
     checkpoint: Option<&Checkpoint>,
+    env: &DataEnv,
     device: &B::Device,
     tick: &mut dyn FnMut(),
 ) -> Result<ArmResult, TrainError>
@@ -386,7 +389,7 @@ where
 {
     cfg.validate()?;
     let run = cfg.run_config(arm)?;
-    let data = Datasets::generate(cfg, seed)?;
+    let data = Datasets::load(cfg, seed, env)?;
     let (d0_train, d0_eval) = &data.d0;
     let (d1_train, d1_eval) = match arm.shift() {
         Some(shift) => data.d1(shift),
@@ -487,6 +490,5 @@ where
         pre: (b.d0_loss, b.d1_loss),
         last: (last.d0_loss, last.d1_loss),
         peak_d0,
-        floor: (d0_eval.floor, d1_eval.floor),
     })
 }
