@@ -6,9 +6,11 @@ use super::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Shift {
-    /// Pile → SlimPajama proxy: D1 re-draws a share of D0's transitions.
+    /// Pile → SlimPajama proxy: D1 is other English text (`ExperimentConfig::weak`, English
+    /// manual pages by default).
     Weak,
-    /// Pile → German proxy: D1 is a new chain on disjoint tokens.
+    /// Pile → German proxy: D1 is German text (`ExperimentConfig::strong`, German fortunes by
+    /// default).
     Strong,
 }
 
