@@ -61,10 +61,7 @@ pub fn cargo_lock_hash() -> String {
     hex(&Sha256::digest(CARGO_LOCK.as_bytes()))
 }
 
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+pub use claimbench_paper::files::hex;
 
 /// Versions of the crates that decide the numbers, read from the build's `Cargo.lock`.
 pub fn crate_versions() -> Vec<(String, String)> {

@@ -97,10 +97,7 @@ impl Registry {
             match e {
                 Entry::Kernel(k) => units.extend(k.units(scale, seeds)),
                 Entry::Paper(p) => {
-                    let id = p.info().id;
-                    let cfg = configs
-                        .get(id)
-                        .ok_or_else(|| input_error(format!("no settings for paper {id}")))?;
+                    let cfg = settings_of(configs, p.info().id)?;
                     units.extend(
                         p.units(cfg, seeds)
                             .map_err(|e| input_error(e.to_string()))?,
@@ -151,9 +148,7 @@ impl Registry {
             if !units.iter().any(|u| u.paper == id) {
                 continue;
             }
-            let cfg = configs
-                .get(id)
-                .ok_or_else(|| input_error(format!("no settings for paper {id}")))?;
+            let cfg = settings_of(configs, id)?;
             cards.extend(
                 p.data_cards(cfg, data)
                     .map_err(|e| input_error(e.to_string()))?,
@@ -258,6 +253,13 @@ impl Registry {
         };
         (exec, device, outcome)
     }
+}
+
+/// The settings of paper `id` in `configs`, or an input error naming the paper.
+fn settings_of<'a>(configs: &'a Configs, id: &str) -> Result<&'a serde_json::Value> {
+    configs
+        .get(id)
+        .ok_or_else(|| input_error(format!("no settings for paper {id}")))
 }
 
 /// One card per (domain, text SHA-256, tokenizer SHA-256), in the order first seen: cards several

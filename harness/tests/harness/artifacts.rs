@@ -9,27 +9,15 @@ use claimbench::registry::{Entry, Registry};
 use claimbench::run::{RunOptions, run};
 use claimbench::store::{Manifest, RunDir};
 use claimbench_paper::report::Section;
+
+use crate::fixtures::train_unit;
 use claimbench_paper::{
-    Artifact, Fallback, Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, RunsOn, Scale,
+    Artifact, Fallback, Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, Scale,
     UnitRecord, UnitSpec, UnitStatus,
 };
 
 /// Per seed: `base` stores `seed · 10` as an artifact; `arm` reads it and reports it plus one.
 struct Chain;
-
-fn spec(id: String, arm: &str, seed: u64, task: &'static str, deps: Vec<String>) -> UnitSpec {
-    UnitSpec {
-        id,
-        paper: "chain".into(),
-        experiment: "chain".into(),
-        arm: arm.into(),
-        seed: Some(seed),
-        task,
-        runs_on: RunsOn::Train,
-        bench: false,
-        depends_on: deps,
-    }
-}
 
 impl Paper for Chain {
     type Config = serde_json::Value;
@@ -61,8 +49,8 @@ impl Paper for Chain {
             .flat_map(|&s| {
                 let base = format!("chain/base/seed-{s}");
                 [
-                    spec(base.clone(), "base", s, "base", Vec::new()),
-                    spec(format!("chain/arm/seed-{s}"), "arm", s, "arm", vec![base]),
+                    train_unit("chain", "chain", "base", s, "base", Vec::new()),
+                    train_unit("chain", "chain", "arm", s, "arm", vec![base]),
                 ]
             })
             .collect()

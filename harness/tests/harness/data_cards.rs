@@ -14,12 +14,12 @@ use claimbench::store::{Manifest, RunDir};
 use claimbench_claims::{ClaimSpec, Direction, Evidence, TestSpec};
 use claimbench_paper::report::Section;
 use claimbench_paper::{
-    DataCard, DataEnv, Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, RunsOn, Scale,
-    UnitRecord, UnitSpec,
+    DataCard, DataEnv, Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, Scale, UnitRecord,
+    UnitSpec,
 };
 
 use crate::cli::{bin, stderr};
-use crate::fixtures::{Spec, write_run};
+use crate::fixtures::{Spec, train_unit, write_run};
 
 /// A corpus-backed test paper: two arms per seed, one ordering claim (so it gets a page), and
 /// two data cards, `en-fortunes` (text digest `text` repeated) and `rust-src`; with `fail`, its
@@ -80,17 +80,7 @@ impl Paper for Corp {
         seeds
             .iter()
             .flat_map(|&s| {
-                ["a", "b"].map(|arm| UnitSpec {
-                    id: format!("{}/{arm}/seed-{s}", self.id),
-                    paper: self.id.into(),
-                    experiment: "corpus".into(),
-                    arm: arm.into(),
-                    seed: Some(s),
-                    task: "arm",
-                    runs_on: RunsOn::Train,
-                    bench: false,
-                    depends_on: Vec::new(),
-                })
+                ["a", "b"].map(|arm| train_unit(self.id, "corpus", arm, s, "arm", Vec::new()))
             })
             .collect()
     }

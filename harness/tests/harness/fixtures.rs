@@ -1,6 +1,7 @@
 //! Fixture runs for the compare, history and report tests: run directories written with the
 //! harness's own types (so they follow the schema), with seeded synthetic benchmark samples and
 //! hand-made claims. They stand for what `claimbench run` stores; nothing here is a measurement.
+//! Also [`train_unit`], the unit spec of the papers the tests define.
 
 use std::path::Path;
 
@@ -235,4 +236,27 @@ pub fn write_run(parent: &Path, s: &Spec) -> std::path::PathBuf {
     ]))
     .unwrap();
     root
+}
+
+/// The unit `<paper>/<arm>/seed-<seed>` of a paper defined in a test: a training unit (no
+/// benchmark) of `experiment`, run as `task`, after `depends_on`.
+pub fn train_unit(
+    paper: &str,
+    experiment: &str,
+    arm: &str,
+    seed: u64,
+    task: &'static str,
+    depends_on: Vec<String>,
+) -> claimbench_paper::UnitSpec {
+    claimbench_paper::UnitSpec {
+        id: format!("{paper}/{arm}/seed-{seed}"),
+        paper: paper.into(),
+        experiment: experiment.into(),
+        arm: arm.into(),
+        seed: Some(seed),
+        task,
+        runs_on: claimbench_paper::RunsOn::Train,
+        bench: false,
+        depends_on,
+    }
 }

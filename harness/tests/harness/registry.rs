@@ -7,9 +7,11 @@ use claimbench::run::{RunOptions, run};
 use claimbench_claims::{ClaimSpec, ClaimsFile, Direction, Evidence, TestSpec, Verdict};
 use claimbench_paper::report::{Figure, Section, Series, Table};
 use claimbench_paper::{
-    Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, RunsOn, Scale, UnitRecord, UnitSpec,
+    Judged, MetricRow, Outcome, Paper, PaperInfo, RunContext, Scale, UnitRecord, UnitSpec,
 };
 use serde::{Deserialize, Serialize};
+
+use crate::fixtures::train_unit;
 
 /// A synthetic labelled control: arm `b` measures `gap` above arm `a`, plus seeded noise.
 struct Toy;
@@ -72,19 +74,7 @@ impl Paper for Toy {
     fn units(&self, _cfg: &ToyConfig, seeds: &[u64]) -> Vec<UnitSpec> {
         seeds
             .iter()
-            .flat_map(|&s| {
-                ARMS.map(|arm| UnitSpec {
-                    id: format!("toy/{arm}/seed-{s}"),
-                    paper: "toy".into(),
-                    experiment: "control".into(),
-                    arm: arm.into(),
-                    seed: Some(s),
-                    task: "arm",
-                    runs_on: RunsOn::Train,
-                    bench: false,
-                    depends_on: Vec::new(),
-                })
-            })
+            .flat_map(|&s| ARMS.map(|arm| train_unit("toy", "control", arm, s, "arm", Vec::new())))
             .collect()
     }
 

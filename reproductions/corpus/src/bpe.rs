@@ -15,6 +15,8 @@ use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::{AddedToken, Tokenizer, TokenizerBuilder};
 
+use claimbench_paper::files::hex;
+
 use crate::error::CorpusError;
 
 /// The document separator.
@@ -37,10 +39,6 @@ pub struct Bpe {
     pub doc_id: u32,
     /// Loaded from the cache (not trained now).
     pub cached: bool,
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn tok_err(e: impl std::fmt::Display) -> CorpusError {
@@ -85,7 +83,7 @@ impl Bpe {
         let json = Self::train(texts, vocab_size)?;
         if let Some(f) = &file {
             // A cache that cannot be written only costs the next run a retrain.
-            let _ = write_atomic(f, json.as_bytes());
+            let _ = claimbench_paper::files::write_atomic(f, json.as_bytes());
         }
         Self::from_json(&json, vocab_size, false)
     }
@@ -166,16 +164,4 @@ impl std::fmt::Debug for Bpe {
             .field("cached", &self.cached)
             .finish_non_exhaustive()
     }
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("x"),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }

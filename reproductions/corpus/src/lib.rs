@@ -266,7 +266,7 @@ fn read_domain(
         duplicates,
         over_budget,
         bytes,
-        sha256: bpe::hex(&sha.finalize()),
+        sha256: claimbench_paper::files::hex(&sha.finalize()),
         splits,
     })
 }

@@ -63,20 +63,36 @@ fn the_fixture_loads_splits_and_tokenises_deterministically() {
 
 #[test]
 fn the_budget_keeps_documents_in_hash_order_and_errors_name_an_empty_split() {
-    let mut small = cfg(&["en-fortunes"], 300);
-    small.max_bytes_per_domain = 3000;
-    let big = cfg(&["en-fortunes"], 300);
-    let s = load_uncached(&small, &fixture_env(), None);
-    // 3000 bytes may leave a split empty: that is an error naming the split, never a silent gap.
-    match s {
-        Ok(s) => {
-            let b = load_uncached(&big, &fixture_env(), None).unwrap();
-            let (sc, bc) = (&s.domains[0].card, &b.domains[0].card);
-            assert!(sc.bytes <= 3000 && sc.over_budget > 0);
-            assert_eq!(sc.documents + sc.over_budget, bc.documents + bc.over_budget);
-        }
-        Err(e) => assert!(matches!(e, CorpusError::Empty { .. }), "{e}"),
-    }
+    let with_budget = |bytes: u64| CorpusConfig {
+        max_bytes_per_domain: bytes,
+        ..cfg(&["en-fortunes"], 300)
+    };
+    let all = load_uncached(&with_budget(1 << 20), &fixture_env(), None).unwrap();
+    let half = load_uncached(&with_budget(6000), &fixture_env(), None).unwrap();
+    let (a, h) = (&all.domains[0].card, &half.domains[0].card);
+    assert_eq!(a.over_budget, 0, "the whole fixture fits 1 MiB");
+    assert!(
+        h.bytes <= 6000 && h.over_budget > 0 && h.documents > 0,
+        "{h:?}"
+    );
+    assert_eq!(h.documents + h.over_budget, a.documents);
+    // Every split still has text, and a document keeps its split under any budget: the half
+    // budget's training documents are a subset of the full one's (first fit in hash order).
+    assert!(h.split_documents.iter().all(|&n| n > 0), "{h:?}");
+    assert!((0..3).all(|i| h.split_documents[i] <= a.split_documents[i]));
+    // A budget of one short document leaves validation and test empty: an error naming the
+    // split, never a silent gap.
+    let e = load_uncached(&with_budget(60), &fixture_env(), None).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            CorpusError::Empty {
+                domain: "en-fortunes",
+                ..
+            }
+        ),
+        "{e}"
+    );
 }
 
 #[test]

@@ -12,10 +12,12 @@
 //!   metrics table and back to the claims; [`UnitRecord`], what a finished unit stored.
 //! - [`bench`]: the one benchmark helper (interleaved rounds, paired speedups with CIs).
 //! - [`report`]: report sections as data (tables, figures described by their numbers).
+//! - [`files`]: hex of a digest and the atomic write the harness and the corpus share.
 //! - [`DataCard`], [`DataEnv`]: the text a corpus-backed paper used, and where it comes from.
 
 pub mod bench;
 mod data;
+pub mod files;
 pub mod metrics;
 mod paper;
 mod record;
