@@ -16,6 +16,12 @@ use claimbench::run::{RunOptions, run};
 use claimbench::{errln, out, outln};
 use claimbench_paper::Scale;
 
+// Counts live and peak heap bytes so a unit can measure training memory: DoRA's Sec. 4.3 claim
+// that the detached column norm cuts it (`claimbench_paper::alloc::measure_peak`).
+#[global_allocator]
+static ALLOC: claimbench_paper::alloc::CountingAlloc =
+    claimbench_paper::alloc::CountingAlloc::new();
+
 #[derive(Parser)]
 #[command(
     name = "claimbench",

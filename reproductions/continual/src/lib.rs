@@ -48,7 +48,7 @@ pub mod schedule;
 pub use config::{ConfigError, RunConfig, StageConfig};
 pub use experiment::{
     Arm, ArmResult, Checkpoint, EvalPoint, ExperimentConfig, Shift, TrainError, pretrain, run_arm,
-    run_arm_from, uses_checkpoint,
+    run_arm_from, stage0_settings, uses_checkpoint,
 };
 pub use replay::{Dataset, ReplayMixer, Source};
 pub use schedule::Schedule;

@@ -96,11 +96,17 @@ impl ModelConfig {
 /// A decoder-only transformer LM (see the module docs).
 #[derive(Module, Debug)]
 pub struct TinyLm<B: Backend> {
-    tok: Embedding<B>,
-    pos: Embedding<B>,
-    blocks: TransformerEncoder<B>,
-    norm: LayerNorm<B>,
-    head: Linear<B>,
+    /// Token embedding `[V, d]`.
+    pub tok: Embedding<B>,
+    /// Learned positions `[T, d]`.
+    pub pos: Embedding<B>,
+    /// The pre-norm blocks (burn's encoder with a causal mask; each block's `norm_2` comes
+    /// before attention and `norm_1` before the feed-forward, burn's naming).
+    pub blocks: TransformerEncoder<B>,
+    /// The final LayerNorm.
+    pub norm: LayerNorm<B>,
+    /// The output layer `[d, V]`.
+    pub head: Linear<B>,
 }
 
 impl<B: Backend> TinyLm<B> {
@@ -124,16 +130,28 @@ impl<B: Backend> TinyLm<B> {
 /// Mean next-token cross-entropy (nats) of `model` on `seqs [B, T + 1]`: inputs are tokens
 /// `0..T`, targets tokens `1..=T`, every position counted. A one-element tensor.
 pub fn lm_loss<B: TokenLogprobBackend>(model: &TinyLm<B>, seqs: Tensor<B, 2, Int>) -> Tensor<B, 1> {
+    match next_token_loss::<B, std::convert::Infallible>(seqs, |inputs| Ok(model.forward(inputs))) {
+        Ok(loss) => loss,
+        Err(never) => match never {},
+    }
+}
+
+/// [`lm_loss`] of any model: `forward` maps `tokens [B, T]` to logits `[B, T, V]` (another
+/// parametrisation of [`TinyLm`], e.g. one with adapted projections) or fails with `E`.
+pub fn next_token_loss<B: TokenLogprobBackend, E>(
+    seqs: Tensor<B, 2, Int>,
+    forward: impl FnOnce(Tensor<B, 2, Int>) -> Result<Tensor<B, 3>, E>,
+) -> Result<Tensor<B, 1>, E> {
     let [b, len] = seqs.dims();
     let t = len - 1;
     let inputs = seqs.clone().slice([0..b, 0..t]);
     let targets = seqs.slice([0..b, 1..len]).reshape([b * t]);
-    let logits = model.forward(inputs);
+    let logits = forward(inputs)?;
     let v = logits.dims()[2];
-    cross_entropy_unchecked(
+    Ok(cross_entropy_unchecked(
         logits.reshape([b * t, v]),
         targets,
         Settings::default(),
         b * t,
-    )
+    ))
 }

@@ -103,6 +103,11 @@ pub fn unit_id(arm: &Arm, seed: u64) -> String {
 /// The experiment name of the stage-0 units.
 pub const STAGE0: &str = "stage0";
 
+/// The artifact of a stage-0 unit holding the settings it was trained with (JSON of
+/// [`ExperimentConfig`]): another paper reusing the checkpoint (DoRA on real text) checks them
+/// against its own copy before loading the weights.
+pub const STAGE0_SETTINGS: &str = "settings.json";
+
 /// The unit id of `seed`'s stage-0 checkpoint: `continual/stage0/seed-<s>`.
 pub fn stage0_id(seed: u64) -> String {
     format!("{PAPER}/{STAGE0}/seed-{seed}")
@@ -176,7 +181,7 @@ where
         return match pretrain::<A>(cfg, seed, ctx.data, device, &mut *ctx.tick) {
             Err(e) => Outcome::error(e.to_string()),
             Ok(ck) => {
-                let artifacts: Vec<Artifact> = ck
+                let mut artifacts: Vec<Artifact> = ck
                     .to_artifacts()
                     .into_iter()
                     .map(|(name, bytes)| Artifact {
@@ -184,6 +189,10 @@ where
                         bytes,
                     })
                     .collect();
+                artifacts.push(Artifact {
+                    name: STAGE0_SETTINGS.into(),
+                    bytes: serde_json::to_vec(cfg).expect("settings serialise"),
+                });
                 let size: usize = artifacts.iter().map(|a| a.bytes.len()).sum();
                 Outcome {
                     artifacts,

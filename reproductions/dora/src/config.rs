@@ -5,6 +5,7 @@ use claimbench_kernels::dora::AdapterSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::text::TextConfig;
 use claimbench_paper::Scale;
 
 /// The settings of all four experiments (see the [crate docs](crate)). Missing fields take the
@@ -66,6 +67,8 @@ pub struct DoraConfig {
     pub analysis_rank: usize,
     /// Equivalence margin of the control claim, in normalised MSE; finite, > 0.
     pub control_margin: f64,
+    /// The real-text experiment (the paper's claims): [`crate::text::TextConfig`].
+    pub text: TextConfig,
 }
 
 impl Default for DoraConfig {
@@ -101,6 +104,7 @@ impl DoraConfig {
             adapt_noise: 0.02,
             analysis_rank: 4,
             control_margin: 0.02,
+            text: TextConfig::for_scale(scale),
         };
         match scale {
             Scale::Smoke => DoraConfig {
@@ -172,6 +176,7 @@ impl DoraConfig {
     /// first; the error names the first bad one. Adapter geometry goes through
     /// `AdapterSpec::validate`, so its messages are the kernels' ([`Error::Adapter`]).
     pub fn validate(&self) -> Result<(), Error> {
+        self.text.validate()?;
         let bad = |name: &str, value: String, rule: &str| {
             Err(Error::Config {
                 name: name.into(),
@@ -357,6 +362,6 @@ impl DoraConfig {
                     .into(),
             });
         }
-        Ok(())
+        self.text.validate_with_seeds(verdict_seeds)
     }
 }

@@ -47,6 +47,15 @@ pub enum Error {
     /// A tensor could not be read back to the host (a backend failure).
     #[error("reading a tensor back failed: {0}")]
     ReadBack(String),
+    /// A memory measurement could not be made ([`crate::memory::norm_memory`]): the binary
+    /// declares no counting global allocator (the message says which line to add), or the
+    /// backward pass left a trainable tensor without a gradient.
+    #[error("memory measurement: {0}")]
+    Memory(String),
+    /// The real-text experiment could not get its text or base model, e.g. a stored base model
+    /// trained with other settings than `text.base`.
+    #[error("dora on real text: {0}")]
+    Text(String),
     /// Metric rows that do not describe a measurement, e.g. `metric rows: seed is missing`.
     #[error("metric rows: {0}")]
     Metrics(String),

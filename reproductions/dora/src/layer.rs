@@ -194,6 +194,8 @@ pub struct Net<B: Backend> {
     b0: Vec<Option<Tensor<B, 1>>>,
     /// `Some` for LoRA/DoRA.
     specs: Vec<Option<AdapterSpec>>,
+    /// DoRA's norm gradient (the paper's detached one unless [`Net::with_norm`] says otherwise).
+    norm: NormGrad,
 }
 
 impl<B: AutodiffBackend + DoraBackend> Net<B> {
@@ -264,6 +266,7 @@ impl<B: AutodiffBackend + DoraBackend> Net<B> {
                 w0,
                 b0,
                 specs,
+                norm: NormGrad::Detached,
             },
             Trainable { layers },
         ))
@@ -283,7 +286,29 @@ impl<B: AutodiffBackend + DoraBackend> Net<B> {
         Ok(h)
     }
 
-    fn layer(&self, l: usize, p: &LayerParams<B>, x: Tensor<B, 2>) -> Result<Tensor<B, 2>, Error> {
+    /// The same network with DoRA's column norm getting `norm`'s gradient (Eq. 11 detached, the
+    /// default, or Eq. 6 exact).
+    pub fn with_norm(self, norm: NormGrad) -> Self {
+        Net { norm, ..self }
+    }
+
+    /// Layer `l`'s adapter geometry. Panics for FT (no adapters).
+    pub fn spec(&self, l: usize) -> AdapterSpec {
+        self.specs[l].expect("LoRA/DoRA layers have a spec")
+    }
+
+    /// Layer `l`'s frozen `W0 [d_in, d_out]` on the device.
+    pub fn w0(&self, l: usize) -> Tensor<B, 2> {
+        self.w0[l].clone()
+    }
+
+    /// Layer `l` alone: `x [n, d_in] → [n, d_out]` by the method, bias added (no activation).
+    pub fn layer(
+        &self,
+        l: usize,
+        p: &LayerParams<B>,
+        x: Tensor<B, 2>,
+    ) -> Result<Tensor<B, 2>, Error> {
         let (y, bias) = match (self.method, &self.specs[l]) {
             (Method::Full, _) => {
                 let w = p.w.as_ref().expect("FT layers hold w").val();
@@ -297,7 +322,7 @@ impl<B: AutodiffBackend + DoraBackend> Net<B> {
             (Method::Dora, Some(spec)) => {
                 let (a, b) = adapters(p);
                 let m = p.m.as_ref().expect("DoRA layers hold m").val();
-                let y = dora_linear::<B>(spec, x, self.w0[l].clone(), a, b, m, NormGrad::Detached)?;
+                let y = dora_linear::<B>(spec, x, self.w0[l].clone(), a, b, m, self.norm)?;
                 (y, self.b0[l].clone())
             }
             _ => unreachable!("LoRA/DoRA layers have a spec"),

@@ -54,11 +54,39 @@ impl Paper for Dora {
         cfg.estimated_bytes()
     }
 
-    fn units(&self, _cfg: &DoraConfig, seeds: &[u64]) -> Vec<UnitSpec> {
-        units(seeds)
+    fn units(&self, cfg: &DoraConfig, seeds: &[u64]) -> Vec<UnitSpec> {
+        let mut out = units(seeds);
+        out.extend(crate::text::units::units(&cfg.text, seeds));
+        out
     }
 
     fn run_unit(&self, cfg: &DoraConfig, unit: &UnitSpec, ctx: &mut RunContext) -> Outcome {
+        if unit.task.starts_with("text-") {
+            let text = &cfg.text;
+            return match ctx.exec {
+                Exec::Flex => crate::text::units::run_unit::<Autodiff<Flex>>(
+                    text,
+                    unit,
+                    ctx,
+                    &Default::default(),
+                ),
+                Exec::Wgpu => crate::text::units::run_unit::<Autodiff<Wgpu>>(
+                    text,
+                    unit,
+                    ctx,
+                    &Default::default(),
+                ),
+                #[cfg(feature = "cuda")]
+                Exec::Cuda => crate::text::units::run_unit::<Autodiff<burn::backend::Cuda>>(
+                    text,
+                    unit,
+                    ctx,
+                    &Default::default(),
+                ),
+                #[cfg(not(feature = "cuda"))]
+                Exec::Cuda => Outcome::error("built without the cuda feature".into()),
+            };
+        }
         let tune = unit.task == "tune";
         let tuning = if tune {
             None
@@ -92,10 +120,27 @@ impl Paper for Dora {
 
     fn claims(&self, cfg: &DoraConfig, records: &[UnitRecord], scale: &str) -> Judged {
         let mut out = Judged::default();
+        let ts = crate::text::report::text_seeds(records, &mut out.warnings);
+        if !ts.is_empty() {
+            match crate::text::claims::evaluate(&cfg.text, &ts, scale) {
+                Ok((claims, missing)) => {
+                    out.claims = claims;
+                    for id in missing {
+                        out.warnings.push(format!(
+                            "{id} not evaluated: some seed has no value for it (the memory \
+                             needs the claimbench binary's counting allocator)"
+                        ));
+                    }
+                }
+                Err(e) => out
+                    .warnings
+                    .push(format!("dora text claims not evaluated: {e}")),
+            }
+        }
         let ms = seed_measurements(records, &mut out.warnings);
         if !ms.is_empty() {
             match crate::evaluate(cfg, &ms, scale) {
-                Ok(claims) => out.claims = claims,
+                Ok(claims) => out.claims.extend(claims),
                 Err(e) => out.warnings.push(format!("dora claims not evaluated: {e}")),
             }
         }
@@ -103,11 +148,25 @@ impl Paper for Dora {
     }
 
     fn claim_specs(&self, cfg: &DoraConfig) -> Vec<claimbench_claims::ClaimSpec> {
-        crate::claims::specs(cfg)
+        let mut out = crate::text::claims::specs(&cfg.text);
+        out.extend(crate::claims::specs(cfg));
+        out
     }
 
     fn sections(&self, cfg: &DoraConfig, records: &[UnitRecord]) -> Vec<Section> {
-        report_sections(cfg, records)
+        let mut out = crate::text::report::sections(&cfg.text, records);
+        out.extend(report_sections(cfg, records));
+        out
+    }
+
+    fn data_cards(
+        &self,
+        cfg: &DoraConfig,
+        env: &claimbench_paper::DataEnv,
+    ) -> Result<Vec<claimbench_paper::DataCard>, String> {
+        let corpus =
+            claimbench_corpus::load(&cfg.text.base.corpus, env).map_err(|e| e.to_string())?;
+        Ok(corpus.cards(&[PAPER]))
     }
 }
 /// The paper's units: the sweep, then one unit per verdict seed.
@@ -307,7 +366,7 @@ fn report_sections(cfg: &DoraConfig, units: &[UnitRecord]) -> Vec<Section> {
             cfg,
             &ms,
             Experiment::Capacity,
-            "Capacity test: targets with per-column rescaling plus a low-rank direction change",
+            "Synthetic control: capacity test (targets with per-column rescaling plus a low-rank direction change)",
             &format!(
                 "One linear layer W0 [{d}, {d}]; target = (W0 + rank-{k} direction change) with log-normal column scales (σ = {sd}). \
                  The paper's Fig. 5 rank sweep (LLaMA-7B commonsense): LoRA 39.5/40.7/70.9/74.7/65.8, DoRA 61.9/77.9/77.5/78.4/72.1 at r = 4/8/16/32/64.",
@@ -320,7 +379,7 @@ fn report_sections(cfg: &DoraConfig, units: &[UnitRecord]) -> Vec<Section> {
             cfg,
             &ms,
             Experiment::Control,
-            "Control: target W0 + low rank (no rescaling)",
+            "Synthetic control: target W0 + low rank (no rescaling)",
             &format!(
                 "Both methods can represent the target exactly from rank {}: no difference is expected.",
                 cfg.target_rank
@@ -330,7 +389,7 @@ fn report_sections(cfg: &DoraConfig, units: &[UnitRecord]) -> Vec<Section> {
             cfg,
             &ms,
             Experiment::Adapt,
-            "Adapting a pretrained MLP to a related task",
+            "Synthetic control: adapting a pretrained MLP to a related task",
             &format!(
                 "MLP {:?} pretrained on task A, adapted to task B (per-layer column rescaling, a rank-{} direction change and full-rank noise); \
                  full fine-tuning is the reference arm.",
@@ -376,7 +435,7 @@ fn report_sections(cfg: &DoraConfig, units: &[UnitRecord]) -> Vec<Section> {
         });
     }
     out.push(Section {
-        title: "Magnitude and direction updates (Sec. 3.2, Fig. 2)".into(),
+        title: "Synthetic control: magnitude and direction updates of the MLP (not judged)".into(),
         note: format!(
             "ΔM = Σ_n |m_n,t − m_n,0| / k and ΔD = Σ_n (1 − cos(W_t[:, n], W0[:, n])) / k per adapted layer per checkpoint \
              of the adaptation runs at rank {}; the correlation is over each seed's points.",
@@ -430,7 +489,7 @@ fn report_sections(cfg: &DoraConfig, units: &[UnitRecord]) -> Vec<Section> {
         .filter_map(|(m, r)| curve(Experiment::Adapt, m, r))
         .collect();
     out.push(Section {
-        title: "Learning curves".into(),
+        title: "Synthetic control: learning curves".into(),
         note:
             "Held-out normalised MSE, mean over seeds, at the learning rate each arm's sweep chose."
                 .into(),

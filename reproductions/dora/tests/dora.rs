@@ -397,7 +397,8 @@ fn specs_cover_every_rank() {
         assert!(ids.contains(&format!("dora/capacity-half-rank-r{r}")));
     }
     assert!(ids.contains(&"dora/control-no-difference-r2".to_string()));
-    assert!(ids.contains(&"dora/analysis-dora-below-lora".to_string()));
+    // The synthetic ΔD–ΔM analysis is shown, not judged: the real-text claims judge it.
+    assert!(!ids.iter().any(|id| id.starts_with("dora/analysis-")));
     for s in specs(&cfg) {
         assert!(
             s.proxy && s.min_seeds == 5 && !s.margin_why.is_empty(),

@@ -14,7 +14,9 @@
 //! - [`report`]: report sections as data (tables, figures described by their numbers).
 //! - [`files`]: hex of a digest and the atomic write the harness and the corpus share.
 //! - [`DataCard`], [`DataEnv`]: the text a corpus-backed paper used, and where it comes from.
+//! - [`alloc`]: the counting global allocator and [`alloc::measure_peak`], for memory claims.
 
+pub mod alloc;
 pub mod bench;
 mod data;
 pub mod files;

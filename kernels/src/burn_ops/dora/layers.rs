@@ -226,7 +226,8 @@ pub fn lora_linear_composition<B: Backend>(
 }
 
 /// DoRA as PEFT computes it, in burn ops (`peft/tuners/lora/dora.py`, transposed to burn's
-/// layout): `W = W0 + s A B` materialised, `c = ‖W‖_c` (detached or not), `g = m / max(c, ε)`,
+/// layout): `W = W0 + s A B` materialised, `c = ‖W‖_c` (from untracked inputs when detached,
+/// as PEFT's `lora_weight.detach()`), `g = m / max(c, ε)`,
 /// `y = base + (g − 1) ⊙ base + g ⊙ s (x A) B` with `base = x W0`. The unfused baseline and the
 /// oracle of the fused path.
 pub fn dora_linear_peft<B: Backend>(
@@ -239,11 +240,26 @@ pub fn dora_linear_peft<B: Backend>(
     norm: NormGrad,
 ) -> Tensor<B, 2> {
     let [_, d_out] = w0.dims();
-    let weight = w0.clone() + a.clone().matmul(b.clone()).mul_scalar(scale);
-    let mut c = weight.powi_scalar(2).sum_dim(0).sqrt();
-    if norm == NormGrad::Detached {
-        c = c.detach();
-    }
+    // PEFT builds the detached norm from `lora_weight.detach()`: the autodiff graph then keeps
+    // no `W` for it. Computing `W` from the tracked `A`, `B` and detaching only `c` would keep
+    // `W` (saved by `powi`) alive until the backward pass, as much memory as the exact form.
+    let c = match norm {
+        NormGrad::Detached => {
+            let (w0, a, b) = (
+                untracked(w0.clone()),
+                untracked(a.clone()),
+                untracked(b.clone()),
+            );
+            (w0 + a.matmul(b).mul_scalar(scale))
+                .powi_scalar(2)
+                .sum_dim(0)
+                .sqrt()
+        }
+        NormGrad::Exact => (w0.clone() + a.clone().matmul(b.clone()).mul_scalar(scale))
+            .powi_scalar(2)
+            .sum_dim(0)
+            .sqrt(),
+    };
     let g = (m.reshape([1, d_out]) / c.clamp_min(NORM_EPS)).reshape([1, d_out]);
     let base = x.clone().matmul(w0);
     let lora = x.matmul(a).matmul(b).mul_scalar(scale);

@@ -63,6 +63,24 @@ pub struct ExperimentConfig {
     pub weight_decay: f64,
 }
 
+/// `cfg` with every setting that stage 0 does not read (the stage-1 arms' shares, peaks and
+/// schedules) set to the `small` preset's: two configs whose projections are equal train the same
+/// stage-0 checkpoint. What a paper reusing continual's checkpoint compares.
+pub fn stage0_settings(cfg: &ExperimentConfig) -> ExperimentConfig {
+    let p = ExperimentConfig::for_scale(Scale::Small);
+    ExperimentConfig {
+        replay_shares: p.replay_shares,
+        peaks: p.peaks,
+        weak_union_share: p.weak_union_share,
+        strong_union_share: p.strong_union_share,
+        infinite_eta_const: p.infinite_eta_const,
+        infinite_cooldown_share: p.infinite_cooldown_share,
+        infinite_anneal_share: p.infinite_anneal_share,
+        reset_optimizer: p.reset_optimizer,
+        ..cfg.clone()
+    }
+}
+
 impl ExperimentConfig {
     /// Defaults for `smoke`, `small` or `full` .
     pub fn for_scale(scale: Scale) -> Self {

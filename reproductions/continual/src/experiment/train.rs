@@ -241,6 +241,30 @@ impl Checkpoint {
         })
     }
 
+    /// The stage-0 model of `seed` under `cfg` on `device` (the record loaded into
+    /// [`init_model`]'s architecture): what another paper adapts (DoRA on real text).
+    pub fn model<B: Backend>(
+        &self,
+        cfg: &ExperimentConfig,
+        seed: u64,
+        device: &B::Device,
+    ) -> Result<TinyLm<B>, TrainError> {
+        let record = Rec::default()
+            .load(self.bytes.clone(), device)
+            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        Ok(init_model::<B>(cfg, seed, device).load_record(record))
+    }
+
+    /// The stage-0 evaluations: `(step, D0 held-out loss)`, with the weak and strong shifts'
+    /// D1 held-out losses (the shift sizes are their last values minus D0's).
+    pub fn d0_curve(&self) -> Vec<(usize, f64, f64, f64)> {
+        self.weak
+            .iter()
+            .zip(&self.strong)
+            .map(|(w, s)| (w.step, w.d0_loss, w.d1_loss, s.d1_loss))
+            .collect()
+    }
+
     /// The stage-0 curve as `arm` reports it (same data: D1 is D0).
     fn curve(&self, arm: &Arm) -> Vec<EvalPoint> {
         match arm.shift() {
@@ -417,10 +441,7 @@ where
         })?;
         t.curve = ck.curve(arm);
         t.step = s;
-        let record = Rec::default()
-            .load(ck.bytes.clone(), device)
-            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
-        let pre = init_model::<B>(cfg, seed, device).load_record(record);
+        let pre = ck.model::<B>(cfg, seed, device)?;
         t.stage(
             pre,
             &run.stages[1],
