@@ -108,6 +108,24 @@ pub const STAGE0: &str = "stage0";
 /// against its own copy before loading the weights.
 pub const STAGE0_SETTINGS: &str = "settings.json";
 
+/// What a stage-0 unit stores: the checkpoint's artifacts and the settings it was trained
+/// with ([`STAGE0_SETTINGS`]).
+pub fn stage0_artifacts(ck: &Checkpoint, cfg: &ExperimentConfig) -> Vec<Artifact> {
+    let mut out: Vec<Artifact> = ck
+        .to_artifacts()
+        .into_iter()
+        .map(|(name, bytes)| Artifact {
+            name: name.into(),
+            bytes,
+        })
+        .collect();
+    out.push(Artifact {
+        name: STAGE0_SETTINGS.into(),
+        bytes: serde_json::to_vec(cfg).expect("settings serialise"),
+    });
+    out
+}
+
 /// The unit id of `seed`'s stage-0 checkpoint: `continual/stage0/seed-<s>`.
 pub fn stage0_id(seed: u64) -> String {
     format!("{PAPER}/{STAGE0}/seed-{seed}")
@@ -181,18 +199,7 @@ where
         return match pretrain::<A>(cfg, seed, ctx.data, device, &mut *ctx.tick) {
             Err(e) => Outcome::error(e.to_string()),
             Ok(ck) => {
-                let mut artifacts: Vec<Artifact> = ck
-                    .to_artifacts()
-                    .into_iter()
-                    .map(|(name, bytes)| Artifact {
-                        name: name.into(),
-                        bytes,
-                    })
-                    .collect();
-                artifacts.push(Artifact {
-                    name: STAGE0_SETTINGS.into(),
-                    bytes: serde_json::to_vec(cfg).expect("settings serialise"),
-                });
+                let artifacts = stage0_artifacts(&ck, cfg);
                 let size: usize = artifacts.iter().map(|a| a.bytes.len()).sum();
                 Outcome {
                     artifacts,

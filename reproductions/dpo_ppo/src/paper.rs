@@ -410,18 +410,13 @@ fn measurements(records: &[UnitRecord]) -> Option<Table1Measurements> {
 /// The per-seed 8×8 measurements of the run's passed units. A unit whose metrics do not parse
 /// is left out with a warning naming it.
 fn fig1_measurements(records: &[UnitRecord], warnings: &mut Vec<String>) -> Vec<Fig1Measurements> {
-    passed(records, FIG1)
-        .filter_map(|u| match Fig1Measurements::from_metrics(&u.metrics) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                warnings.push(format!(
-                    "{}: metrics unreadable ({e}); left out of the claims",
-                    u.unit_id
-                ));
-                None
-            }
-        })
-        .collect()
+    claimbench_paper::passed_measurements(
+        records,
+        PAPER,
+        FIG1,
+        Fig1Measurements::from_metrics,
+        warnings,
+    )
 }
 
 /// The ladder runs `(arm, seed, measurements)` of the run's passed units.

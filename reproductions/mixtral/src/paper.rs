@@ -146,20 +146,13 @@ fn run_seed_unit<A: TrainBackend>(
 /// The per-seed measurements of the run's passed units. A unit whose metrics do not parse is
 /// left out, with a warning naming it.
 fn seed_measurements(records: &[UnitRecord], warnings: &mut Vec<String>) -> Vec<SeedMeasurements> {
-    records
-        .iter()
-        .filter(|u| u.paper == PAPER && u.experiment == SEEDS && u.passed())
-        .filter_map(|u| match SeedMeasurements::from_metrics(&u.metrics) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                warnings.push(format!(
-                    "{}: metrics unreadable ({e}); left out of the claims",
-                    u.unit_id
-                ));
-                None
-            }
-        })
-        .collect()
+    claimbench_paper::passed_measurements(
+        records,
+        PAPER,
+        SEEDS,
+        SeedMeasurements::from_metrics,
+        warnings,
+    )
 }
 
 /// The paper page's sections: validation losses per arm, learning curves, the routing

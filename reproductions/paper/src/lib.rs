@@ -30,7 +30,9 @@ mod unit;
 pub use data::{DataCard, DataEnv};
 pub use metrics::MetricRow;
 pub use paper::{ConfigError, DynPaper, Judged, KernelSuite, Paper, PaperInfo};
-pub use record::{ArtifactRef, UnitRecord, UnitStatus, fmt_pm, mean_curve, mean_pm};
+pub use record::{
+    ArtifactRef, UnitRecord, UnitStatus, fmt_pm, mean_curve, mean_pm, passed_measurements,
+};
 pub use scale::{Scale, UnknownScale};
 pub use unit::{
     Artifact, ArtifactSource, Exec, Fallback, NoArtifacts, Outcome, RunContext, RunsOn, UnitSpec,

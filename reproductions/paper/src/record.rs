@@ -108,6 +108,32 @@ impl UnitRecord {
     }
 }
 
+/// The measurements of the passed units of `paper`'s `experiment` in `records`, each rebuilt
+/// from its metric rows by `parse`. A unit whose rows do not parse is left out, with a warning
+/// naming it pushed to `warnings` (its claims are then judged on the other seeds).
+pub fn passed_measurements<M, E: std::fmt::Display>(
+    records: &[UnitRecord],
+    paper: &str,
+    experiment: &str,
+    parse: impl Fn(&[MetricRow]) -> Result<M, E>,
+    warnings: &mut Vec<String>,
+) -> Vec<M> {
+    records
+        .iter()
+        .filter(|u| u.paper == paper && u.experiment == experiment && u.passed())
+        .filter_map(|u| match parse(&u.metrics) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                warnings.push(format!(
+                    "{}: metrics unreadable ({e}); left out of the claims",
+                    u.unit_id
+                ));
+                None
+            }
+        })
+        .collect()
+}
+
 /// Mean and 95% t-interval half-width of `xs` (NaN half-width below two values); `None` if empty.
 pub fn mean_pm(xs: &[f64]) -> Option<(f64, f64)> {
     if xs.is_empty() {

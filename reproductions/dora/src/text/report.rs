@@ -15,20 +15,13 @@ use crate::paper::PAPER;
 /// The measurements of the run's passed real-text seed units; one whose metrics do not parse
 /// is left out with a warning naming it.
 pub fn text_seeds(records: &[UnitRecord], warnings: &mut Vec<String>) -> Vec<TextSeed> {
-    records
-        .iter()
-        .filter(|u| u.paper == PAPER && u.experiment == TEXT_SEEDS && u.passed())
-        .filter_map(|u| match TextSeed::from_metrics(&u.metrics) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                warnings.push(format!(
-                    "{}: metrics unreadable ({e}); left out of the claims",
-                    u.unit_id
-                ));
-                None
-            }
-        })
-        .collect()
+    claimbench_paper::passed_measurements(
+        records,
+        PAPER,
+        TEXT_SEEDS,
+        TextSeed::from_metrics,
+        warnings,
+    )
 }
 
 fn col(ts: &[TextSeed], f: impl Fn(&TextSeed) -> Option<f64>) -> Vec<f64> {

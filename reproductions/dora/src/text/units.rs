@@ -9,9 +9,9 @@
 use burn::tensor::backend::Backend;
 use claimbench_continual::Checkpoint;
 use claimbench_continual::experiment::ExperimentConfig;
-use claimbench_continual::paper::{STAGE0_SETTINGS, stage0_id};
+use claimbench_continual::paper::{STAGE0_SETTINGS, stage0_artifacts, stage0_id};
 use claimbench_kernels::burn_ops::TokenLogprobBackend;
-use claimbench_paper::{Artifact, MetricRow, Outcome, RunContext, RunsOn, UnitSpec};
+use claimbench_paper::{MetricRow, Outcome, RunContext, RunsOn, UnitSpec};
 
 use super::TextConfig;
 use super::measure::TextTuning;
@@ -117,18 +117,7 @@ where
             ) {
                 Err(e) => Outcome::error(e.to_string()),
                 Ok(ck) => {
-                    let mut artifacts: Vec<Artifact> = ck
-                        .to_artifacts()
-                        .into_iter()
-                        .map(|(name, bytes)| Artifact {
-                            name: name.into(),
-                            bytes,
-                        })
-                        .collect();
-                    artifacts.push(Artifact {
-                        name: STAGE0_SETTINGS.into(),
-                        bytes: serde_json::to_vec(&cfg.base).expect("settings serialise"),
-                    });
+                    let artifacts = stage0_artifacts(&ck, &cfg.base);
                     Outcome {
                         artifacts,
                         ..Outcome::passed(
