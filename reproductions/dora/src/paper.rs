@@ -8,7 +8,7 @@ use claimbench_kernels::burn_ops::DoraBackend;
 use claimbench_paper::report::{Bar, Figure, Section, Series, Table};
 use claimbench_paper::{
     Exec, Judged, Outcome, Paper, PaperInfo, RunContext, RunsOn, Scale, UnitRecord, UnitSpec,
-    fmt_pm, mean_pm,
+    fmt_pm, mean_over_runs, mean_pm,
 };
 
 use crate::config::DoraConfig;
@@ -257,7 +257,7 @@ fn seed_measurements(records: &[UnitRecord], warnings: &mut Vec<String>) -> Vec<
         records,
         PAPER,
         SEEDS,
-        SeedMeasurements::from_metrics,
+        |u| SeedMeasurements::from_metrics(&u.metrics),
         warnings,
     )
 }
@@ -445,25 +445,18 @@ fn report_sections(cfg: &DoraConfig, units: &[UnitRecord]) -> Vec<Section> {
         caption: "Each point is one layer at one checkpoint of one seed.".into(),
     });
     let curve = |e: Experiment, method: Method, r: usize| -> Option<Series> {
-        let arms: Vec<_> = ms.iter().filter_map(|m| m.arm(e, method, r)).collect();
-        let first = arms.first()?;
-        let pts = first
-            .curve_steps
+        let runs: Vec<(&[usize], &[f64])> = ms
             .iter()
-            .enumerate()
-            .map(|(i, &s)| {
-                let vals: Vec<f64> = arms
-                    .iter()
-                    .filter_map(|a| a.curve.get(i).copied())
-                    .collect();
-                (
-                    s as f64,
-                    (vals.iter().sum::<f64>() / vals.len() as f64)
-                        .max(1e-12)
-                        .log10(),
-                )
-            })
+            .filter_map(|m| m.arm(e, method, r))
+            .map(|a| (a.curve_steps.as_slice(), a.curve.as_slice()))
             .collect();
+        let pts: Vec<(f64, f64)> = mean_over_runs(&runs)
+            .into_iter()
+            .map(|(s, v)| (s, v.max(1e-12).log10()))
+            .collect();
+        if pts.is_empty() {
+            return None;
+        }
         let label = if method == Method::Full {
             "ft".to_string()
         } else {

@@ -414,27 +414,24 @@ fn fig1_measurements(records: &[UnitRecord], warnings: &mut Vec<String>) -> Vec<
         records,
         PAPER,
         FIG1,
-        Fig1Measurements::from_metrics,
+        |u| Fig1Measurements::from_metrics(&u.metrics),
         warnings,
     )
 }
 
-/// The ladder runs `(arm, seed, measurements)` of the run's passed units.
+/// The ladder runs `(arm, seed, measurements)` of the run's passed units (a unit of an unknown
+/// arm or without a seed is not a ladder run and is skipped).
 fn ladder_runs(records: &[UnitRecord], warnings: &mut Vec<String>) -> Vec<ladder::Run> {
-    passed(records, LADDER)
-        .filter_map(|u| {
-            let arm = Arm::from_name(&u.arm)?;
-            match ArmMeasurements::from_metrics(&u.metrics) {
-                Ok(m) => Some((arm, u.seed?, m)),
-                Err(e) => {
-                    warnings.push(format!(
-                        "{}: metrics unreadable ({e}); left out of the claims",
-                        u.unit_id
-                    ));
-                    None
-                }
-            }
+    let parse = |u: &UnitRecord| {
+        ArmMeasurements::from_metrics(&u.metrics).map(|m| {
+            Arm::from_name(&u.arm)
+                .zip(u.seed)
+                .map(|(arm, seed)| (arm, seed, m))
         })
+    };
+    claimbench_paper::passed_measurements(records, PAPER, LADDER, parse, warnings)
+        .into_iter()
+        .flatten()
         .collect()
 }
 

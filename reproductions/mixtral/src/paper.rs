@@ -150,7 +150,7 @@ fn seed_measurements(records: &[UnitRecord], warnings: &mut Vec<String>) -> Vec<
         records,
         PAPER,
         SEEDS,
-        SeedMeasurements::from_metrics,
+        |u| SeedMeasurements::from_metrics(&u.metrics),
         warnings,
     )
 }

@@ -31,7 +31,8 @@ pub use data::{DataCard, DataEnv};
 pub use metrics::MetricRow;
 pub use paper::{ConfigError, DynPaper, Judged, KernelSuite, Paper, PaperInfo};
 pub use record::{
-    ArtifactRef, UnitRecord, UnitStatus, fmt_pm, mean_curve, mean_pm, passed_measurements,
+    ArtifactRef, UnitRecord, UnitStatus, fmt_pm, mean_curve, mean_over_runs, mean_pm,
+    passed_measurements,
 };
 pub use scale::{Scale, UnknownScale};
 pub use unit::{

@@ -108,20 +108,38 @@ impl UnitRecord {
     }
 }
 
+/// The mean curve of several runs of one arm, each `(steps, values)`: at every step of the first
+/// run, the mean of the runs' values at that position (runs that stop earlier are left out
+/// there). Empty without runs.
+pub fn mean_over_runs(runs: &[(&[usize], &[f64])]) -> Vec<(f64, f64)> {
+    let Some((steps, _)) = runs.first() else {
+        return Vec::new();
+    };
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| {
+            let v: Vec<f64> = runs.iter().filter_map(|(_, c)| c.get(i).copied()).collect();
+            (s as f64, v.iter().sum::<f64>() / v.len() as f64)
+        })
+        .collect()
+}
+
 /// The measurements of the passed units of `paper`'s `experiment` in `records`, each rebuilt
-/// from its metric rows by `parse`. A unit whose rows do not parse is left out, with a warning
-/// naming it pushed to `warnings` (its claims are then judged on the other seeds).
+/// from its record (its metric rows, arm, seed) by `parse`. A unit that does not parse is left
+/// out, with a warning naming it pushed to `warnings` (its claims are then judged on the other
+/// seeds).
 pub fn passed_measurements<M, E: std::fmt::Display>(
     records: &[UnitRecord],
     paper: &str,
     experiment: &str,
-    parse: impl Fn(&[MetricRow]) -> Result<M, E>,
+    parse: impl Fn(&UnitRecord) -> Result<M, E>,
     warnings: &mut Vec<String>,
 ) -> Vec<M> {
     records
         .iter()
         .filter(|u| u.paper == paper && u.experiment == experiment && u.passed())
-        .filter_map(|u| match parse(&u.metrics) {
+        .filter_map(|u| match parse(u) {
             Ok(m) => Some(m),
             Err(e) => {
                 warnings.push(format!(
@@ -168,4 +186,41 @@ pub fn mean_curve(units: &[&UnitRecord], metric: &str) -> Vec<(f64, f64)> {
         .into_iter()
         .map(|(s, v)| (s as f64, v.iter().sum::<f64>() / v.len() as f64))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_over_runs_averages_by_position_and_skips_short_runs() {
+        let (s1, c1) = ([0usize, 10, 20], [3.0, 2.0, 1.0]);
+        let (s2, c2) = ([0usize, 10], [5.0, 4.0]);
+        let m = mean_over_runs(&[(&s1, &c1), (&s2, &c2)]);
+        assert_eq!(m, vec![(0.0, 4.0), (10.0, 3.0), (20.0, 1.0)]);
+        assert!(mean_over_runs(&[]).is_empty());
+    }
+
+    #[test]
+    fn passed_measurements_skips_other_units_and_warns_on_bad_rows() {
+        let ok = UnitRecord::synthetic("p/e/seed-0", "p", "e", "a", Some(0), Vec::new());
+        let bad = UnitRecord::synthetic("p/e/seed-1", "p", "e", "a", Some(1), Vec::new());
+        let other = UnitRecord::synthetic("p/x/seed-0", "p", "x", "a", Some(0), Vec::new());
+        let mut warnings = Vec::new();
+        let got = passed_measurements(
+            &[ok, bad, other],
+            "p",
+            "e",
+            |u| match u.seed {
+                Some(0) => Ok(0u64),
+                _ => Err("no rows"),
+            },
+            &mut warnings,
+        );
+        assert_eq!(got, vec![0]);
+        assert_eq!(
+            warnings,
+            vec!["p/e/seed-1: metrics unreadable (no rows); left out of the claims"]
+        );
+    }
 }

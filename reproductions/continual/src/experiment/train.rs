@@ -255,16 +255,6 @@ impl Checkpoint {
         Ok(init_model::<B>(cfg, seed, device).load_record(record))
     }
 
-    /// The stage-0 evaluations: `(step, D0 held-out loss)`, with the weak and strong shifts'
-    /// D1 held-out losses (the shift sizes are their last values minus D0's).
-    pub fn d0_curve(&self) -> Vec<(usize, f64, f64, f64)> {
-        self.weak
-            .iter()
-            .zip(&self.strong)
-            .map(|(w, s)| (w.step, w.d0_loss, w.d1_loss, s.d1_loss))
-            .collect()
-    }
-
     /// The stage-0 curve as `arm` reports it (same data: D1 is D0).
     fn curve(&self, arm: &Arm) -> Vec<EvalPoint> {
         match arm.shift() {

@@ -3,7 +3,7 @@
 
 use claimbench_continual::Shift;
 use claimbench_paper::report::{Figure, Section, Series, Table};
-use claimbench_paper::{UnitRecord, fmt_pm, mean_pm};
+use claimbench_paper::{UnitRecord, fmt_pm, mean_over_runs, mean_pm};
 
 use super::claims::{PAPER_CORR, correlation};
 use super::measure::TextSeed;
@@ -19,7 +19,7 @@ pub fn text_seeds(records: &[UnitRecord], warnings: &mut Vec<String>) -> Vec<Tex
         records,
         PAPER,
         TEXT_SEEDS,
-        TextSeed::from_metrics,
+        |u| TextSeed::from_metrics(&u.metrics),
         warnings,
     )
 }
@@ -167,20 +167,15 @@ fn shift_sections(cfg: &TextConfig, ts: &[TextSeed], shift: Shift) -> Vec<Sectio
         .arms()
         .into_iter()
         .filter_map(|arm| {
-            let runs: Vec<_> = ts.iter().filter_map(|m| m.arm(shift, arm)).collect();
-            let first = runs.first()?;
-            let points = first
-                .curve_steps
+            let runs: Vec<(&[usize], &[f64])> = ts
                 .iter()
-                .enumerate()
-                .map(|(i, &s)| {
-                    let v: Vec<f64> = runs
-                        .iter()
-                        .filter_map(|a| a.curve.get(i).copied())
-                        .collect();
-                    (s as f64, v.iter().sum::<f64>() / v.len() as f64)
-                })
+                .filter_map(|m| m.arm(shift, arm))
+                .map(|a| (a.curve_steps.as_slice(), a.curve.as_slice()))
                 .collect();
+            let points = mean_over_runs(&runs);
+            if points.is_empty() {
+                return None;
+            }
             Some(Series {
                 label: arm.name(),
                 points,
