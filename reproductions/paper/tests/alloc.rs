@@ -60,9 +60,13 @@ fn realloc_growth_and_shrink_count() {
         black_box(v)
     })
     .unwrap();
-    // The grown buffer is still alive, so it is part of the peak.
+    // The grown buffer is still alive, so it is part of the peak. Another thread (libtest's)
+    // may free a little while f runs: the net peak can fall short (CI once saw 2 MiB − 24 B).
     assert!(v.capacity() >= 2 * MIB as usize);
-    assert!((2 * MIB..2 * MIB + SLACK).contains(&peak), "peak {peak}");
+    assert!(
+        (2 * MIB - SLACK..2 * MIB + SLACK).contains(&peak),
+        "peak {peak}"
+    );
     let before = live_bytes();
     let mut v = v;
     v.shrink_to(MIB as usize);
