@@ -79,7 +79,80 @@ pub fn figure(f: &Figure) -> String {
             bars: b,
             references,
         } => bars(title, y_label, b, references),
+        Figure::Tokens {
+            title,
+            categories,
+            rows,
+        } => tokens(title, categories, rows),
     }
+}
+
+/// `s` with `&`, `<`, `>`, `"` and `'` escaped for HTML text and attribute values.
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A light tint of series colour `i` (mixed 55% with white), as `#rrggbb`: dark text stays
+/// readable on it.
+fn tint(i: usize) -> String {
+    let RGBColor(r, g, b) = COLOURS[i % COLOURS.len()];
+    let mix = |c: u8| (c as f64 * 0.45 + 255.0 * 0.55).round() as u8;
+    format!("#{:02x}{:02x}{:02x}", mix(r), mix(g), mix(b))
+}
+
+/// [`Figure::Tokens`] as HTML: a title, a legend of the categories and one block of text per
+/// row, every token a `<span>` with its category's tint and a tooltip naming it. Text is
+/// escaped (it comes from the run directory); categories beyond the legend show as `?`.
+pub fn tokens(
+    title: &str,
+    categories: &[String],
+    rows: &[claimbench_paper::report::TokenRow],
+) -> String {
+    let mut h = String::from("<div class=\"tokens\">");
+    h += &format!(
+        "<p class=\"tokens-title\">{}</p><p class=\"legend\">",
+        escape_html(title)
+    );
+    for (i, c) in categories.iter().enumerate() {
+        h += &format!(
+            "<span class=\"tok\" style=\"background:{}\">{}</span> ",
+            tint(i),
+            escape_html(c)
+        );
+    }
+    h += "</p>";
+    for r in rows {
+        h += &format!(
+            "<div class=\"tok-row\"><span class=\"tok-label\">{}</span><code class=\"tok-text\">",
+            escape_html(&r.label)
+        );
+        for (text, cat) in &r.tokens {
+            let name = categories.get(*cat).map_or("?", String::as_str);
+            let bg = if *cat < categories.len() {
+                tint(*cat)
+            } else {
+                "#ffffff".into()
+            };
+            h += &format!(
+                "<span class=\"tok\" style=\"background:{bg}\" title=\"{}\">{}</span>",
+                escape_html(name),
+                escape_html(text)
+            );
+        }
+        h += "</code></div>";
+    }
+    h + "</div>"
 }
 
 /// A scatter (`lines == false`) or line plot of the series, as an SVG document.
@@ -463,3 +536,33 @@ fn draw_bars(
 
 mod forest;
 pub use forest::{ForestRow, forest};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use claimbench_paper::report::TokenRow;
+
+    /// Every piece is escaped and tinted by its category; an unknown category is white and `?`.
+    #[test]
+    fn tokens_escape_text_and_colour_by_category() {
+        let html = tokens(
+            "t<1>",
+            &["expert 0".into(), "expert 1".into()],
+            &[TokenRow {
+                label: "en & de".into(),
+                tokens: vec![
+                    ("<script>".into(), 0),
+                    (" \"x\"".into(), 1),
+                    ("'".into(), 7),
+                ],
+            }],
+        );
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(html.contains("&lt;script&gt;") && html.contains("&quot;x&quot;"));
+        assert!(html.contains("t&lt;1&gt;") && html.contains("en &amp; de"));
+        assert!(html.contains(&format!("background:{}\" title=\"expert 0\"", tint(0))));
+        assert!(html.contains(&format!("background:{}\" title=\"expert 1\"", tint(1))));
+        assert!(html.contains("background:#ffffff\" title=\"?\">&#39;</span>"));
+        assert_eq!(html.matches("<span class=\"tok\"").count(), 2 + 3);
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! - Links: every `href`/`src` of every page resolves to a file of the site (and an `#id` to an
 //!   element of the target page); resources (`src`, stylesheets) must be local, no CDN.
-//! - Plots: every `<figure>` holds an inline `<svg>`, in the source and in the DOM Chromium built.
+//! - Plots: every `<figure>` holds an inline `<svg>` or a block of coloured tokens
+//!   (`<div class="tokens">`, Figure::Tokens), in the source and in the DOM Chromium built.
 //! - Console: the pages carry no script of their own beyond a load check that logs an error for a
 //!   stylesheet or image that failed to load, for a page wider than the 1280 px window (it would
 //!   scroll sideways) and for a table cell showing a raw JSON object, so *any* console message is
@@ -84,12 +85,13 @@ fn decode_attr(v: &str) -> String {
     .into_owned()
 }
 
-/// Number of `<figure>` elements of `html` without an `<svg>` inside, and the number with one.
+/// Number of `<figure>` elements of `html` without an `<svg>` or a token block inside, and the
+/// number with one.
 fn figures(html: &str) -> (usize, usize) {
     let re = Regex::new(r"(?s)<figure\b.*?</figure>").expect("valid regex");
     let (mut empty, mut full) = (0, 0);
     for m in re.find_iter(html) {
-        if m.as_str().contains("<svg") {
+        if m.as_str().contains("<svg") || m.as_str().contains("<div class=\"tokens\">") {
             full += 1;
         } else {
             empty += 1;

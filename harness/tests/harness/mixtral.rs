@@ -1,7 +1,9 @@
-//! The Mixtral reproduction end to end on flex: bad settings (k > E, E = 0, expert hidden 0, a
-//! model vocabulary that is not the data's, unknown fields) stop the run before any training with
-//! exit 4 and the problem named; a smoke run gives every claim a computed verdict (the exact
-//! parameter counts included) and a paper page with losses, curves and routing statistics.
+//! The Mixtral reproduction end to end on flex, on the fixture corpus (`--corpus-root`): bad
+//! settings (k > E, E = 0, expert hidden 0, a model vocabulary that is not the tokenizer's, an
+//! unknown domain, unknown fields) stop the run before any training with exit 4 and the problem
+//! named; a smoke run gives every claim a computed verdict (the exact parameter counts included)
+//! and a paper page with losses, convergence, routing statistics, heatmaps, the data cards and
+//! each domain's sample coloured by expert.
 
 use std::path::Path;
 
@@ -25,6 +27,8 @@ fn args(dir: &Path, config: Option<&Path>) -> Vec<String> {
     .map(|s| s.to_string())
     .collect();
     a.push(dir.display().to_string());
+    a.push("--corpus-root".into());
+    a.push(crate::continual::fixture().display().to_string());
     if let Some(c) = config {
         a.push("--config".into());
         a.push(c.display().to_string());
@@ -43,6 +47,10 @@ fn bad_mixtral_settings_are_exit_4_before_training() {
             "expert_hidden",
         ),
         (r#"{"mixtral": {"model": {"vocab": 1000}}}"#, "vocab"),
+        (
+            r#"{"mixtral": {"data": {"corpus": {"domains": ["en-man", "klingon"], "max_bytes_per_domain": 1000, "vocab_size": 512}}}}"#,
+            "klingon",
+        ),
         (
             r#"{"mixtral": {"model": {"expert": 4}}}"#,
             "unknown field `expert`",
@@ -95,15 +103,23 @@ fn mixtral_smoke_run_has_computed_verdicts_and_a_paper_page() {
     let page = std::fs::read_to_string(out.join("report/papers/mixtral.html")).unwrap();
     for section in [
         "Sparse vs dense",
-        "Learning curves",
+        "Convergence",
         "Routing with the load-balancing loss",
         "Routing without the load-balancing loss",
+        "expert shares by domain",
+        "paper layer 15, same first: 23.6%",
+        "Which expert reads which token",
         "46702792704",
+        r#"id="data""#,
+        "rust-src",
     ] {
         assert!(page.contains(section), "mixtral page lacks {section}");
     }
     assert!(
-        page.matches("<svg").count() >= 5,
+        page.matches("<svg").count() >= 8,
         "mixtral page lacks its plots"
     );
+    // Fig. 8: every layer's sample, each token a span tinted by its expert, text escaped.
+    assert_eq!(page.matches(r#"<div class="tokens">"#).count(), 2, "{page}");
+    assert!(page.matches(r#"title="expert"#).count() > 50);
 }

@@ -153,6 +153,35 @@ impl Bpe {
     pub fn decode(&self, ids: &[u32]) -> Result<String, CorpusError> {
         self.tokenizer.decode(ids, false).map_err(tok_err)
     }
+
+    /// The text each token of `ids` adds to the decoded text, one string per token, so that
+    /// their concatenation is `decode(ids)`. A byte-level token can end inside a multi-byte
+    /// character; its piece is then empty and the character shows with the token that completes
+    /// it (a trailing incomplete character stays as U+FFFD).
+    pub fn pieces(&self, ids: &[u32]) -> Result<Vec<String>, CorpusError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut prev = String::new();
+        for i in 0..ids.len() {
+            let cur = self.decode(&ids[..=i])?;
+            if cur.ends_with('\u{FFFD}') && i + 1 < ids.len() {
+                out.push(String::new());
+                continue;
+            }
+            // Decoded prefixes agree up to the last complete character; cut at the common prefix.
+            let common = prev
+                .char_indices()
+                .zip(cur.chars())
+                .find(|((_, a), b)| a != b)
+                .map_or(prev.len().min(cur.len()), |((i, _), _)| i);
+            let common = (0..=common)
+                .rev()
+                .find(|&c| cur.is_char_boundary(c))
+                .unwrap_or(0);
+            out.push(cur[common..].to_string());
+            prev = cur;
+        }
+        Ok(out)
+    }
 }
 
 impl std::fmt::Debug for Bpe {

@@ -6,29 +6,56 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::params::{FfnShape, ModelShape};
+use claimbench_corpus::CorpusConfig;
 use claimbench_paper::Scale;
 
-/// The synthetic multi-domain data ([`crate::data`]).
+/// The multi-domain text ([`crate::data`]): the corpus layer's domains, no domain tag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// Vocabulary `V` shared by every domain; must equal `model.vocab`.
-    pub vocab: usize,
-    /// Domains `D` (one sparse order-2 Markov chain each; no domain tag in the tokens).
-    pub domains: usize,
-    /// Successors per context `(a, b)` of a domain's chain (`1 ≤ s ≤ V`): the chain's sparsity.
-    pub successors: usize,
+    /// The domains, the byte budget per domain and the BPE's vocabulary (`claimbench-corpus`);
+    /// `corpus.vocab_size` must equal `model.vocab`.
+    pub corpus: CorpusConfig,
     /// Predicted tokens per sequence `T` (a sequence holds `T + 1` tokens); ≥ 2.
     pub seq_len: usize,
-    /// Validation sequences per domain.
+    /// Validation sequences per domain (evenly spaced windows of the validation split).
     pub val_seqs_per_domain: usize,
+}
+
+impl DataConfig {
+    /// Domains `D`.
+    pub fn domains(&self) -> usize {
+        self.corpus.domains.len()
+    }
+}
+
+/// When a training run counts as converged ([`MixtralConfig::converged`]): the least-squares
+/// slope of the validation loss over the checkpoints in the last `window` share of the steps
+/// ([`crate::experiments::final_slope`]), times the window's length, is a drop of at most
+/// `max_relative_drop` of the final validation loss: over the last tenth of training (at the
+/// presets) the loss fell by less than 1% of itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConvergenceConfig {
+    /// Share of the steps at the end whose checkpoints the slope is fitted to, in `(0, 1]`; it
+    /// must hold at least 3 checkpoints.
+    pub window: f64,
+    /// The largest drop over the window, as a share of the final loss, that still counts as
+    /// converged; in `(0, 1)`.
+    pub max_relative_drop: f64,
+}
+
+impl Default for ConvergenceConfig {
+    fn default() -> Self {
+        MixtralConfig::for_scale(Scale::Small).convergence
+    }
 }
 
 /// The decoder and its FFN arms ([`crate::model`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Vocabulary `V` of the embedding and the head; must equal `data.vocab`.
+    /// Vocabulary `V` of the embedding and the head; must equal `data.corpus.vocab_size`.
     pub vocab: usize,
     /// Width `d`.
     pub d_model: usize,
@@ -88,12 +115,12 @@ pub enum AuxNorm {
 /// Every setting of the reproduction. Missing fields take the `small` preset's value; unknown
 /// fields are an error.
 ///
-/// Limits ([`crate::limits`]): `data.vocab`, `model.vocab`, `data.successors` ≤ 4096,
-/// `data.domains` ≤ 64, `data.seq_len` ≤ 4096, `data.val_seqs_per_domain` ≤ 65 536,
+/// Limits ([`crate::limits`]): `model.vocab` ≤ 32 768 (the corpus layer's bound on
+/// `data.corpus`), `data.seq_len` ≤ 4096, `data.val_seqs_per_domain` ≤ 65 536,
 /// `model.d_model` ≤ 4096, `model.n_layers` ≤ 64, `model.n_heads`, `model.n_kv_heads` ≤ 256,
 /// `model.experts`, `model.top_k` ≤ 256, `model.expert_hidden` ≤ 16 384, `model.dense_hidden`,
 /// `model.dense_total_hidden` ≤ 262 144, `train.steps`, `train.warmup`, `train.eval_every`
-/// ≤ 1 000 000, `train.batch` ≤ 4096. Peak memory of an arm:
+/// ≤ 1 000 000, `train.batch` ≤ 4096, `permutations` ≤ 100 000. Peak memory of an arm:
 /// [`MixtralConfig::estimated_bytes`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -107,9 +134,16 @@ pub struct MixtralConfig {
     /// Bounds on every expert's share of the assignments with the aux loss, in units of the
     /// balanced share `1/E`: `[lo, hi]` with `0 < lo < 1 < hi`.
     pub share_bounds: [f64; 2],
-    /// Mean total-variation distance between a domain's expert histogram and the overall one
-    /// below which the routing counts as "no clear domain specialisation"; in `(0, 1)`.
-    pub specialisation_tv_bound: f64,
+    /// Convergence criterion of every arm ([`ConvergenceConfig`]); a claim that reads an arm
+    /// which did not converge at some seed is `inconclusive`.
+    pub convergence: ConvergenceConfig,
+    /// Mutual information between a token's domain and its first-choice expert, in bits, in
+    /// excess of the mean of its permutation null ([`crate::routing::domain_mi`]), below which
+    /// the routing counts as "no clear domain specialisation"; finite, > 0.
+    pub specialisation_mi_bound: f64,
+    /// Permutations of the sequences' domain labels in the null of that test (≥ 19, so that
+    /// p = 1/(P + 1) ≤ 0.05 is reachable).
+    pub permutations: usize,
     /// The positive control of the specialisation test ([`crate::routing::planted_domain_tv`]):
     /// at evaluation, each layer's router logits get a bias of this many standard deviations
     /// of the layer's own logits (within a token, over experts) on expert `δ mod E` for the
@@ -181,19 +215,32 @@ impl MixtralConfig {
     /// Presets: `smoke` (2 seeds in seconds), `small` (5 seeds in minutes on 2 CPU cores, Flex
     /// backend) and `full`.
     pub fn for_scale(scale: Scale) -> Self {
-        let (e, he) = (8, 16);
-        let small = MixtralConfig {
+        // (bytes per domain, vocabulary, T, validation windows per domain, d, h_e, steps, batch,
+        // warmup, eval_every, convergence window)
+        let (bytes, vocab, seq, val, d, he, steps, batch, warmup, every, window) = match scale {
+            Scale::Smoke => (1_000_000, 512, 32, 8, 32, 16, 60, 8, 5, 10, 0.5),
+            Scale::Small => (1_000_000, 512, 32, 24, 64, 32, 1000, 24, 40, 25, 0.1),
+            Scale::Full => (
+                8_000_000, 4096, 128, 128, 128, 64, 20_000, 32, 500, 500, 0.1,
+            ),
+        };
+        let (e, layers) = (8, if scale == Scale::Full { 4 } else { 2 });
+        MixtralConfig {
             data: DataConfig {
-                vocab: 32,
-                domains: 4,
-                successors: 3,
-                seq_len: 32,
-                val_seqs_per_domain: 32,
+                corpus: CorpusConfig {
+                    domains: ["en-fortunes", "de-fortunes", "fr-man", "en-man", "rust-src"]
+                        .map(String::from)
+                        .to_vec(),
+                    max_bytes_per_domain: bytes,
+                    vocab_size: vocab,
+                },
+                seq_len: seq,
+                val_seqs_per_domain: val,
             },
             model: ModelConfig {
-                vocab: 32,
-                d_model: 32,
-                n_layers: 2,
+                vocab,
+                d_model: d,
+                n_layers: layers,
                 n_heads: 4,
                 n_kv_heads: 2,
                 experts: e,
@@ -203,69 +250,60 @@ impl MixtralConfig {
                 dense_total_hidden: ModelConfig::matched_total_hidden(e, he),
             },
             train: TrainConfig {
-                steps: 600,
-                batch: 16,
-                lr: 1e-2,
-                warmup: 20,
-                eval_every: 100,
+                steps,
+                batch,
+                lr: 5e-3,
+                warmup,
+                eval_every: every,
                 aux_coef: 1e-2,
                 aux_norm: AuxNorm::Hf,
                 z_coef: 1e-3,
             },
-            share_bounds: [0.5, 2.0],
-            specialisation_tv_bound: 0.1,
-            planted_bias_sd: 2.0,
-        };
-        match scale {
-            Scale::Smoke => MixtralConfig {
-                data: DataConfig {
-                    seq_len: 16,
-                    val_seqs_per_domain: 16,
-                    ..small.data.clone()
-                },
-                train: TrainConfig {
-                    steps: 60,
-                    batch: 8,
-                    warmup: 5,
-                    eval_every: 20,
-                    ..small.train.clone()
-                },
-                ..small
+            convergence: ConvergenceConfig {
+                window,
+                max_relative_drop: 0.01,
             },
-            Scale::Full => {
-                let (e, he) = (8, 32);
-                MixtralConfig {
-                    data: DataConfig {
-                        vocab: 64,
-                        seq_len: 64,
-                        val_seqs_per_domain: 64,
-                        ..small.data.clone()
-                    },
-                    model: ModelConfig {
-                        vocab: 64,
-                        d_model: 64,
-                        n_layers: 4,
-                        n_heads: 4,
-                        n_kv_heads: 2,
-                        experts: e,
-                        top_k: 2,
-                        expert_hidden: he,
-                        dense_hidden: 2 * he,
-                        dense_total_hidden: ModelConfig::matched_total_hidden(e, he),
-                    },
-                    train: TrainConfig {
-                        steps: 2000,
-                        batch: 32,
-                        lr: 3e-3,
-                        warmup: 100,
-                        eval_every: 100,
-                        ..small.train.clone()
-                    },
-                    ..small
-                }
-            }
-            Scale::Small => small,
+            share_bounds: [0.5, 2.0],
+            specialisation_mi_bound: 0.05,
+            permutations: 199,
+            planted_bias_sd: 2.0,
         }
+    }
+
+    /// The checkpoint steps of a training run: 0, every `eval_every`, and the last step.
+    pub fn checkpoints(&self) -> Vec<usize> {
+        let (n, every) = (self.train.steps, self.train.eval_every.max(1));
+        let mut out: Vec<usize> = (0..=n).step_by(every).collect();
+        if out.last() != Some(&n) {
+            out.push(n);
+        }
+        out
+    }
+
+    /// The loss drop over the convergence window that a slope of `slope` nats per 1000 steps
+    /// means (positive when the loss falls).
+    pub fn window_drop(&self, slope: f64) -> f64 {
+        -slope * self.convergence.window * self.train.steps as f64 / 1000.0
+    }
+
+    /// Whether a run whose validation loss ends at `final_loss` with a convergence slope of
+    /// `slope` (nats per 1000 steps) converged ([`ConvergenceConfig`]); `false` for a
+    /// non-finite slope or loss.
+    pub fn converged(&self, slope: f64, final_loss: f64) -> bool {
+        slope.is_finite()
+            && final_loss.is_finite()
+            && self.window_drop(slope) <= self.convergence.max_relative_drop * final_loss
+    }
+
+    /// The checkpoints the convergence slope is fitted to: those at or after step
+    /// `steps − window · steps`.
+    pub fn convergence_checkpoints(&self) -> Vec<usize> {
+        let n = self.train.steps as f64;
+        let from = n - self.convergence.window * n;
+        self.checkpoints()
+            .into_iter()
+            .filter(|&c| c as f64 >= from - 1e-9)
+            .collect()
     }
 
     /// Checks every setting, sizes and steps against their limits
@@ -280,9 +318,6 @@ impl MixtralConfig {
         };
         let (d, m, t) = (&self.data, &self.model, &self.train);
         for (name, v) in [
-            ("data.vocab", d.vocab),
-            ("data.domains", d.domains),
-            ("data.successors", d.successors),
             ("data.val_seqs_per_domain", d.val_seqs_per_domain),
             ("model.vocab", m.vocab),
             ("model.d_model", m.d_model),
@@ -303,28 +338,34 @@ impl MixtralConfig {
             }
         }
         self.check_limits()?;
-        if d.vocab != m.vocab {
+        d.corpus.validate().map_err(|e| Error::Config {
+            name: "data.corpus".into(),
+            value: format!("{:?}", d.corpus.domains),
+            rule: e.to_string(),
+        })?;
+        if d.corpus.vocab_size != m.vocab {
             return bad(
-                "data.vocab",
-                d.vocab.to_string(),
+                "model.vocab",
+                m.vocab.to_string(),
                 format!(
-                    "must equal model.vocab = {} (the model embeds and predicts the data's tokens)",
-                    m.vocab
+                    "must equal data.corpus.vocab_size = {} (the model embeds and predicts the \
+                     tokenizer's tokens)",
+                    d.corpus.vocab_size
                 ),
             );
         }
-        if d.successors > d.vocab {
+        if d.domains() < 2 {
             return bad(
-                "data.successors",
-                d.successors.to_string(),
-                format!("must be at most data.vocab = {}", d.vocab),
+                "data.corpus.domains",
+                format!("{:?}", d.corpus.domains),
+                "must list at least 2 domains (routing is compared across domains)".into(),
             );
         }
         if d.seq_len < 2 {
             return bad(
                 "data.seq_len",
                 d.seq_len.to_string(),
-                "must be at least 2 (an order-2 chain needs two tokens of context)".into(),
+                "must be at least 2 (consecutive-token routing needs two positions)".into(),
             );
         }
         if m.top_k > m.experts {
@@ -405,12 +446,46 @@ impl MixtralConfig {
                 "must be [lo, hi] with 0 < lo < 1 < hi (in units of the balanced share 1/E)".into(),
             );
         }
-        let tv = self.specialisation_tv_bound;
-        if !(tv > 0.0 && tv < 1.0) {
+        let c = &self.convergence;
+        if !(c.window.is_finite() && c.window > 0.0 && c.window <= 1.0) {
             return bad(
-                "specialisation_tv_bound",
-                tv.to_string(),
+                "convergence.window",
+                c.window.to_string(),
+                "must lie in (0, 1]".into(),
+            );
+        }
+        if !(c.max_relative_drop > 0.0 && c.max_relative_drop < 1.0) {
+            return bad(
+                "convergence.max_relative_drop",
+                c.max_relative_drop.to_string(),
                 "must lie in (0, 1)".into(),
+            );
+        }
+        let fitted = self.convergence_checkpoints().len();
+        if fitted < 3 {
+            return bad(
+                "train.eval_every",
+                t.eval_every.to_string(),
+                format!(
+                    "leaves {fitted} checkpoints in the last {} of the {} steps; the \
+                     convergence slope needs at least 3",
+                    c.window, t.steps
+                ),
+            );
+        }
+        let mi = self.specialisation_mi_bound;
+        if !(mi.is_finite() && mi > 0.0) {
+            return bad(
+                "specialisation_mi_bound",
+                mi.to_string(),
+                "must be a finite number above 0 (bits)".into(),
+            );
+        }
+        if self.permutations < 19 {
+            return bad(
+                "permutations",
+                self.permutations.to_string(),
+                "must be at least 19 (p = 1/(P + 1) must reach 0.05)".into(),
             );
         }
         let b = self.planted_bias_sd;

@@ -33,6 +33,10 @@ pub enum Error {
         /// The loss found.
         loss: f64,
     },
+    /// The text could not be loaded or is too short for the settings, e.g. `rust-src: the
+    /// validation split has 40 tokens, fewer than 24 disjoint windows of 65`.
+    #[error("mixtral data: {0}")]
+    Data(String),
     /// A tensor could not be read back to the host (a backend failure).
     #[error("reading a tensor back failed: {0}")]
     ReadBack(String),

@@ -1,10 +1,17 @@
 //! The training loop and the unit of work the harness calls: [`run_seed`] trains the four
 //! [`Arm`]s of one seed on the same data and measures them.
 //!
-//! Random streams ([`stream`] tags): 1 the domains' chains, 2 the validation set, 3 the training
-//! batches (shared by every arm: common random numbers, the same token budget), 10 the shared
-//! weights (embedding, attention, norms, head: the same in every arm), 20/21/22 the FFN weights of
-//! the MoE arms (both MoE arms start identical), dense-active and dense-total.
+//! Random streams ([`stream`] tags): 3 the training batches (shared by every arm: common random
+//! numbers, the same token budget), 10 the shared weights (embedding, attention, norms, head: the
+//! same in every arm), 20/21/22 the FFN weights of the MoE arms (both MoE arms start identical),
+//! dense-active and dense-total, `100 + 2l` and `101 + 2l` the permutations of layer `l`'s
+//! specialisation tests (real and planted routing). The validation windows are the same for
+//! every seed ([`crate::data`]).
+//!
+//! Convergence ([`final_slope`]): the least-squares slope of the validation loss over the
+//! checkpoints in the last `convergence.window` of the steps, in nats per 1000 steps; an arm
+//! converged when the drop it means over the window is at most `convergence.max_relative_drop`
+//! of its final loss ([`MixtralConfig::converged`]).
 //!
 //! Every arm: Adam (β = 0.9, 0.999), gradients clipped per parameter to norm 1, learning rate
 //! warmed up linearly over `warmup` steps, then decayed linearly to 10% of the peak; loss
@@ -21,6 +28,8 @@ use claimbench_kernels::burn_ops::{MoeBackend, TokenLogprobBackend, cross_entrop
 use claimbench_kernels::cross_entropy::Settings;
 
 use crate::balance::{load_balancing_loss, router_z_loss};
+use claimbench_paper::DataEnv;
+
 use crate::config::{MixtralConfig, ModelConfig};
 use crate::data::{Batch, Domains, stream};
 use crate::error::Error;
@@ -89,23 +98,83 @@ pub fn init_model<B: Backend>(
     )
 }
 
-/// A seed's data: the chains and the validation set (`val_seqs_per_domain` per domain,
-/// domain-major).
+/// Tokens of each domain's coloured sample on the page (the start of its first validation
+/// window).
+pub const SAMPLE_TOKENS: usize = 48;
+
+/// A run's data: the domains' token streams, the validation set (`val_seqs_per_domain` windows
+/// per domain, domain-major), the text of each domain's sample tokens and the unigram reference.
 #[derive(Debug, Clone)]
 pub struct SeedData {
-    /// The chains.
+    /// The training and validation streams.
     pub domains: Domains,
     /// The validation set.
     pub val: Batch,
+    /// Per domain, the text of each of the first [`SAMPLE_TOKENS`] tokens of its first
+    /// validation window ([`claimbench_corpus::Bpe::pieces`]).
+    pub sample_pieces: Vec<Vec<String>>,
+    /// [`Domains::unigram_loss`] of the validation set.
+    pub unigram_loss: f64,
 }
 
 impl SeedData {
-    /// The data of `seed`.
-    pub fn new(cfg: &MixtralConfig, seed: u64) -> Self {
-        let domains = Domains::new(&cfg.data, &mut stream(seed, 1));
-        let val = domains.per_domain_batch(cfg.data.val_seqs_per_domain, &mut stream(seed, 2));
-        SeedData { domains, val }
+    /// The data of `cfg`, its text read from `env` (the corpus is loaded once per process). The
+    /// validation set does not depend on the seed; the training batches do ([`train_arm`]).
+    pub fn load(cfg: &MixtralConfig, env: &DataEnv) -> Result<Self, Error> {
+        let corpus = claimbench_corpus::load(&cfg.data.corpus, env)
+            .map_err(|e| Error::Data(e.to_string()))?;
+        if corpus.bpe.vocab_size > cfg.model.vocab {
+            return Err(Error::Data(format!(
+                "the tokenizer has {} tokens, more than model.vocab = {}",
+                corpus.bpe.vocab_size, cfg.model.vocab
+            )));
+        }
+        let domains = Domains::from_corpus(&cfg.data, &corpus)?;
+        let val = domains.validation_batch(cfg.data.val_seqs_per_domain);
+        let per = cfg.data.val_seqs_per_domain;
+        let sample_pieces = (0..domains.len())
+            .map(|d| {
+                let row = &val.tokens[d * per * val.len..][..val.len - 1];
+                let n = SAMPLE_TOKENS.min(row.len());
+                corpus
+                    .bpe
+                    .pieces(&row[..n])
+                    .map_err(|e| Error::Data(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        let unigram_loss = domains.unigram_loss(&val, cfg.model.vocab);
+        Ok(SeedData {
+            domains,
+            val,
+            sample_pieces,
+            unigram_loss,
+        })
     }
+}
+
+/// The convergence slope of a validation curve: the least-squares slope of `val` against
+/// `steps` over the points with `step ∈ fitted` (the config's
+/// [`MixtralConfig::convergence_checkpoints`]), in nats per 1000 steps (`NaN` with fewer than 2
+/// points).
+pub fn final_slope(steps: &[usize], val: &[f64], fitted: &[usize]) -> f64 {
+    let pts: Vec<(f64, f64)> = steps
+        .iter()
+        .zip(val)
+        .filter(|(s, _)| fitted.contains(s))
+        .map(|(&s, &v)| (s as f64, v))
+        .collect();
+    let n = pts.len() as f64;
+    if pts.len() < 2 {
+        return f64::NAN;
+    }
+    let mx = pts.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = pts.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxx: f64 = pts.iter().map(|p| (p.0 - mx) * (p.0 - mx)).sum();
+    let sxy: f64 = pts.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    if sxx == 0.0 {
+        return f64::NAN;
+    }
+    1000.0 * sxy / sxx
 }
 
 /// `(inputs [n, T], targets [n·T])` of rows `rows` of `batch`.
@@ -196,28 +265,30 @@ pub fn learning_rate(cfg: &MixtralConfig, t: usize) -> f64 {
 }
 
 /// Validation of `model` on `val`, domain by domain: the mean cross-entropy per domain `[D]`
-/// and, when `routing` is asked for, each MoE layer's [`LayerRouting`] with its planted
-/// positive control ([`LayerRouting::with_planted`], `cfg.planted_bias_sd`; from the same
-/// forward pass's router logits).
+/// and, when `routing` is asked for (with the seed for the permutation streams), each MoE
+/// layer's [`LayerRouting`] with its specialisation test ([`LayerRouting::with_mi`]), its
+/// planted positive control ([`LayerRouting::with_planted`], `cfg.planted_bias_sd`; from the same
+/// forward pass's router logits) and the first choices of each domain's sample tokens.
 fn validate<B: Backend + MoeBackend + TokenLogprobBackend>(
     cfg: &MixtralConfig,
     model: &Decoder<B>,
     val: &Batch,
-    routing: bool,
+    routing: Option<u64>,
     device: &B::Device,
 ) -> Result<(Vec<f64>, Vec<LayerRouting>), Error> {
     let per = cfg.data.val_seqs_per_domain;
+    let domains = cfg.data.domains();
     let t = val.len - 1;
-    let mut losses = Vec::with_capacity(cfg.data.domains);
+    let mut losses = Vec::with_capacity(domains);
     let mut ids: Vec<Vec<usize>> = Vec::new();
     let mut logits: Vec<Vec<f64>> = Vec::new();
     let mut k = 0;
-    for d in 0..cfg.data.domains {
+    for d in 0..domains {
         let (inp, tgt) = tensors::<B>(val, d * per..(d + 1) * per, device);
         let out = model.forward(inp)?;
         let ce = cross_entropy_unchecked(out.logits, tgt, Settings::default(), per * t);
         losses.push(read_f64(ce)?[0]);
-        if routing {
+        if routing.is_some() {
             ids.resize(out.routing.len(), Vec::new());
             logits.resize(out.routing.len(), Vec::new());
             for (l, r) in out.routing.into_iter().enumerate() {
@@ -227,20 +298,36 @@ fn validate<B: Backend + MoeBackend + TokenLogprobBackend>(
             }
         }
     }
+    let Some(seed) = routing else {
+        return Ok((losses, Vec::new()));
+    };
+    let perms = cfg.permutations;
     let stats = ids
         .iter()
         .enumerate()
         .map(|(l, ids)| {
-            LayerRouting::from_ids(
-                l,
-                ids,
-                k,
-                t,
-                &val.domain,
-                cfg.data.domains,
-                cfg.model.experts,
-            )
-            .with_planted(&logits[l], k, t, &val.domain, cfg.planted_bias_sd)
+            let tag = 100 + 2 * l as u64;
+            let mut r =
+                LayerRouting::from_ids(l, ids, k, t, &val.domain, domains, cfg.model.experts)
+                    .with_mi(ids, k, t, &val.domain, perms, &mut stream(seed, tag))
+                    .with_planted(
+                        &logits[l],
+                        k,
+                        t,
+                        &val.domain,
+                        cfg.planted_bias_sd,
+                        perms,
+                        &mut stream(seed, tag + 1),
+                    );
+            r.sample_experts = (0..domains)
+                .map(|d| {
+                    let start = d * per * t;
+                    (0..crate::experiments::SAMPLE_TOKENS.min(t))
+                        .map(|i| ids[(start + i) * k])
+                        .collect()
+                })
+                .collect();
+            r
         })
         .collect();
     Ok((losses, stats))
@@ -271,7 +358,7 @@ pub fn train_arm<B: TrainBackend>(
     let mut batch_rng = stream(seed, 3);
     let (mut curve_steps, mut train_curve, mut val_curve) = (Vec::new(), Vec::new(), Vec::new());
     let inner = |m: &Decoder<B>| m.valid();
-    let (v0, _) = validate(cfg, &inner(&model), &data.val, false, device)?;
+    let (v0, _) = validate(cfg, &inner(&model), &data.val, None, device)?;
     curve_steps.push(0);
     // Replaced by the first batch's loss before the first update.
     train_curve.push(f64::NAN);
@@ -298,7 +385,7 @@ pub fn train_arm<B: TrainBackend>(
         model = optim.step(learning_rate(cfg, t), model, grads);
         let done = t + 1;
         if done % tr.eval_every == 0 || done == tr.steps {
-            let (v, _) = validate(cfg, &inner(&model), &data.val, false, device)?;
+            let (v, _) = validate(cfg, &inner(&model), &data.val, None, device)?;
             curve_steps.push(done);
             train_curve.push(acc / acc_n as f64);
             val_curve.push(mean(&v));
@@ -306,8 +393,9 @@ pub fn train_arm<B: TrainBackend>(
         }
         progress(done, tr.steps);
     }
-    let (val_loss_domain, routing) = validate(cfg, &inner(&model), &data.val, true, device)?;
+    let (val_loss_domain, routing) = validate(cfg, &inner(&model), &data.val, Some(seed), device)?;
     let p = arm_params(&cfg.model, arm);
+    let final_slope = final_slope(&curve_steps, &val_curve, &cfg.convergence_checkpoints());
     Ok(ArmMeasurement {
         arm,
         params_total: p.total,
@@ -317,30 +405,33 @@ pub fn train_arm<B: TrainBackend>(
         curve_steps,
         train_curve,
         val_curve,
+        final_slope,
         routing,
         seconds: start.elapsed().as_secs_f64(),
     })
 }
 
-/// The four arms of one seed ([`Arm::ALL`]), each trained and measured on the seed's data.
+/// The four arms of one seed ([`Arm::ALL`]), each trained and measured on the run's data (text
+/// read from `env`).
 pub fn run_seed<B: TrainBackend>(
     cfg: &MixtralConfig,
     seed: u64,
+    env: &DataEnv,
     device: &B::Device,
 ) -> Result<SeedMeasurements, Error> {
-    run_seed_with_progress::<B>(cfg, seed, device, &mut |_, _, _| {})
+    run_seed_with_progress::<B>(cfg, seed, env, device, &mut |_, _, _| {})
 }
 
 /// [`run_seed`] with `progress(arm, step, steps)` called after every training step.
 pub fn run_seed_with_progress<B: TrainBackend>(
     cfg: &MixtralConfig,
     seed: u64,
+    env: &DataEnv,
     device: &B::Device,
     progress: &mut dyn FnMut(Arm, usize, usize),
 ) -> Result<SeedMeasurements, Error> {
     cfg.validate_with_seeds(&[seed])?;
-    let data = SeedData::new(cfg, seed);
-    let oracle_loss = data.domains.oracle_loss(&data.val);
+    let data = SeedData::load(cfg, env)?;
     let mut arms = Vec::with_capacity(Arm::ALL.len());
     for arm in Arm::ALL {
         arms.push(train_arm::<B>(
@@ -354,7 +445,8 @@ pub fn run_seed_with_progress<B: TrainBackend>(
     }
     Ok(SeedMeasurements {
         seed,
-        oracle_loss,
+        unigram_loss: data.unigram_loss,
+        sample_pieces: data.sample_pieces.clone(),
         arms,
     })
 }
@@ -370,17 +462,18 @@ pub struct Trace {
     pub grads: Vec<(String, Vec<f64>)>,
 }
 
-/// Trains `arm` for `steps` steps on `seed`'s data (batches as in [`train_arm`]) and records a
-/// [`Trace`].
+/// Trains `arm` for `steps` steps on `seed`'s batches of the run's data (as in [`train_arm`];
+/// text read from `env`) and records a [`Trace`].
 pub fn trace<B: TrainBackend>(
     cfg: &MixtralConfig,
     arm: Arm,
     seed: u64,
     steps: usize,
+    env: &DataEnv,
     device: &B::Device,
 ) -> Result<Trace, Error> {
     cfg.validate()?;
-    let data = SeedData::new(cfg, seed);
+    let data = SeedData::load(cfg, env)?;
     let mut model = init_model::<B>(cfg, arm, seed, device);
     let mut optim = AdamConfig::new()
         .with_grad_clipping(Some(

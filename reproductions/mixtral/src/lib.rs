@@ -109,13 +109,14 @@ pub mod measure;
 pub mod model;
 pub mod paper;
 pub mod params;
+pub mod report;
 pub mod routing;
 
 pub use claims::{evaluate, specs};
-pub use config::{AuxNorm, DataConfig, MixtralConfig, ModelConfig, TrainConfig};
+pub use config::{AuxNorm, ConvergenceConfig, DataConfig, MixtralConfig, ModelConfig, TrainConfig};
 pub use error::Error;
 pub use experiments::{
-    SeedData, Trace, TrainBackend, arm_params, ffn_shape, init_model, run_seed,
+    SeedData, Trace, TrainBackend, arm_params, ffn_shape, final_slope, init_model, run_seed,
     run_seed_with_progress, trace, train_arm,
 };
 pub use measure::{Arm, ArmMeasurement, MetricRow, SeedMeasurements};
@@ -123,4 +124,4 @@ pub use params::{
     FfnShape, MIXTRAL_8X7B_ACTIVE, MIXTRAL_8X7B_TOTAL, ModelShape, ParamCounts, mixtral_8x7b,
     param_counts,
 };
-pub use routing::{LayerRouting, chance_overlap};
+pub use routing::{LayerRouting, MiTest, chance_overlap};

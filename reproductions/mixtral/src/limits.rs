@@ -1,21 +1,21 @@
 //! The stated bounds of [`MixtralConfig`]'s sizes, counts and steps, and the memory estimate of
 //! one arm ([`MixtralConfig::estimated_bytes`]).
 //!
-//! The limits sit far above the `full` preset (`V = 64`, `d = 64`, 4 layers, 8 experts of 32,
-//! sequences of 64, batches of 32, 2000 steps) yet keep a validated run finite and its tables
-//! allocatable: `d = 4096` with 64 layers is Mixtral-sized, far beyond what this toy can train,
-//! and a million steps is weeks, not centuries. What fits the machine is decided by the
-//! estimate (the `D·V²·s` chain tables grow fast in `V`), not by these limits.
+//! The limits sit far above the `full` preset (`V = 4096`, `d = 128`, 4 layers, 8 experts of
+//! 64, sequences of 128, batches of 32, 20 000 steps) yet keep a validated run finite and its
+//! tables allocatable: `d = 4096` with 64 layers is Mixtral-sized, far beyond what this toy can
+//! train, and a million steps is weeks, not centuries. What fits the machine is decided by the
+//! estimate, not by these limits; the corpus settings are bounded by `claimbench-corpus`.
 
 use claimbench_claims::limits::{LimitError, at_most, product, total};
 
 use crate::config::MixtralConfig;
 use crate::error::Error;
 
-/// Largest vocabulary (`data.vocab`, `model.vocab`, and so `data.successors`).
-pub const MAX_VOCAB: usize = 4096;
-/// Most domains (`data.domains`).
-pub const MAX_DOMAINS: usize = 64;
+/// Largest vocabulary (`model.vocab`; the corpus layer's bound on its tokenizer).
+pub const MAX_VOCAB: usize = *claimbench_corpus::VOCAB_RANGE.end();
+/// Most permutations of the specialisation test's null (`permutations`).
+pub const MAX_PERMUTATIONS: usize = 100_000;
 /// Longest sequence (`data.seq_len`).
 pub const MAX_SEQ_LEN: usize = 4096;
 /// Most validation sequences per domain (`data.val_seqs_per_domain`).
@@ -54,9 +54,6 @@ impl MixtralConfig {
     pub fn check_limits(&self) -> Result<(), LimitError> {
         let (d, m, t) = (&self.data, &self.model, &self.train);
         for (field, value, max) in [
-            ("data.vocab", d.vocab, MAX_VOCAB),
-            ("data.domains", d.domains, MAX_DOMAINS),
-            ("data.successors", d.successors, MAX_VOCAB),
             ("data.seq_len", d.seq_len, MAX_SEQ_LEN),
             (
                 "data.val_seqs_per_domain",
@@ -81,6 +78,7 @@ impl MixtralConfig {
             ("train.batch", t.batch, MAX_BATCH),
             ("train.warmup", t.warmup, MAX_STEPS),
             ("train.eval_every", t.eval_every, MAX_STEPS),
+            ("permutations", self.permutations, MAX_PERMUTATIONS),
         ] {
             at_most(field, value, max)?;
         }
@@ -91,7 +89,7 @@ impl MixtralConfig {
     /// (saturating). With `V, d, L, H, KV, E, k` the vocabulary, width, layers, heads, key/value
     /// heads, experts and experts per token, `h_e` the expert width, `h = max(dense_hidden,
     /// dense_total_hidden, k·h_e)`, `T = seq_len`, `N = max(batch, val_seqs_per_domain)·T`
-    /// tokens, `D` domains, `s` successors, `n_v` validation sequences per domain, and the
+    /// tokens, `D` domains, `B` bytes of text per domain, `n_v` validation sequences per domain, and the
     /// largest arm's parameters
     /// `P = L·(2d² + 2d·(d·KV/H) + 2d + max(3d·dense_total_hidden, 3d·dense_hidden,
     /// 3E·d·h_e + d·E)) + 2V·d + d`:
@@ -103,7 +101,8 @@ impl MixtralConfig {
     ///                                values, 6 h-wide FFN values, the k gathered expert rows,
     ///                                attention scores/probabilities/grads, router logits;
     ///                                logits, log-softmax and their gradient; embeddings
-    /// + 12·D·V²·s                    the chains' successor tables (u32 + f64)
+    /// + 8·D·B                        the token streams (u32, at most one token per byte: the
+    ///                                corpus's copy and this crate's)
     /// + 8·D·n_v·(T + 1)·(1 + L·k)    validation tokens and the routing ids read back per layer
     /// ```
     pub fn estimated_bytes(&self) -> u64 {
@@ -148,11 +147,12 @@ impl MixtralConfig {
             product(&[4, d]),
         ]);
         let tokens = product(&[self.train.batch.max(dc.val_seqs_per_domain), seq]);
-        let val_tokens = product(&[dc.domains, dc.val_seqs_per_domain, seq.saturating_add(1)]);
+        let domains = dc.domains();
+        let val_tokens = product(&[domains, dc.val_seqs_per_domain, seq.saturating_add(1)]);
         total(&[
             params.saturating_mul(20),
             tokens.saturating_mul(per_token).saturating_mul(4),
-            product(&[12, dc.domains, dc.vocab, dc.vocab, dc.successors]),
+            product(&[8, domains]).saturating_mul(dc.corpus.max_bytes_per_domain),
             val_tokens
                 .saturating_mul(8)
                 .saturating_mul(product(&[l, k]).saturating_add(1)),

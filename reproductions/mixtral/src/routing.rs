@@ -10,8 +10,13 @@
 //! - **per-domain histograms** (Fig. 7): the same fractions within each domain's validation
 //!   sequences, and their total-variation distance `½ Σ_e |h_δ,e − h_e|` to the overall
 //!   histogram `h` (0: the domain is routed like everything else; 1: disjoint experts);
-//! - **planted specialisation** (the positive control of that test, [`planted_domain_tv`]): the
-//!   same per-domain TV of the top-`k` choices of a router given a domain signal, i.e. the
+//! - **domain–expert mutual information** ([`domain_mi`]): `I(domain; first-choice expert)` in
+//!   bits over the validation tokens, with a permutation null that shuffles the sequences'
+//!   domain labels (tokens of one sequence keep one label, so their dependence is kept) and
+//!   its p-value `(1 + #{null ≥ observed}) / (P + 1)`; the claims read the excess over the
+//!   null's mean (the plug-in estimate's bias removed);
+//! - **planted specialisation** (the positive control of those tests, [`planted_domain_tv`]): the
+//!   same statistics of the top-`k` choices of a router given a domain signal, i.e. the
 //!   layer's own router logits on the same validation tokens plus a bias `b` on expert
 //!   `δ mod E` for the tokens of domain `δ`, with `b` a stated number of standard deviations
 //!   of the layer's logits. Measured on the trained model's logits, no extra training; the
@@ -43,6 +48,106 @@ pub struct LayerRouting {
     /// Per domain, `domain_tv` of the router with the planted domain bias `[D]` (empty until
     /// [`LayerRouting::with_planted`]).
     pub planted_domain_tv: Vec<f64>,
+    /// [`domain_mi`] of the real routing (zeros until [`LayerRouting::with_mi`]).
+    pub mi: MiTest,
+    /// [`domain_mi`] of the router with the planted domain bias (zeros until
+    /// [`LayerRouting::with_planted`]).
+    pub planted_mi: MiTest,
+    /// Per domain, the first-choice expert of the first tokens of its first validation window
+    /// (the page's coloured sample, the paper's Fig. 8); `[D][S]`.
+    pub sample_experts: Vec<Vec<usize>>,
+}
+
+/// The permutation test of the domain–expert mutual information ([`domain_mi`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct MiTest {
+    /// Observed `I(domain; first expert)`, bits.
+    pub observed: f64,
+    /// Mean of the permutation null, bits.
+    pub null_mean: f64,
+    /// `(1 + #{null ≥ observed}) / (P + 1)`.
+    pub p: f64,
+}
+
+impl MiTest {
+    /// Observed minus the null's mean (bits): the specialisation claims' statistic.
+    pub fn excess(&self) -> f64 {
+        self.observed - self.null_mean
+    }
+}
+
+/// Plug-in mutual information (bits) between each token's domain and its first-choice expert:
+/// `first [rows · T]` row-major, `domain [rows]`.
+pub fn mutual_information(
+    first: &[usize],
+    seq_len: usize,
+    domain: &[usize],
+    domains: usize,
+    experts: usize,
+) -> f64 {
+    let mut joint = vec![0usize; domains * experts];
+    let mut n = 0usize;
+    for (r, &d) in domain.iter().enumerate() {
+        for &e in first.iter().skip(r * seq_len).take(seq_len) {
+            if d < domains && e < experts {
+                joint[d * experts + e] += 1;
+                n += 1;
+            }
+        }
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    let nf = n as f64;
+    let pd: Vec<f64> = (0..domains)
+        .map(|d| joint[d * experts..(d + 1) * experts].iter().sum::<usize>() as f64 / nf)
+        .collect();
+    let pe: Vec<f64> = (0..experts)
+        .map(|e| (0..domains).map(|d| joint[d * experts + e]).sum::<usize>() as f64 / nf)
+        .collect();
+    let mut mi = 0.0;
+    for d in 0..domains {
+        for e in 0..experts {
+            let c = joint[d * experts + e];
+            if c > 0 {
+                let p = c as f64 / nf;
+                mi += p * (p / (pd[d] * pe[e])).log2();
+            }
+        }
+    }
+    mi.max(0.0)
+}
+
+/// The permutation test of [`mutual_information`]: the observed value, the mean of `perms`
+/// values with the sequences' domain labels shuffled (Fisher–Yates from `rng`), and the p-value
+/// `(1 + #{null ≥ observed}) / (perms + 1)`.
+pub fn domain_mi(
+    first: &[usize],
+    seq_len: usize,
+    domain: &[usize],
+    domains: usize,
+    experts: usize,
+    perms: usize,
+    rng: &mut rand::rngs::StdRng,
+) -> MiTest {
+    use rand::Rng;
+    let observed = mutual_information(first, seq_len, domain, domains, experts);
+    let mut labels = domain.to_vec();
+    let (mut sum, mut above) = (0.0, 0usize);
+    for _ in 0..perms {
+        for i in (1..labels.len()).rev() {
+            let j = rng.random_range(0..=i);
+            labels.swap(i, j);
+        }
+        let m = mutual_information(first, seq_len, &labels, domains, experts);
+        sum += m;
+        above += usize::from(m >= observed - 1e-12);
+    }
+    MiTest {
+        observed,
+        null_mean: sum / perms.max(1) as f64,
+        p: (1 + above) as f64 / (perms + 1) as f64,
+    }
 }
 
 impl LayerRouting {
@@ -99,12 +204,34 @@ impl LayerRouting {
             domain_tv,
             planted_bias: 0.0,
             planted_domain_tv: Vec::new(),
+            mi: MiTest::default(),
+            planted_mi: MiTest::default(),
+            sample_experts: Vec::new(),
         }
+    }
+
+    /// Adds [`domain_mi`] of the first choices in `ids [rows · T, k]` (as in
+    /// [`LayerRouting::from_ids`]) with `perms` permutations from `rng`.
+    pub fn with_mi(
+        mut self,
+        ids: &[usize],
+        k: usize,
+        seq_len: usize,
+        domain: &[usize],
+        perms: usize,
+        rng: &mut rand::rngs::StdRng,
+    ) -> Self {
+        let first: Vec<usize> = ids.iter().step_by(k.max(1)).copied().collect();
+        let (d, e) = (self.domain_tv.len(), self.shares.len());
+        self.mi = domain_mi(&first, seq_len, domain, d, e, perms, rng);
+        self
     }
 
     /// Adds the positive control: [`planted_domain_tv`] of this layer's router `logits
     /// [rows · T, E]` (the rows of `ids` in [`LayerRouting::from_ids`]) with a bias of
-    /// `bias_sd` standard deviations.
+    /// `bias_sd` standard deviations, and [`domain_mi`] of its first choices (`perms`
+    /// permutations from `rng`): the same tests as the real routing's.
+    #[allow(clippy::too_many_arguments)]
     pub fn with_planted(
         mut self,
         logits: &[f64],
@@ -112,12 +239,17 @@ impl LayerRouting {
         seq_len: usize,
         domain: &[usize],
         bias_sd: f64,
+        perms: usize,
+        rng: &mut rand::rngs::StdRng,
     ) -> Self {
         let experts = self.shares.len();
         let domains = self.domain_tv.len();
-        let (b, tv) = planted_domain_tv(logits, experts, k, seq_len, domain, domains, bias_sd);
+        let (b, ids) = planted_ids(logits, experts, k, seq_len, domain, bias_sd);
+        let r = LayerRouting::from_ids(0, &ids, k, seq_len, domain, domains, experts);
         self.planted_bias = b;
-        self.planted_domain_tv = tv;
+        self.planted_domain_tv = r.domain_tv;
+        let first: Vec<usize> = ids.iter().step_by(k.max(1)).copied().collect();
+        self.planted_mi = domain_mi(&first, seq_len, domain, domains, experts, perms, rng);
         self
     }
 
@@ -195,6 +327,21 @@ pub fn planted_domain_tv(
     domains: usize,
     bias_sd: f64,
 ) -> (f64, Vec<f64>) {
+    let (b, ids) = planted_ids(logits, experts, k, seq_len, domain, bias_sd);
+    let r = LayerRouting::from_ids(0, &ids, k, seq_len, domain, domains, experts);
+    (b, r.domain_tv)
+}
+
+/// The planted router's bias `b` (logit units) and its top-`k` choices `ids [rows · T, k]`
+/// ([`planted_domain_tv`]).
+pub fn planted_ids(
+    logits: &[f64],
+    experts: usize,
+    k: usize,
+    seq_len: usize,
+    domain: &[usize],
+    bias_sd: f64,
+) -> (f64, Vec<usize>) {
     let b = bias_sd * logit_sd(logits, experts);
     let mut biased = logits.to_vec();
     for (r, &dom) in domain.iter().enumerate() {
@@ -205,9 +352,7 @@ pub fn planted_domain_tv(
             }
         }
     }
-    let ids = top_k_ids(&biased, experts, k);
-    let r = LayerRouting::from_ids(0, &ids, k, seq_len, domain, domains, experts);
-    (b, r.domain_tv)
+    (b, top_k_ids(&biased, experts, k))
 }
 
 /// `½ Σ_i |p_i − q_i|`.
@@ -261,6 +406,8 @@ mod tests {
             1,
             &[0, 1],
             2.0,
+            19,
+            &mut stream(0, 1),
         );
         assert_eq!(r.domain_tv, vec![0.0, 0.0]);
         assert_eq!(r.planted_domain_tv, vec![0.25, 0.25]);
@@ -281,5 +428,40 @@ mod tests {
         assert!((0.22..0.29).contains(&mean), "mean TV {mean}");
         let (_, none) = planted_domain_tv(&logits, e, 2, 1, &domain, d, 1e-9);
         assert!(none.iter().all(|&x| x < 0.03), "{none:?}");
+    }
+
+    /// The mutual information of known tables: independent (0 bits) and a full split of two
+    /// domains over two experts (1 bit).
+    #[test]
+    fn mutual_information_of_known_tables() {
+        // Two sequences of two tokens: domain 0 → experts 0, 1; domain 1 → 0, 1: independent.
+        assert_eq!(mutual_information(&[0, 1, 0, 1], 2, &[0, 1], 2, 2), 0.0);
+        // Domain 0 → 0, 0; domain 1 → 1, 1: one bit.
+        let mi = mutual_information(&[0, 0, 1, 1], 2, &[0, 1], 2, 2);
+        assert!((mi - 1.0).abs() < 1e-12, "{mi}");
+    }
+
+    /// The permutation test: routing independent of the domain gives an excess near 0 and a
+    /// large p; the planted router of the control's setting (`E = 8`, `k = 2`, `D = 5`, bias
+    /// 2 sd on Gaussian logits, windows of 64 tokens) gives an excess far above the claims'
+    /// bound of 0.05 bits and the smallest p the permutations allow. The number is the one the
+    /// control's band rule quotes.
+    #[test]
+    fn permutation_test_separates_none_from_planted() {
+        let (e, d, per, t) = (8, 5, 24, 64);
+        let mut rng = stream(2, 7);
+        let logits: Vec<f64> = (0..d * per * t * e).map(|_| normal(&mut rng)).collect();
+        let domain: Vec<usize> = (0..d).flat_map(|x| std::iter::repeat_n(x, per)).collect();
+        let ids = top_k_ids(&logits, e, 2);
+        let first: Vec<usize> = ids.iter().step_by(2).copied().collect();
+        let none = domain_mi(&first, t, &domain, d, e, 199, &mut stream(3, 1));
+        assert!(none.excess().abs() < 0.01, "{none:?}");
+        assert!(none.p > 0.05, "{none:?}");
+        let (_, planted) = planted_ids(&logits, e, 2, t, &domain, 2.0);
+        let first: Vec<usize> = planted.iter().step_by(2).copied().collect();
+        let yes = domain_mi(&first, t, &domain, d, e, 199, &mut stream(3, 2));
+        eprintln!("planted 2 sd: {yes:?}");
+        assert!(yes.excess() > 0.2, "{yes:?}");
+        assert!((yes.p - 0.005).abs() < 1e-12, "{yes:?}");
     }
 }

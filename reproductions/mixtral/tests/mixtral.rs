@@ -1,12 +1,14 @@
 //! The Mixtral reproduction's tests: config validation messages, the parameter counter (Mixtral
-//! 8x7B exactly, the toy models against burn's `num_params`), seeded data, the auxiliary losses
-//! on constructed routings, routing statistics, a smoke `run_seed` with every claim evaluated and
-//! its metric rows round-tripped, and training on wgpu (cubecl) vs Flex.
+//! 8x7B exactly, the toy models against burn's `num_params`), seeded data from the fixture
+//! corpus, the auxiliary losses on constructed routings, routing statistics, a smoke `run_seed`
+//! on the fixture with every claim evaluated and its metric rows round-tripped, and training on
+//! wgpu (cubecl) vs Flex.
 
 use burn::backend::{Autodiff, Flex};
 use burn::module::Module;
 use burn::prelude::*;
 use claimbench_claims::Verdict;
+use claimbench_corpus::CorpusConfig;
 use claimbench_mixtral::balance::{load_balancing_loss, router_z_loss};
 use claimbench_mixtral::data::stream;
 use claimbench_mixtral::{
@@ -14,23 +16,34 @@ use claimbench_mixtral::{
     ModelConfig, SeedData, SeedMeasurements, TrainConfig, arm_params, chance_overlap, evaluate,
     init_model, mixtral_8x7b, param_counts, run_seed, specs, trace,
 };
-use claimbench_paper::Scale;
+use claimbench_paper::{DataEnv, Scale};
 
 type T = Autodiff<Flex>;
 type CubeWgpu = burn_cubecl::CubeBackend<cubecl::wgpu::WgpuRuntime, f32, i32, u32>;
 
-/// A config small enough for unit tests (a fraction of a second per arm).
+/// The fixture corpus (`claimbench-corpus`'s test folder): every domain of the presets.
+fn env() -> DataEnv {
+    DataEnv {
+        corpus_root: Some(claimbench_corpus::fixture_root()),
+    }
+}
+
+/// A config small enough for unit tests (a fraction of a second per arm), on the fixture.
 fn tiny() -> MixtralConfig {
     MixtralConfig {
         data: DataConfig {
-            vocab: 16,
-            domains: 3,
-            successors: 2,
+            corpus: CorpusConfig {
+                domains: ["en-fortunes", "de-fortunes", "fr-man"]
+                    .map(String::from)
+                    .to_vec(),
+                max_bytes_per_domain: 100_000,
+                vocab_size: 300,
+            },
             seq_len: 8,
             val_seqs_per_domain: 4,
         },
         model: ModelConfig {
-            vocab: 16,
+            vocab: 300,
             d_model: 16,
             n_layers: 2,
             n_heads: 4,
@@ -51,6 +64,11 @@ fn tiny() -> MixtralConfig {
             aux_norm: AuxNorm::Hf,
             z_coef: 1e-3,
         },
+        convergence: claimbench_mixtral::ConvergenceConfig {
+            window: 1.0,
+            max_relative_drop: 0.01,
+        },
+        permutations: 19,
         ..MixtralConfig::for_scale(Scale::Smoke)
     }
 }
@@ -86,10 +104,15 @@ fn config_validation_names_the_bad_setting() {
         "mixtral setting model.d_model = 0: must be at least 1"
     );
     assert_eq!(
-        msg(&|c| c.data.vocab = 20),
-        "mixtral setting data.vocab = 20: must equal model.vocab = 16 (the model embeds and \
-         predicts the data's tokens)"
+        msg(&|c| c.model.vocab = 320),
+        "mixtral setting model.vocab = 320: must equal data.corpus.vocab_size = 300 (the model \
+         embeds and predicts the tokenizer's tokens)"
     );
+    assert!(
+        msg(&|c| c.data.corpus.domains = vec!["klingon".into(), "en-man".into()])
+            .starts_with("mixtral setting data.corpus = [\"klingon\", \"en-man\"]: ")
+    );
+    assert!(msg(&|c| c.data.corpus.domains.truncate(1)).contains("must list at least 2 domains"));
     assert_eq!(
         msg(&|c| c.model.n_heads = 3),
         "mixtral setting model.n_heads = 3: must divide model.d_model = 16"
@@ -107,10 +130,6 @@ fn config_validation_names_the_bad_setting() {
         "mixtral setting model.dense_hidden = 12: must equal model.top_k · model.expert_hidden \
          = 16 (equal active FFN parameters)"
     );
-    assert_eq!(
-        msg(&|c| c.data.successors = 17),
-        "mixtral setting data.successors = 17: must be at most data.vocab = 16"
-    );
     assert!(msg(&|c| c.data.seq_len = 1).starts_with("mixtral setting data.seq_len = 1"));
     assert_eq!(
         msg(&|c| c.train.lr = f64::NAN),
@@ -119,8 +138,25 @@ fn config_validation_names_the_bad_setting() {
     assert!(msg(&|c| c.train.warmup = 12).starts_with("mixtral setting train.warmup = 12"));
     assert!(msg(&|c| c.share_bounds = [1.5, 2.0]).starts_with("mixtral setting share_bounds"));
     assert!(
-        msg(&|c| c.specialisation_tv_bound = 1.0)
-            .starts_with("mixtral setting specialisation_tv_bound = 1")
+        msg(&|c| c.specialisation_mi_bound = -1.0)
+            .starts_with("mixtral setting specialisation_mi_bound = -1")
+    );
+    assert!(msg(&|c| c.permutations = 5).starts_with("mixtral setting permutations = 5"));
+    assert!(msg(&|c| c.convergence.window = 0.0).starts_with("mixtral setting convergence.window"));
+    assert!(
+        msg(&|c| c.convergence.max_relative_drop = f64::INFINITY)
+            .starts_with("mixtral setting convergence.max_relative_drop")
+    );
+    // 12 steps, the whole run as the window: a slope of −1 nat per 1000 steps is a drop of
+    // 0.012, converged at a loss of 2 (0.6%), not at 1 (1.2%).
+    assert!(tiny().converged(-1.0, 2.0) && !tiny().converged(-1.0, 1.0));
+    assert!(!tiny().converged(f64::NAN, 2.0));
+    assert!(
+        msg(&|c| {
+            c.convergence.window = 0.1;
+        })
+        .contains("the convergence slope needs at least 3"),
+        "12 steps with checkpoints every 4 leave 1 in the last 10%"
     );
     assert_eq!(
         msg(&|c| c.planted_bias_sd = 0.0),
@@ -142,7 +178,7 @@ fn config_validation_names_the_bad_setting() {
     // A bad config never trains.
     let mut bad = tiny();
     bad.model.top_k = 7;
-    assert!(run_seed::<T>(&bad, 0, &Default::default()).is_err());
+    assert!(run_seed::<T>(&bad, 0, &env(), &Default::default()).is_err());
     // serde: missing fields take the small preset, unknown fields are refused.
     let cfg: MixtralConfig = serde_json::from_str(r#"{"train": {"steps": 7}}"#).unwrap();
     let mut want = MixtralConfig::for_scale(Scale::Small);
@@ -194,36 +230,66 @@ fn parameter_counter_is_exact() {
 #[test]
 fn data_is_seeded_and_sound() {
     let cfg = tiny();
-    let a = SeedData::new(&cfg, 3);
-    let b = SeedData::new(&cfg, 3);
+    let a = SeedData::load(&cfg, &env()).unwrap();
+    let b = SeedData::load(&cfg, &env()).unwrap();
     assert_eq!(a.domains, b.domains);
     assert_eq!(a.val, b.val);
-    let c = SeedData::new(&cfg, 4);
-    assert_ne!(a.val.tokens, c.val.tokens);
-    // Training batches come from their own stream: the same for every arm of a seed.
+    // Training batches come from their own stream: the same for every arm of a seed, another
+    // for another seed.
     let x = a.domains.mixed_batch(5, &mut stream(3, 3));
     let y = b.domains.mixed_batch(5, &mut stream(3, 3));
     assert_eq!(x, y);
+    assert_ne!(x, a.domains.mixed_batch(5, &mut stream(4, 3)));
     assert_eq!(x.tokens.len(), 5 * (cfg.data.seq_len + 1));
-    assert!(x.tokens.iter().all(|&t| (t as usize) < cfg.data.vocab));
-    // Validation: domain-major, `val_seqs_per_domain` each.
-    let per = cfg.data.val_seqs_per_domain;
-    assert_eq!(a.val.domain.len(), cfg.data.domains * per);
-    assert!(a.val.domain.windows(2).all(|w| w[0] <= w[1]));
-    // Each context has `successors` successors whose probabilities sum to 1, and every
-    // sampled transition (after the two uniform start tokens) has positive probability.
-    let chain = &a.domains.chains[0];
-    let total: f64 = (0..16).map(|c| chain.p(2, 5, c)).sum();
-    assert!((total - 1.0).abs() < 1e-12, "{total}");
-    assert_eq!((0..16).filter(|&c| chain.p(2, 5, c) > 0.0).count(), 2);
-    for (r, &d) in a.val.domain.iter().enumerate() {
-        let s = &a.val.tokens[r * a.val.len..(r + 1) * a.val.len];
-        for i in 2..s.len() {
-            assert!(a.domains.chains[d].p(s[i - 2], s[i - 1], s[i]) > 0.0);
-        }
+    assert!(x.tokens.iter().all(|&t| (t as usize) < cfg.model.vocab));
+    // Every training window is a window of its domain's training split.
+    for (r, &d) in x.domain.iter().enumerate() {
+        let w = &x.tokens[r * x.len..(r + 1) * x.len];
+        assert!(a.domains.train[d].windows(x.len).any(|s| s == w));
     }
-    let oracle = a.domains.oracle_loss(&a.val);
-    assert!(oracle > 0.0 && oracle < (16f64).ln(), "{oracle}");
+    // Validation: domain-major, `val_seqs_per_domain` each, from the validation split.
+    let per = cfg.data.val_seqs_per_domain;
+    assert_eq!(a.val.domain.len(), cfg.data.domains() * per);
+    assert!(a.val.domain.windows(2).all(|w| w[0] <= w[1]));
+    for (r, &d) in a.val.domain.iter().enumerate() {
+        let w = &a.val.tokens[r * a.val.len..(r + 1) * a.val.len];
+        assert!(a.domains.validation[d].windows(a.val.len).any(|s| s == w));
+    }
+    // The sample pieces: one per token of the first window's start, the domain's text.
+    assert_eq!(a.sample_pieces.len(), cfg.data.domains());
+    for p in &a.sample_pieces {
+        assert_eq!(
+            p.len(),
+            cfg.data
+                .seq_len
+                .min(claimbench_mixtral::experiments::SAMPLE_TOKENS)
+        );
+        assert!(!p.concat().is_empty());
+    }
+    // The unigram reference sits below the uniform loss.
+    assert!(
+        a.unigram_loss > 0.0 && a.unigram_loss < (cfg.model.vocab as f64).ln(),
+        "{}",
+        a.unigram_loss
+    );
+    // A split shorter than one window is an error naming the domain.
+    let mut big = cfg.clone();
+    big.data.seq_len = 4000;
+    let e = SeedData::load(&big, &env()).unwrap_err().to_string();
+    assert!(
+        e.contains("split has") && e.contains("fewer than one window") && e.contains("en-fortunes"),
+        "{e}"
+    );
+}
+
+/// The convergence slope is the least-squares slope over the fitted checkpoints, per 1000 steps.
+#[test]
+fn final_slope_fits_the_last_checkpoints() {
+    let steps = [0, 10, 20, 30, 40];
+    let val = [9.0, 5.0, 3.0, 2.9, 2.8];
+    let s = claimbench_mixtral::final_slope(&steps, &val, &[20, 30, 40]);
+    assert!((s - (-10.0)).abs() < 1e-9, "{s}");
+    assert!(claimbench_mixtral::final_slope(&steps, &val, &[40]).is_nan());
 }
 
 /// HF's load-balancing loss is `k` and megablocks' is 1 under perfectly balanced routing
@@ -289,14 +355,15 @@ fn without_timing(mut m: SeedMeasurements) -> SeedMeasurements {
 fn smoke_run_is_deterministic_and_every_claim_gets_a_verdict() {
     let cfg = tiny();
     let device = Default::default();
-    let a = run_seed::<T>(&cfg, 3, &device).unwrap();
-    let b = run_seed::<T>(&cfg, 3, &device).unwrap();
+    let a = run_seed::<T>(&cfg, 3, &env(), &device).unwrap();
+    let b = run_seed::<T>(&cfg, 3, &env(), &device).unwrap();
     assert_eq!(without_timing(a.clone()), without_timing(b));
-    let c = run_seed::<T>(&cfg, 4, &device).unwrap();
+    let c = run_seed::<T>(&cfg, 4, &env(), &device).unwrap();
     assert_eq!(a.arms.len(), 4);
     for arm in &a.arms {
         assert!(arm.val_loss.is_finite(), "{:?}", arm.arm);
         assert_eq!(arm.curve_steps, vec![0, 4, 8, 12]);
+        assert!(arm.final_slope.is_finite(), "{:?}", arm.arm);
         assert!(arm.val_curve.iter().all(|v| v.is_finite()));
         assert!(arm.train_curve.iter().all(|v| v.is_finite()));
         assert_eq!(arm.val_loss_domain.len(), 3);
@@ -314,6 +381,17 @@ fn smoke_run_is_deterministic_and_every_claim_gets_a_verdict() {
                 // The positive control was measured on the same logits.
                 assert!(r.planted_bias > 0.0, "{:?}", r.planted_bias);
                 assert_eq!(r.planted_domain_tv.len(), 3);
+                // Both permutation tests ran (19 permutations: p is a multiple of 1/20).
+                for t in [r.mi, r.planted_mi] {
+                    assert!(t.observed >= 0.0 && t.null_mean >= 0.0, "{t:?}");
+                    assert!((t.p * 20.0 - (t.p * 20.0).round()).abs() < 1e-9, "{t:?}");
+                }
+                assert_eq!(r.sample_experts.len(), 3);
+                assert!(
+                    r.sample_experts
+                        .iter()
+                        .all(|s| s.len() == 8 && s.iter().all(|&e| e < 4))
+                );
             }
         } else {
             assert!(arm.routing.is_empty());
@@ -323,7 +401,10 @@ fn smoke_run_is_deterministic_and_every_claim_gets_a_verdict() {
     let (moe, noaux) = (a.arm(Arm::Moe).unwrap(), a.arm(Arm::MoeNoAux).unwrap());
     assert_eq!(moe.val_curve[0], noaux.val_curve[0]);
     assert_ne!(moe.val_loss, noaux.val_loss);
-    assert_ne!(a.oracle_loss, c.oracle_loss);
+    // The validation set is the seed's too: only the batches and weights differ.
+    assert_eq!(a.unigram_loss, c.unigram_loss);
+    assert_eq!(a.sample_pieces, c.sample_pieces);
+    assert_ne!(a.arms[0].val_loss, c.arms[0].val_loss);
     // Metric rows round-trip; a missing row is named.
     assert_eq!(SeedMeasurements::from_metrics(&a.metrics()).unwrap(), a);
     let rows: Vec<_> = a
@@ -353,7 +434,7 @@ fn smoke_run_is_deterministic_and_every_claim_gets_a_verdict() {
         }
     }
     // A seed without an arm cannot be evaluated.
-    let mut partial = run_seed::<T>(&cfg, 5, &device).unwrap();
+    let mut partial = run_seed::<T>(&cfg, 5, &env(), &device).unwrap();
     partial.arms.retain(|a| a.arm != Arm::MoeNoAux);
     assert!(evaluate(&cfg, &[partial], "smoke").is_err());
 }
@@ -415,10 +496,12 @@ fn wgpu_and_flex_train_the_same() {
         return;
     }
     let cfg = tiny();
-    let a = trace::<T>(&cfg, Arm::Moe, 7, 3, &Default::default()).unwrap();
-    let unfused = trace::<Autodiff<CubeWgpu>>(&cfg, Arm::Moe, 7, 3, &Default::default()).unwrap();
+    let a = trace::<T>(&cfg, Arm::Moe, 7, 3, &env(), &Default::default()).unwrap();
+    let unfused =
+        trace::<Autodiff<CubeWgpu>>(&cfg, Arm::Moe, 7, 3, &env(), &Default::default()).unwrap();
     let fused =
-        trace::<Autodiff<burn::backend::Wgpu>>(&cfg, Arm::Moe, 7, 3, &Default::default()).unwrap();
+        trace::<Autodiff<burn::backend::Wgpu>>(&cfg, Arm::Moe, 7, 3, &env(), &Default::default())
+            .unwrap();
     for (what, b) in [("cube wgpu", unfused), ("fused wgpu", fused)] {
         follows_flex(what, &a, &b);
     }
@@ -482,10 +565,8 @@ fn every_scale_fits_in_8_gib_and_huge_settings_are_refused() {
         )
     );
     type Edit = fn(&mut MixtralConfig);
-    let cases: [(&str, Edit); 17] = [
-        ("data.vocab", |c| c.data.vocab = usize::MAX),
-        ("data.domains", |c| c.data.domains = usize::MAX),
-        ("data.successors", |c| c.data.successors = usize::MAX),
+    let cases: [(&str, Edit); 15] = [
+        ("permutations", |c| c.permutations = usize::MAX),
         ("data.seq_len", |c| c.data.seq_len = usize::MAX),
         ("data.val_seqs_per_domain", |c| {
             c.data.val_seqs_per_domain = usize::MAX

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use burn::backend::{Autodiff, Flex};
 use claimbench_mixtral::{Arm, MixtralConfig, SeedMeasurements, arm_params, evaluate, run_seed};
-use claimbench_paper::Scale;
+use claimbench_paper::{DataEnv, Scale};
 
 type T = Autodiff<Flex>;
 
@@ -23,14 +23,14 @@ fn run_report(cfg: MixtralConfig, scale: &str, seeds: &[u64]) {
     let mut t_seeds = Vec::new();
     for &s in seeds {
         let t = Instant::now();
-        per_seed.push(run_seed::<T>(&cfg, s, &device).unwrap());
+        per_seed.push(run_seed::<T>(&cfg, s, &DataEnv::default(), &device).unwrap());
         t_seeds.push(t.elapsed().as_secs_f64());
     }
     let total = t0.elapsed().as_secs_f64();
     println!("== {scale}: seeds {t_seeds:.1?} s, total {total:.1} s");
     println!(
-        "oracle loss: {:.3?}",
-        per_seed.iter().map(|m| m.oracle_loss).collect::<Vec<_>>()
+        "unigram loss: {:.3?}",
+        per_seed.iter().map(|m| m.unigram_loss).collect::<Vec<_>>()
     );
     for arm in Arm::ALL {
         let p = arm_params(&cfg.model, arm);
@@ -53,13 +53,21 @@ fn run_report(cfg: MixtralConfig, scale: &str, seeds: &[u64]) {
         );
         let a = per_seed[0].arm(arm).unwrap();
         println!(
-            "  seed {} curve: steps {:?} train {:.3?} val {:.3?}",
-            per_seed[0].seed, a.curve_steps, a.train_curve, a.val_curve
+            "  seed {} curve: steps {:?} train {:.3?} val {:.3?}; final slopes {:.3?}",
+            per_seed[0].seed,
+            a.curve_steps,
+            a.train_curve,
+            a.val_curve,
+            per_seed
+                .iter()
+                .map(|m| m.arm(arm).unwrap().final_slope)
+                .collect::<Vec<_>>()
         );
         for r in &a.routing {
             println!(
                 "  layer {}: same-first {:.3} (chance at observed shares {:.3}), first-or-second \
-                 {:.3}, shares×E {:.2?}, domain TV {:.3?}, planted TV {:.3?} (bias {:.3})",
+                 {:.3}, shares×E {:.2?}, domain TV {:.3?}, planted TV {:.3?} (bias {:.3}), MI \
+                 {:?}, planted MI {:?}",
                 r.layer,
                 r.same_first,
                 r.same_first_chance,
@@ -70,7 +78,9 @@ fn run_report(cfg: MixtralConfig, scale: &str, seeds: &[u64]) {
                     .collect::<Vec<_>>(),
                 r.domain_tv,
                 r.planted_domain_tv,
-                r.planted_bias
+                r.planted_bias,
+                r.mi,
+                r.planted_mi
             );
         }
     }

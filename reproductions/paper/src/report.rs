@@ -23,6 +23,15 @@ pub struct Bar {
     pub hi: f64,
 }
 
+/// One labelled row of [`Figure::Tokens`]: pieces of text, each with its category.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TokenRow {
+    /// Label before the text (e.g. the domain).
+    pub label: String,
+    /// `(text, category)` per token, in order; their concatenation is the row's text.
+    pub tokens: Vec<(String, usize)>,
+}
+
 /// A figure, as the data it shows.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Figure {
@@ -65,6 +74,16 @@ pub enum Figure {
         bars: Vec<Bar>,
         /// Reference lines.
         references: Vec<(String, f64)>,
+    },
+    /// Text coloured token by token by category (Mixtral's Fig. 8: each token by its
+    /// first-choice expert), drawn as HTML spans with a legend, readable without JavaScript.
+    Tokens {
+        /// Title.
+        title: String,
+        /// Category names, by index (the legend); a token's category indexes this list.
+        categories: Vec<String>,
+        /// The rows.
+        rows: Vec<TokenRow>,
     },
 }
 

@@ -23,7 +23,7 @@ use crate::data::normal;
 use crate::experiments::arm_params;
 use crate::measure::{Arm, ArmMeasurement, SeedMeasurements};
 use crate::paper::Mixtral;
-use crate::routing::{LayerRouting, chance_overlap};
+use crate::routing::{LayerRouting, MiTest, chance_overlap};
 
 const SEEDS: [u64; 6] = [10, 11, 12, 13, 14, 15];
 
@@ -49,10 +49,12 @@ struct Levels {
     share_excess: Vec<f64>,
     /// Per layer: first-or-second rate / chance.
     fos_ratio: Vec<f64>,
-    /// Per layer: mean per-domain TV.
-    domain_tv: Vec<f64>,
-    /// Per layer: mean planted per-domain TV.
-    planted_tv: Vec<f64>,
+    /// Per layer: domain–expert MI in excess of its null (bits).
+    mi_excess: Vec<f64>,
+    /// Per layer: the planted router's MI excess (bits).
+    planted_mi_excess: Vec<f64>,
+    /// Every arm's convergence slope (nats per 1000 steps).
+    slope: f64,
     /// Smallest and largest share × E of the MoE arm (every layer).
     min_ratio: f64,
     max_ratio: f64,
@@ -80,8 +82,9 @@ impl Levels {
             fos_ratio: (0..n)
                 .map(|l| at(l, mid(ratio_band(LAYER15_FIRST_OR_SECOND)), 1.15))
                 .collect(),
-            domain_tv: vec![0.02; n],
-            planted_tv: vec![0.3; n],
+            mi_excess: vec![0.01; n],
+            planted_mi_excess: vec![0.5; n],
+            slope: -0.01,
             min_ratio: 0.8,
             max_ratio: 1.3,
             noaux_minus_moe_max: 0.6,
@@ -98,7 +101,7 @@ impl Levels {
             return Some(v);
         }
         let [lo, hi] = cfg.share_bounds;
-        let tv = cfg.specialisation_tv_bound;
+        let bound = cfg.specialisation_mi_bound;
         let pick = |absent: f64, reversed: f64| match effect {
             Effect::Absent => Some(absent),
             Effect::Reversed => Some(reversed),
@@ -135,9 +138,9 @@ impl Levels {
             ("aux-min-share-above-bound", None) => v.min_ratio = pick(lo, 0.2)?,
             ("aux-max-share-below-bound", None) => v.max_ratio = pick(hi, 3.0)?,
             ("noaux-more-imbalanced", None) => v.noaux_minus_moe_max = pick(0.0, -0.2)?,
-            ("no-domain-specialisation", Some(l)) => *v.domain_tv.get_mut(l)? = pick(tv, 0.3)?,
+            ("no-domain-specialisation", Some(l)) => *v.mi_excess.get_mut(l)? = pick(bound, 0.4)?,
             ("planted-specialisation-detected", Some(l)) => {
-                *v.planted_tv.get_mut(l)? = pick(tv, 0.02)?
+                *v.planted_mi_excess.get_mut(l)? = pick(bound, 0.01)?
             }
             _ => return None,
         }
@@ -164,7 +167,7 @@ fn shares(e: usize, min: f64, max: f64) -> Vec<f64> {
 /// The per-seed measurements at `levels`, noise from a fixed stream.
 fn measurements(cfg: &MixtralConfig, v: &Levels) -> Vec<SeedMeasurements> {
     let (m, n) = (&cfg.model, SEEDS.len());
-    let (e, d, layers) = (m.experts, cfg.data.domains, m.n_layers);
+    let (e, d, layers) = (m.experts, cfg.data.domains(), m.n_layers);
     let chance_first = 1.0 / e as f64;
     let chance_fos = chance_overlap(e, m.top_k);
     let mut rng = StdRng::seed_from_u64(2401_04088);
@@ -178,8 +181,8 @@ fn measurements(cfg: &MixtralConfig, v: &Levels) -> Vec<SeedMeasurements> {
     let n_same = per_layer(&mut noise, 0.02);
     let n_excess = per_layer(&mut noise, 0.002);
     let n_fos = per_layer(&mut noise, 0.02);
-    let n_tv = per_layer(&mut noise, 0.005);
-    let n_planted = per_layer(&mut noise, 0.01);
+    let n_mi = per_layer(&mut noise, 0.005);
+    let n_planted = per_layer(&mut noise, 0.02);
     SEEDS
         .iter()
         .enumerate()
@@ -192,7 +195,7 @@ fn measurements(cfg: &MixtralConfig, v: &Levels) -> Vec<SeedMeasurements> {
                 (0..layers)
                     .map(|l| {
                         let same_first = v.same_first_ratio[l] * chance_first + n_same[l][i];
-                        let tv = v.domain_tv[l] + n_tv[l][i];
+                        let mi = v.mi_excess[l] + n_mi[l][i];
                         let sh = if noaux {
                             shares(e, v.min_ratio, moe_max + v.noaux_minus_moe_max + n_noaux[i])
                         } else {
@@ -205,9 +208,20 @@ fn measurements(cfg: &MixtralConfig, v: &Levels) -> Vec<SeedMeasurements> {
                             same_first_chance: same_first - v.share_excess[l] - n_excess[l][i],
                             domain_hist: vec![sh.clone(); d],
                             shares: sh,
-                            domain_tv: vec![tv; d],
+                            domain_tv: vec![0.05; d],
                             planted_bias: 1.0,
-                            planted_domain_tv: vec![v.planted_tv[l] + n_planted[l][i]; d],
+                            planted_domain_tv: vec![0.3; d],
+                            mi: MiTest {
+                                observed: 0.1 + mi,
+                                null_mean: 0.1,
+                                p: 0.01,
+                            },
+                            planted_mi: MiTest {
+                                observed: 0.1 + v.planted_mi_excess[l] + n_planted[l][i],
+                                null_mean: 0.1,
+                                p: 0.005,
+                            },
+                            sample_experts: vec![vec![0, 1, 2]; d],
                         }
                     })
                     .collect()
@@ -223,6 +237,7 @@ fn measurements(cfg: &MixtralConfig, v: &Levels) -> Vec<SeedMeasurements> {
                     curve_steps: vec![0, cfg.train.steps],
                     train_curve: vec![3.5, val_loss],
                     val_curve: vec![3.5, val_loss],
+                    final_slope: v.slope,
                     routing: match arm {
                         Arm::Moe => routing(false),
                         Arm::MoeNoAux => routing(true),
@@ -233,7 +248,8 @@ fn measurements(cfg: &MixtralConfig, v: &Levels) -> Vec<SeedMeasurements> {
             };
             SeedMeasurements {
                 seed,
-                oracle_loss: 0.9,
+                unigram_loss: 5.5,
+                sample_pieces: vec![vec!["a".into(), "é".into(), "".into()]; d],
                 arms: vec![
                     arm(Arm::DenseActive, loss_dense),
                     arm(Arm::Moe, loss_moe),
@@ -391,5 +407,25 @@ fn kinds_bands_and_the_all_present_run() {
     for c in &claims {
         assert_eq!(c.verdict, Verdict::Reproduced, "{}: {}", c.id, c.details);
         assert!(c.band.is_some() || c.kind == ClaimKind::Check, "{}", c.id);
+    }
+}
+
+/// The convergence rule: with every effect present but every arm's loss still falling faster
+/// than the criterion allows, every reproduction is `inconclusive` and says why; the controls
+/// and checks keep their verdicts.
+#[test]
+fn unconverged_arms_make_every_reproduction_inconclusive() {
+    let cfg = Mixtral.config(Scale::Small);
+    let mut levels = Levels::present(&cfg);
+    // 2% of a loss of ~3.2 over the window: twice the criterion's 1%.
+    levels.slope = -1000.0 * 0.02 * 3.2 / (cfg.convergence.window * cfg.train.steps as f64);
+    for c in judged(&cfg, &levels) {
+        match c.kind {
+            ClaimKind::Reproduction => {
+                assert_eq!(c.verdict, Verdict::Inconclusive, "{}", c.id);
+                assert!(c.details.contains("not converged"), "{}", c.details);
+            }
+            _ => assert_eq!(c.verdict, Verdict::Reproduced, "{}: {}", c.id, c.details),
+        }
     }
 }
