@@ -443,9 +443,9 @@ mod tests {
 
     /// The permutation test: routing independent of the domain gives an excess near 0 and a
     /// large p; the planted router of the control's setting (`E = 8`, `k = 2`, `D = 5`, bias
-    /// 2 sd on Gaussian logits, windows of 64 tokens) gives an excess far above the claims'
-    /// bound of 0.05 bits and the smallest p the permutations allow. The number is the one the
-    /// control's band rule quotes.
+    /// 2 sd on Gaussian logits, windows of 64 tokens) gives an excess of about 0.93 bits, far
+    /// above the claims' bound of 0.05 bits, and the smallest p the permutations allow. The
+    /// number is the one the control's band rule quotes.
     #[test]
     fn permutation_test_separates_none_from_planted() {
         let (e, d, per, t) = (8, 5, 24, 64);
@@ -461,7 +461,7 @@ mod tests {
         let first: Vec<usize> = planted.iter().step_by(2).copied().collect();
         let yes = domain_mi(&first, t, &domain, d, e, 199, &mut stream(3, 2));
         eprintln!("planted 2 sd: {yes:?}");
-        assert!(yes.excess() > 0.2, "{yes:?}");
+        assert!((0.85..1.0).contains(&yes.excess()), "{yes:?}");
         assert!((yes.p - 0.005).abs() < 1e-12, "{yes:?}");
     }
 }

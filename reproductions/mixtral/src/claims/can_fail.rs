@@ -73,8 +73,8 @@ impl Levels {
         let l15 = layer15_stand_in(n);
         let at = |l: usize, stand_in: f64, other: f64| if l == l15 { stand_in } else { other };
         Levels {
-            moe_minus_dense: -0.1,
-            total_minus_moe: -0.1,
+            moe_minus_dense: -0.15,
+            total_minus_moe: -0.05,
             same_first_ratio: (0..n)
                 .map(|l| at(l, mid(ratio_band(LAYER15_FIRST)), 1.3))
                 .collect(),
@@ -114,6 +114,14 @@ impl Levels {
         match (base, layer) {
             ("moe-beats-dense-equal-active", None) => v.moe_minus_dense = pick(0.0, 0.1)?,
             ("dense-equal-total-upper-reference", None) => v.total_minus_moe = pick(0.0, 0.1)?,
+            ("moe-closes-gap-to-dense-total", None) => {
+                // Share g = −moe_minus_dense / −(moe_minus_dense + total_minus_moe): absent 0,
+                // reversed −1 (the MoE worse than dense-active), weak 0.25.
+                (v.moe_minus_dense, v.total_minus_moe) = match effect {
+                    Effect::Weak => (-0.05, -0.15),
+                    _ => (pick(0.0, 0.1)?, -0.2),
+                }
+            }
             ("same-first-expert-ratio-to-chance", Some(l)) => {
                 // Weak: 15.5% against 12.5%.
                 *v.same_first_ratio.get_mut(l)? = match effect {
