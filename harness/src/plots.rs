@@ -461,13 +461,21 @@ fn draw_bars(
         .map(|b| finite(b.lo).min(finite(b.mean)))
         .fold(0.0f64, f64::min);
     let pad = ((top - bottom) * 0.1).max(1e-9);
+    // Headroom for the legend of the reference lines (upper right, about 17 px a line of the
+    // ~270 px plot), so it never covers a bar.
+    let legend = (references.len() as f64 * 17.0 + 12.0) / 270.0;
+    let head = if references.is_empty() {
+        pad
+    } else {
+        pad.max((top - bottom + pad) * legend.min(0.6) / (1.0 - legend.min(0.6)))
+    };
     let n = bars.len().max(1);
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(64)
-        .build_cartesian_2d(-0.5..n as f64 - 0.5, bottom - pad..top + pad)
+        .build_cartesian_2d(-0.5..n as f64 - 0.5, bottom - pad..top + head)
         .map_err(|x| e(&x))?;
     let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
     chart
@@ -526,6 +534,7 @@ fn draw_bars(
     if !references.is_empty() {
         chart
             .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .draw()

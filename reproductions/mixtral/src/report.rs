@@ -224,8 +224,8 @@ fn routing(cfg: &MixtralConfig, ms: &[SeedMeasurements], arm: Arm) -> Option<Sec
         let planted = per_layer(&a, l, |r| r.planted_mi.excess());
         let planted_p = per_layer(&a, l, |r| r.planted_mi.p);
         let tag = if l == l15 { " (stands for 15)" } else { "" };
-        rate_bars.extend(bar(format!("layer {l}{tag}: same first"), &same));
-        rate_bars.extend(bar(format!("layer {l}{tag}: first or second"), &both));
+        rate_bars.extend(bar(format!("L{l} same first"), &same));
+        rate_bars.extend(bar(format!("L{l} first or second"), &both));
         let max_p = |p: &[f64]| p.iter().fold(0.0f64, |m, &x| m.max(x));
         rows.push(vec![
             format!("{l}{tag}"),
@@ -244,7 +244,8 @@ fn routing(cfg: &MixtralConfig, ms: &[SeedMeasurements], arm: Arm) -> Option<Sec
                 max_p(&planted_p)
             ),
         ]);
-        // Shares per domain and expert, mean over seeds, scaled by the largest cell.
+        // Shares per domain and expert, mean over seeds, as share × E / 2: 0.5 is the balanced
+        // share 1/E, 1 twice it (clamped), so departures from balance show as shade.
         let d = names.len();
         let mut cells = vec![0.0; d * e];
         for x in &a {
@@ -256,10 +257,12 @@ fn routing(cfg: &MixtralConfig, ms: &[SeedMeasurements], arm: Arm) -> Option<Sec
                 }
             }
         }
-        let top = cells.iter().fold(0.0f64, |m, &x| m.max(x)).max(1e-12);
-        let scaled: Vec<f64> = cells.iter().map(|x| x / top).collect();
+        let scaled: Vec<f64> = cells
+            .iter()
+            .map(|x| (x * e as f64 / 2.0).min(1.0))
+            .collect();
         heatmaps.push(Figure::heatmap(
-            &format!("layer {l}: expert shares by domain (÷ largest {top:.3})"),
+            &format!("layer {l}: expert shares by domain (× E/2; 0.5 = balanced)"),
             "expert",
             "domain",
             [d, e],
@@ -307,7 +310,10 @@ fn routing(cfg: &MixtralConfig, ms: &[SeedMeasurements], arm: Arm) -> Option<Sec
              permutation null ({} shuffles of the sequences' domain labels), with the largest \
              p-value over seeds; the planted column is the same test of the router given the \
              domain ({} sd on expert δ mod E), which must be detected for the first to mean \
-             anything. Shares are in units of 1/E (1 = balanced). Heatmap rows: {}.",
+             anything. Shares are in units of 1/E (1 = balanced); the heatmaps show each \
+             domain's share of every expert times E/2 (0.5 = balanced, 1 = twice the balanced \
+             share or more), mean over seeds. Bars: L{l15} is our layer {l15}, the stand-in for \
+             the paper's layer 15. Heatmap rows: {}.",
             cfg.permutations,
             cfg.planted_bias_sd,
             domains.join(", ")
