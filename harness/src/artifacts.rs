@@ -11,7 +11,7 @@
 //! those records list; nothing is cached between units inside a process.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use claimbench_paper::{Artifact, ArtifactRef, ArtifactSource, UnitRecord};
@@ -32,6 +32,15 @@ pub fn path(dir: &RunDir, unit_id: &str, name: &str) -> PathBuf {
 
 /// Writes `a` for `unit_id` atomically and returns what the unit's record lists.
 pub fn write(dir: &RunDir, unit_id: &str, a: &Artifact) -> Result<ArtifactRef> {
+    write_in(
+        &dir.root.join("artifacts").join(unit_id.replace('/', "__")),
+        unit_id,
+        a,
+    )
+}
+
+/// [`write`] into the folder `folder` (a unit's staging folder, [`crate::stage`]).
+pub fn write_in(folder: &Path, unit_id: &str, a: &Artifact) -> Result<ArtifactRef> {
     crate::ids::validate(&a.name)
         .ok()
         .filter(|_| !a.name.contains('/'))
@@ -49,7 +58,7 @@ pub fn write(dir: &RunDir, unit_id: &str, a: &Artifact) -> Result<ArtifactRef> {
             MAX_ARTIFACT_BYTES >> 30
         );
     }
-    let p = path(dir, unit_id, &a.name);
+    let p = folder.join(&a.name);
     write_atomic(&p, &a.bytes).with_context(|| format!("storing artifact {}", p.display()))?;
     Ok(ArtifactRef {
         name: a.name.clone(),
@@ -78,29 +87,32 @@ impl ArtifactSource for StoredArtifacts<'_> {
             .ok_or_else(|| format!("unit {unit} stored no artifact {name}; {recompute}"))?;
         // The record was checked when read: its names follow the grammar, its sizes the bound.
         let p = path(self.dir, unit, name);
-        let bad = |what: String| format!("artifact {}: {what}; {recompute}", p.display());
-        let meta =
-            std::fs::symlink_metadata(&p).map_err(|e| bad(format!("cannot read it: {e}")))?;
-        if !meta.is_file() {
-            return Err(bad("not a plain file".into()));
-        }
-        if meta.len() != listed.bytes {
-            return Err(bad(format!(
-                "{} bytes, its record lists {}",
-                meta.len(),
-                listed.bytes
-            )));
-        }
-        let mut bytes = Vec::with_capacity(listed.bytes as usize);
-        std::fs::File::open(&p)
-            .and_then(|f| f.take(listed.bytes + 1).read_to_end(&mut bytes))
-            .map_err(|e| bad(format!("cannot read it: {e}")))?;
-        let sha = crate::env::hex(&Sha256::digest(&bytes));
-        if bytes.len() as u64 != listed.bytes || sha != listed.sha256 {
-            return Err(bad(
-                "its contents differ from what its record lists (SHA-256)".into(),
-            ));
-        }
-        Ok(bytes)
+        read_checked(&p, listed)
+            .map_err(|what| format!("artifact {}: {what}; {recompute}", p.display()))
     }
+}
+
+/// The bytes of the plain file `p`, checked against the length and SHA-256 `listed` gives (the
+/// length before reading); the error says what differs.
+pub fn read_checked(p: &Path, listed: &ArtifactRef) -> Result<Vec<u8>, String> {
+    let meta = std::fs::symlink_metadata(p).map_err(|e| format!("cannot read it: {e}"))?;
+    if !meta.is_file() {
+        return Err("not a plain file".into());
+    }
+    if meta.len() != listed.bytes {
+        return Err(format!(
+            "{} bytes, its record lists {}",
+            meta.len(),
+            listed.bytes
+        ));
+    }
+    let mut bytes = Vec::with_capacity(listed.bytes as usize);
+    std::fs::File::open(p)
+        .and_then(|f| f.take(listed.bytes + 1).read_to_end(&mut bytes))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    let sha = crate::env::hex(&Sha256::digest(&bytes));
+    if bytes.len() as u64 != listed.bytes || sha != listed.sha256 {
+        return Err("its contents differ from what its record lists (SHA-256)".into());
+    }
+    Ok(bytes)
 }

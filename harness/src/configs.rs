@@ -34,6 +34,65 @@ pub fn load(reg: &Registry, path: Option<&Path>, scale: Scale) -> Result<Configs
         .map_err(|e| input_error(format!("--config {}: {e:#}", path.display())))
 }
 
+/// The key of the `--config` section that holds `sbatch` settings instead of a paper's.
+pub const SLURM_SECTION: &str = "slurm";
+
+/// The `slurm` section of the `--config` file at `path` (`partition`, `time`, `mem`, `cpus`,
+/// `gpus`, `max_parallel`, `args`), if it has one; it is not part of the run's settings hash.
+/// An unknown key or a value of the wrong type is an input error naming it.
+pub fn slurm_section(path: &Path) -> Result<Option<SlurmSettings>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| input_error(format!("--config {}: cannot read it: {e}", path.display())))?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| input_error(format!("--config {}: not valid JSON: {e}", path.display())))?;
+    match v.get(SLURM_SECTION) {
+        None => Ok(None),
+        Some(s) => serde_json::from_value(s.clone()).map(Some).map_err(|e| {
+            input_error(format!(
+                "--config {}: section \"{SLURM_SECTION}\": {e}",
+                path.display()
+            ))
+        }),
+    }
+}
+
+/// The `sbatch` settings of the Slurm executor: the `--slurm-*` options, or the `slurm` section
+/// of a `--config` file.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSettings {
+    /// sbatch `--partition`.
+    pub partition: Option<String>,
+    /// sbatch `--time`; default: the plan's estimate.
+    pub time: Option<String>,
+    /// sbatch `--mem`; default: the plan's estimate.
+    pub mem: Option<String>,
+    /// sbatch `--cpus-per-task`; default 1.
+    pub cpus: Option<u32>,
+    /// sbatch `--gpus`, for the units that need the kernel device.
+    pub gpus: Option<String>,
+    /// Tasks of one array running at once (`%P`).
+    pub max_parallel: Option<u32>,
+    /// More sbatch arguments, each passed as one argument.
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+impl SlurmSettings {
+    /// These settings, each missing one taken from `file` (its `args` come first).
+    pub fn or(self, file: SlurmSettings) -> SlurmSettings {
+        SlurmSettings {
+            partition: self.partition.or(file.partition),
+            time: self.time.or(file.time),
+            mem: self.mem.or(file.mem),
+            cpus: self.cpus.or(file.cpus),
+            gpus: self.gpus.or(file.gpus),
+            max_parallel: self.max_parallel.or(file.max_parallel),
+            args: file.args.into_iter().chain(self.args).collect(),
+        }
+    }
+}
+
 /// [`load`] from JSON text.
 pub fn from_overrides(reg: &Registry, text: &str, scale: Scale) -> Result<Configs> {
     let patch: Value =
@@ -44,7 +103,8 @@ pub fn from_overrides(reg: &Registry, text: &str, scale: Scale) -> Result<Config
         ));
     };
     let mut merged = reg.default_configs(scale);
-    for (paper, v) in &patch {
+    // `slurm` is the Slurm executor's section ([`slurm_section`]), not a paper.
+    for (paper, v) in patch.iter().filter(|(k, _)| k.as_str() != SLURM_SECTION) {
         let slot = merged.get_mut(paper).ok_or_else(|| {
             input_error(format!(
                 "unknown paper {}; expected one of: {}",

@@ -326,6 +326,7 @@ pub fn import(criterion_dir: &Path, out: &Path, resamples: usize) -> Result<usiz
         build: None,
         corpus_root: None,
         data_cards: Vec::new(),
+        executor: None,
     };
     run.write_manifest(&manifest)?;
     run.write_aggregates(&run_id, &units, None)?;

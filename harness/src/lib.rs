@@ -16,18 +16,23 @@ pub mod criterion_import;
 pub mod devices;
 pub mod env;
 pub mod error;
+pub mod executor;
+pub mod export;
 pub mod history;
 pub mod ids;
 pub mod kernel_suites;
 pub mod lock;
 pub mod peaks;
+pub mod plan;
 pub mod plots;
 pub mod registry;
 pub mod report;
 pub mod run;
 pub mod sitecheck;
+pub mod stage;
 pub mod store;
 pub mod summary;
+pub mod worker;
 
 /// True when `CLAIMBENCH_REQUIRE_DEVICE=1`: "no device, kernel checks skipped" becomes an error.
 pub fn require_device() -> bool {

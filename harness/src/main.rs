@@ -9,8 +9,10 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use claimbench::compare::{self, Measure};
+use claimbench::configs::SlurmSettings;
 use claimbench::devices::{self, BackendChoice};
 use claimbench::error::Exit;
+use claimbench::executor::{ExecOptions, ExecutorKind, slurm::SlurmOptions};
 use claimbench::registry::Registry;
 use claimbench::run::{RunOptions, run};
 use claimbench::{errln, out, outln};
@@ -68,6 +70,73 @@ struct RunArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    /// Write the manifest and plan.json (every unit with its index, dependencies, resources and
+    /// whether it times kernels), then stop: run units with `run-unit`, or all with --resume.
+    #[arg(long)]
+    plan_only: bool,
+    #[command(flatten)]
+    exec: ExecArgs,
+}
+
+/// Who runs the units.
+#[derive(clap::Args, Clone)]
+struct ExecArgs {
+    /// local: this machine (the default); slurm: job arrays submitted with sbatch (the run
+    /// directory must be on a filesystem the nodes share).
+    #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+    executor: ExecutorKind,
+    /// With the local executor: N worker processes (each `claimbench run-unit`); timing units
+    /// still run alone.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
+    /// How often a task that died without a result (crashed, cancelled, preempted) is started
+    /// again before its unit is stored as an error.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(0..=20))]
+    max_retries: u32,
+    /// Slurm partition (sbatch --partition).
+    #[arg(long, value_name = "NAME")]
+    slurm_partition: Option<String>,
+    /// Time limit per task (sbatch --time; default: the plan's estimate by scale).
+    #[arg(long, value_name = "TIME")]
+    slurm_time: Option<String>,
+    /// Memory per task (sbatch --mem, e.g. 8G; default: the plan's estimate).
+    #[arg(long, value_name = "MEM")]
+    slurm_mem: Option<String>,
+    /// CPUs per task (sbatch --cpus-per-task; default 1).
+    #[arg(long, value_name = "N")]
+    slurm_cpus: Option<u32>,
+    /// GPUs per task of the units that need the kernel device (sbatch --gpus, e.g. 1 or h100:1).
+    #[arg(long, value_name = "GPUS")]
+    slurm_gpus: Option<String>,
+    /// Tasks of one array running at once (sbatch --array=...%P; default 16); timing units run
+    /// one at a time.
+    #[arg(long, value_name = "P")]
+    slurm_max_parallel: Option<u32>,
+    /// One more sbatch argument, passed as is (repeat for more), e.g. --slurm-arg=--account=lab.
+    #[arg(long = "slurm-arg", value_name = "ARG", allow_hyphen_values = true)]
+    slurm_args: Vec<String>,
+}
+
+impl ExecArgs {
+    fn options(self) -> ExecOptions {
+        ExecOptions {
+            kind: self.executor,
+            jobs: usize::from(self.jobs),
+            max_retries: self.max_retries,
+            slurm: SlurmOptions {
+                settings: SlurmSettings {
+                    partition: self.slurm_partition,
+                    time: self.slurm_time,
+                    mem: self.slurm_mem,
+                    cpus: self.slurm_cpus,
+                    gpus: self.slurm_gpus,
+                    max_parallel: self.slurm_max_parallel,
+                    args: self.slurm_args,
+                },
+                ..SlurmOptions::default()
+            },
+        }
+    }
 }
 
 /// Where corpus-backed papers read their text.
@@ -93,6 +162,8 @@ impl RunArgs {
             corpus_root: self.corpus.corpus_root,
             no_report: self.no_report,
             quiet: self.quiet,
+            plan_only: self.plan_only,
+            exec: self.exec.options(),
         }
     }
 }
@@ -133,6 +204,28 @@ enum Command {
     Run(RunArgs),
     /// Run only the benchmarks (correctness-checked first), store them, render the report.
     Bench(RunArgs),
+    /// Run exactly one unit of a planned run (what every executor's worker runs). With --tag (or
+    /// inside a Slurm array task) it stages the result for the driver; by hand it takes the run
+    /// lock and stores the result itself.
+    RunUnit {
+        /// The run directory (made by `run`, or `run --plan-only`).
+        dir: PathBuf,
+        /// The unit's index in plan.json.
+        #[arg(long, conflicts_with = "unit", required_unless_present = "unit")]
+        index: Option<usize>,
+        /// The unit's id.
+        #[arg(long)]
+        unit: Option<String>,
+        /// This task's tag (one id segment, unique per task and attempt): set by the executors.
+        #[arg(long)]
+        tag: Option<String>,
+        /// Seconds to wait for the dependencies' records (the driver merges them).
+        #[arg(long, default_value_t = 600)]
+        wait_for_deps: u64,
+        /// No output but errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Render the static HTML report of a run directory into DIR/report/.
     Report {
         /// The run directory.
@@ -180,6 +273,20 @@ enum Command {
     History {
         /// Directory holding run directories (e.g. runs/).
         runs_dir: PathBuf,
+    },
+    /// Export a run's benchmark results for CI dashboards: Bencher (bmf), github-action-benchmark
+    /// (gh-benchmark: latency, smaller is better; gh-benchmark-bigger: speedup, bandwidth, % of
+    /// floor), csv or parquet. Writes RUN/export/<file> (or --out) and prints its path.
+    Export {
+        /// The run directory (e.g. a downloaded CI artifact).
+        run: PathBuf,
+        /// What to write.
+        #[arg(long, value_enum)]
+        format: claimbench::export::Format,
+        /// Where to write it (default: RUN/export/bmf.json, gh-benchmark.json,
+        /// gh-benchmark-bigger.json, export.csv or export.parquet).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Turn criterion results (target/criterion after `cargo bench`) into a run directory.
     ImportCriterion {
@@ -255,6 +362,23 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             opts.only = Some(selected);
             finish_run(opts, &reg)
         }
+        Command::RunUnit {
+            dir,
+            index,
+            unit,
+            tag,
+            wait_for_deps,
+            quiet: _,
+        } => claimbench::worker::run_unit(
+            claimbench::worker::WorkerOptions {
+                dir,
+                index,
+                unit,
+                tag,
+                wait_secs: wait_for_deps,
+            },
+            &reg,
+        ),
         Command::Report { dir, check } => {
             let index = claimbench::report::render(&dir, &reg)?;
             outln!("{}", index.display());
@@ -369,6 +493,11 @@ fn dispatch(cmd: Command) -> Result<Exit> {
             out!("{}", claimbench::history::text(&h));
             let index = claimbench::report::render_history(&runs_dir, &h)?;
             outln!("{}", index.display());
+            Ok(Exit::Ok)
+        }
+        Command::Export { run, format, out } => {
+            let path = claimbench::export::export(&run, format, out.as_deref())?;
+            outln!("{}", path.display());
             Ok(Exit::Ok)
         }
         Command::ImportCriterion { dir, out } => {
@@ -551,6 +680,8 @@ fn fresh_run(
             corpus_root: corpus.corpus_root,
             no_report,
             quiet: false,
+            plan_only: false,
+            exec: Default::default(),
         },
         reg,
     )

@@ -561,12 +561,17 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
         })
         .context("rendering history.html")?;
     write_atomic(&out.join("history.html"), html.as_bytes())?;
+    // How the timing units were kept apart from other work (the executor the run used).
+    let timing_note = match &manifest.executor {
+        Some(e) => e.timing_text(),
+        None => "How the units were executed was not recorded (a run made before it was, or imported results).".to_string(),
+    };
     for k in &kernel_list {
         let depth = k.page.matches('/').count();
         let root = "../".repeat(depth);
         let html = env
             .get_template("kernel.html")?
-            .render(context! { root => root, manifest => &manifest, peaks => &peaks, kernel => k })
+            .render(context! { root => root, manifest => &manifest, peaks => &peaks, kernel => k, timing_note => &timing_note })
             .with_context(|| format!("rendering {}", k.page))?;
         write_atomic(&out.join(&k.page), html.as_bytes())?;
     }

@@ -1,11 +1,9 @@
 //! `claimbench run`: select units, execute them on the planned backends with a progress bar,
 //! store each finished unit atomically, rebuild the aggregates, compute claims, render the report.
 
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use claimbench_claims::ClaimsFile;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -15,9 +13,12 @@ use crate::configs;
 use crate::devices::{self, BackendChoice};
 use crate::env;
 use crate::error::{Exit, input_error};
+use crate::executor::{Driver, ExecOptions, ExecutorInfo, ExecutorKind};
+use crate::plan::PlanFile;
 use crate::registry::Registry;
+use crate::stage::UnitEnv;
 use crate::store::{Configs, MAX_SEEDS, Manifest, RunDir, SCHEMA_VERSION, UnitRecord, UnitStatus};
-use claimbench_paper::{DataCard, DataEnv, Outcome, Scale};
+use claimbench_paper::{DataCard, DataEnv, Scale};
 
 /// Options of `run`. `None` means the default, or on `--resume` the value the run was made with.
 #[derive(Clone, Debug, Default)]
@@ -45,6 +46,10 @@ pub struct RunOptions {
     pub no_report: bool,
     /// Hide the progress bar.
     pub quiet: bool,
+    /// `--plan-only`: write the manifest and `plan.json`, run nothing.
+    pub plan_only: bool,
+    /// `--executor`, `--jobs`, `--max-retries` and the Slurm options.
+    pub exec: ExecOptions,
 }
 
 #[derive(Serialize)]
@@ -190,6 +195,18 @@ fn changed_domain(old: &[DataCard], new: &[DataCard]) -> Option<String> {
 /// record. Only then are stale temporaries removed and the manifest rewritten.
 pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
     check_options(&mut opts)?;
+    // sbatch settings from --config's `slurm` section, where no --slurm-* option gave them.
+    if let Some(sec) = opts
+        .config
+        .as_deref()
+        .map(configs::slurm_section)
+        .transpose()?
+        .flatten()
+    {
+        let s = &mut opts.exec.slurm.settings;
+        *s = std::mem::take(s).or(sec);
+    }
+    opts.exec.slurm.check()?;
     let git = env::git_state();
     let resumed = match &opts.resume {
         Some(dir) => Some(RunDir::open_locked(dir, "run --resume")?),
@@ -268,7 +285,14 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
     let plan = devices::plan(backend, crate::require_device())?;
     let fallbacks = reg.fallbacks(&units);
 
-    let (dir, mut manifest, lock, mut done) = match resumed {
+    let executor_info = ExecutorInfo {
+        kind: opts.exec.kind,
+        workers: match opts.exec.kind {
+            ExecutorKind::Local => opts.exec.jobs.max(1) as u32,
+            ExecutorKind::Slurm => opts.exec.slurm.throttle(),
+        },
+    };
+    let (dir, mut manifest, lock, done) = match resumed {
         Some((dir, m, lock)) => {
             if !opts.force {
                 if m.git_sha != git.sha {
@@ -326,12 +350,17 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
             if stale > 0 {
                 errln!("note: removed {stale} temporary file(s) left by the interrupted run");
             }
+            // What the interrupted run's tasks staged: whole results are merged, what dead
+            // tasks left half-written is removed; live Slurm tasks are left to the executor.
+            let mut done = done;
+            crate::executor::recover(&dir, &units, &mut done, &opts.exec)?;
             let mut m = m;
             m.finished = None;
             m.plan = plan.clone();
             m.fallbacks = fallbacks.clone();
             m.corpus_root = corpus_root.clone();
             m.data_cards = data_cards.clone();
+            m.executor = Some(executor_info);
             (dir, m, lock, done)
         }
         None => {
@@ -380,6 +409,7 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
                 build: Some(env::build_info()),
                 corpus_root: corpus_root.clone(),
                 data_cards: data_cards.clone(),
+                executor: Some(executor_info),
             };
             m.check(&dir.manifest_path())?;
             (dir, m, lock, Default::default())
@@ -399,6 +429,39 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
     }
     dir.write_manifest(&manifest)?;
 
+    // The plan: every unit with its index, dependencies, resources and timing flag, which
+    // `run-unit` (every executor's worker) reads its unit from.
+    let estimates: std::collections::BTreeMap<String, u64> = papers
+        .iter()
+        .filter_map(|&p| {
+            let bytes = reg.paper(p)?.estimated_bytes(configs.get(p)?).ok()?;
+            Some((p.to_string(), bytes))
+        })
+        .collect();
+    let plan_file = PlanFile::new(
+        &manifest.run_id,
+        &hash,
+        scale,
+        &units,
+        &estimates,
+        plan.kernels == Some(claimbench_paper::Exec::Cuda),
+    );
+    plan_file.write(&dir)?;
+    if opts.plan_only {
+        outln!(
+            "planned {} units: {} (run one with `claimbench run-unit {} --index I`, all with `claimbench run --resume {}`)",
+            units.len(),
+            dir.root.join(crate::plan::PLAN_FILE).display(),
+            dir.root.display(),
+            dir.root.display()
+        );
+        return Ok(RunResult {
+            dir: dir.root.clone(),
+            report: None,
+            exit: Exit::Ok,
+        });
+    }
+
     let bar = if opts.quiet {
         ProgressBar::hidden()
     } else {
@@ -409,106 +472,38 @@ pub fn run(mut opts: RunOptions, reg: &Registry) -> Result<RunResult> {
             .expect("valid template")
             .progress_chars("=> "),
     );
-    let delay_ms: u64 = std::env::var("CLAIMBENCH_TEST_UNIT_DELAY_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
     let mut skipped = Vec::new();
-    for unit in &units {
-        bar.set_message(unit.id.clone());
+    let mut todo = Vec::new();
+    for (i, unit) in units.iter().enumerate() {
         if unit.needs_device() && plan.kernels.is_none() {
             skipped.push((
                 unit.id.clone(),
                 plan.skip_reason.clone().unwrap_or_default(),
             ));
             bar.inc(1);
-            continue;
-        }
-        if done.contains_key(&unit.id) {
+        } else if done.contains_key(&unit.id) {
             bar.inc(1);
-            continue;
-        }
-        let inputs: Vec<UnitRecord> = unit
-            .depends_on
-            .iter()
-            .filter_map(|d| done.get(d).cloned())
-            .collect();
-        let start = Instant::now();
-        let tick_bar = bar.clone();
-        let mut tick = move || tick_bar.tick();
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let artifacts = crate::artifacts::StoredArtifacts { dir: &dir };
-            reg.execute(
-                unit, &plan, scale, &configs, &seeds, &inputs, &artifacts, &data, &mut tick,
-            )
-        }));
-        let (exec, device, outcome) = match result {
-            Ok(v) => v,
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                let (exec, device) = crate::registry::placement(unit, &plan);
-                (exec, device, Outcome::error(format!("panicked: {msg}")))
-            }
-        };
-        // Artifacts first: a record is written only once what it lists is in place.
-        let mut outcome = outcome;
-        let mut artifacts = Vec::new();
-        for a in std::mem::take(&mut outcome.artifacts) {
-            match crate::artifacts::write(&dir, &unit.id, &a) {
-                Ok(r) => artifacts.push(r),
-                Err(e) => {
-                    outcome = Outcome::error(format!("{e:#}"));
-                    artifacts.clear();
-                    break;
-                }
-            }
-        }
-        let record = UnitRecord {
-            schema_version: SCHEMA_VERSION,
-            unit_id: unit.id.clone(),
-            paper: unit.paper.clone(),
-            experiment: unit.experiment.clone(),
-            arm: unit.arm.clone(),
-            seed: unit.seed,
-            backend: exec.name().into(),
-            device,
-            status: outcome.status.unwrap_or(UnitStatus::Error),
-            message: outcome.message,
-            seconds: start.elapsed().as_secs_f64(),
-            metrics: outcome.metrics,
-            benchmarks: outcome.benchmarks,
-            artifacts,
-        };
-        dir.write_unit(&record)
-            .with_context(|| format!("storing unit {}", unit.id))?;
-        if record.status == UnitStatus::Passed
-            && units.iter().any(|u| u.depends_on.contains(&record.unit_id))
-        {
-            done.insert(record.unit_id.clone(), record.clone());
-        }
-        let line = format!(
-            "{:<40} {:<19} {:>6.1}s  {}",
-            unit.id,
-            status_word(record.status),
-            record.seconds,
-            record.message
-        );
-        if !opts.quiet {
-            if bar.is_hidden() {
-                errln!("{line}");
-            } else {
-                bar.println(line);
-            }
-        }
-        bar.inc(1);
-        if delay_ms > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        } else {
+            todo.push(i);
         }
     }
+    let mut driver = Driver {
+        env: UnitEnv {
+            reg,
+            plan: &plan,
+            scale,
+            configs: &configs,
+            seeds: &seeds,
+            data: &data,
+        },
+        dir: &dir,
+        plan: &plan_file,
+        units: &units,
+        finished: done,
+        bar: bar.clone(),
+        quiet: opts.quiet,
+    };
+    driver.execute(todo, &opts.exec)?;
     bar.finish_and_clear();
 
     let selected: std::collections::HashSet<&str> = units.iter().map(|u| u.id.as_str()).collect();
@@ -566,13 +561,4 @@ pub fn exit_of(records: &[UnitRecord], peaks: Option<&crate::peaks::Peaks>) -> (
         }
     }
     (exit, suspects)
-}
-
-/// The word shown for a unit status.
-pub fn status_word(s: UnitStatus) -> &'static str {
-    match s {
-        UnitStatus::Passed => "passed",
-        UnitStatus::CorrectnessFailure => "CORRECTNESS FAILURE",
-        UnitStatus::Error => "ERROR",
-    }
 }

@@ -146,6 +146,10 @@ pub struct Manifest {
     /// made before cards were recorded.
     #[serde(default)]
     pub data_cards: Vec<DataCard>,
+    /// How the units were executed (absent in runs made before it was recorded, and in
+    /// imported criterion results).
+    #[serde(default)]
+    pub executor: Option<ExecutorInfo>,
 }
 
 /// At most this many entries in each list of a manifest's `build` and `peaks`.
@@ -798,4 +802,42 @@ pub fn metrics_frame(run_id: &str, units: &[UnitRecord]) -> PolarsResult<DataFra
         "value" => value,
         "unit" => s(&|_, m| m.unit.clone()),
     )
+}
+
+/// `--executor` (see `crate::executor`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecutorKind {
+    /// This machine: the driver itself, or `--jobs N` worker processes.
+    #[default]
+    Local,
+    /// Job arrays on a Slurm cluster (the run directory on a shared filesystem).
+    Slurm,
+}
+
+/// How a run's units were executed, as `manifest.json` stores it (the report's benchmark page
+/// says how timing units ran).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorInfo {
+    /// The executor.
+    pub kind: ExecutorKind,
+    /// Local worker processes (1 for the driver alone), or Slurm's array throttle.
+    pub workers: u32,
+}
+
+impl ExecutorInfo {
+    /// One sentence for the benchmark page: how the timing units were kept apart.
+    pub fn timing_text(&self) -> String {
+        match (self.kind, self.workers) {
+            (ExecutorKind::Local, 0 | 1) => {
+                "Timing units ran one at a time in the driver process, with nothing else of the run beside them.".into()
+            }
+            (ExecutorKind::Local, n) => format!(
+                "Units ran in {n} local worker processes; each timing unit ran alone (no other task of the run started while it ran)."
+            ),
+            (ExecutorKind::Slurm, n) => format!(
+                "Units ran as Slurm job arrays (up to {n} tasks at once); timing units ran as their own array with --exclusive (a whole node each, nothing else on it), one at a time."
+            ),
+        }
+    }
 }

@@ -209,6 +209,7 @@ pub fn write_run(parent: &Path, s: &Spec) -> std::path::PathBuf {
         build: None,
         corpus_root: None,
         data_cards: Vec::new(),
+        executor: None,
         peaks: Some(Peaks {
             backend: "wgpu".into(),
             device: s.device.into(),

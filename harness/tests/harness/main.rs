@@ -13,8 +13,13 @@
 //!   flex vs wgpu training.
 //! - `dora`: the DoRA reproduction's settings errors, claims and paper page on flex.
 //! - `train_paths`: the training demonstration agrees on flex and on the wgpu kernel.
+//! - `executors`: `run --plan-only` and `run-unit` by hand; `--jobs 2` and `--executor slurm`
+//!   (a real one-node cluster) give the local executor's metrics and claims; a cancelled task is
+//!   resubmitted, a crashing one reported, a resumed Slurm run submits only what is missing.
 //! - `exit_codes`: how outcomes combine into one exit code.
 //! - `compare`: `compare`, `baseline`, `history`, `import-criterion` on fixture runs.
+//! - `export`: `export` in every format on fixture runs: the JSON against `benches/schemas/`
+//!   (and the schemas' own negative controls), the tables against the BMF numbers, bad runs exit 4.
 //! - `site`: the report site opened in headless Chromium; determinism; the checker's own control.
 //! - `hostile`: crafted run directories, concurrent resumes, unbounded settings, usage errors,
 //!   a closed stdout, and large logits: refused with exit 4 or handled quietly.
@@ -30,7 +35,9 @@ mod compare;
 mod continual;
 mod data_cards;
 mod dora;
+mod executors;
 mod exit_codes;
+mod export;
 mod fixtures;
 mod hostile;
 mod layers;
