@@ -235,7 +235,7 @@ fn task_script(dir: &RunDir) -> Result<PathBuf> {
     let root = std::fs::canonicalize(&dir.root)?;
     let quote = |p: &Path| format!("'{}'", p.display().to_string().replace('\'', r"'\''"));
     let text = format!(
-        "#!/bin/sh\n# One unit of claimbench run {}: the array index is the plan index (plan.json).\nexec {} run-unit {} --index \"$SLURM_ARRAY_TASK_ID\" --quiet\n",
+        "#!/bin/sh\n# One unit of claimbench run {}: the array index is the plan index (plan.json).\n# burn flex's thread pool takes the task's CPUs, not the node's (a timing task has the node).\nif [ -z \"$RAYON_NUM_THREADS\" ] && [ \"$CLAIMBENCH_TIMING_TASK\" != 1 ]; then\n  export RAYON_NUM_THREADS=\"${{SLURM_CPUS_PER_TASK:-1}}\"\nfi\nexec {} run-unit {} --index \"$SLURM_ARRAY_TASK_ID\" --quiet\n",
         dir.root.display(),
         quote(&exe),
         quote(&root)
@@ -425,7 +425,8 @@ impl Watch<'_, '_> {
             cmd.arg(format!("--partition={p}"));
         }
         if timing {
-            cmd.arg("--exclusive");
+            cmd.arg("--exclusive")
+                .arg("--export=ALL,CLAIMBENCH_TIMING_TASK=1");
         }
         if let Some(g) = &o.gpus
             && group.iter().any(|&i| plan.units[i].needs_device)
