@@ -280,16 +280,19 @@ pub fn execute(driver: &mut Driver, todo: Vec<usize>, opts: &ExecOptions) -> Res
         active: BTreeMap::new(),
         attempts: HashMap::new(),
     };
+    let before = w.driver.finished.len();
     w.adopt(&todo)?;
+    let merged = w.driver.finished.len() - before;
     let fresh: Vec<usize> = todo
         .iter()
         .copied()
         .filter(|i| !w.active.contains_key(i) && !w.finished(*i))
         .collect();
     w.driver.say(&format!(
-        "slurm: {} unit(s) to run: {} adopted from the interrupted run, {} submitted",
+        "slurm: {} unit(s) to run: {} adopted from the interrupted run, {} merged from it, {} submitted",
         todo.len(),
         w.active.len(),
+        merged,
         fresh.len()
     ));
     w.submit(fresh)?;
