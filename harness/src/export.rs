@@ -227,13 +227,12 @@ fn values(e: &BenchEntry) -> std::result::Result<Vec<Value>, String> {
 pub fn collect(run: &Path) -> Result<Export> {
     let (dir, manifest) = RunDir::open(run)?;
     let units = dir.read_units()?;
-    let (source, entries) = match dir.read_benchmarks()? {
-        Some(b) => (run.join("benchmarks.json"), b.benchmarks),
-        None => (
-            run.join("units"),
-            units.into_iter().flat_map(|u| u.benchmarks).collect(),
-        ),
+    let source = if run.join("benchmarks.json").exists() {
+        run.join("benchmarks.json")
+    } else {
+        run.join("units")
     };
+    let entries = dir.benchmark_entries(&units)?;
     if entries.is_empty() {
         return Err(input_error(format!(
             "{}: the run has no benchmark results to export (`claimbench bench` makes them)",

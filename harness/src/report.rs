@@ -13,7 +13,7 @@ use crate::plots::ForestRow;
 use minijinja::{AutoEscape, Environment, context};
 use serde::Serialize;
 
-use claimbench_paper::bench::{BenchEntry, BenchFile};
+use claimbench_paper::bench::BenchEntry;
 use claimbench_paper::report::{Section, Table};
 
 use crate::lock::RunLock;
@@ -201,10 +201,7 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
     let dir = run.root.as_path();
     let (_, manifest) = RunDir::open(dir)?;
     let units = run.read_units()?;
-    let benches: BenchFile = run.read_benchmarks()?.unwrap_or_else(|| BenchFile {
-        schema_version: 1,
-        benchmarks: units.iter().flat_map(|u| u.benchmarks.clone()).collect(),
-    });
+    let benches = run.benchmark_entries(&units)?;
     let claims: ClaimsFile = run
         .read_claims()?
         .unwrap_or_else(|| ClaimsFile::new(Vec::new()));
@@ -247,7 +244,7 @@ pub fn render_locked(run: &RunDir, lock: &RunLock, reg: &Registry) -> Result<Pat
 
     // Group benchmarks and unit records by kernel.
     let mut kernels: BTreeMap<String, KernelView> = BTreeMap::new();
-    for b in &benches.benchmarks {
+    for b in &benches {
         let k = kernels
             .entry(b.kernel.clone())
             .or_insert_with(|| new_kernel(&b.kernel));

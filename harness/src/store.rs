@@ -685,6 +685,19 @@ impl RunDir {
         Ok(out)
     }
 
+    /// The run's benchmark entries: `benchmarks.json`, or, in a run that has none yet (killed
+    /// before its aggregates), those of its unit records `units`. What `compare`, `report` and
+    /// `export` read.
+    pub fn benchmark_entries(
+        &self,
+        units: &[UnitRecord],
+    ) -> Result<Vec<claimbench_paper::bench::BenchEntry>> {
+        Ok(match self.read_benchmarks()? {
+            Some(b) => b.benchmarks,
+            None => units.iter().flat_map(|u| u.benchmarks.clone()).collect(),
+        })
+    }
+
     /// `benchmarks.json`, if present, with every kernel id checked.
     pub fn read_benchmarks(&self) -> Result<Option<BenchFile>> {
         let p = self.root.join("benchmarks.json");

@@ -323,10 +323,7 @@ pub fn load(path: &Path) -> Result<RunView> {
         ));
     }
     let bench_path = path.join("benchmarks.json");
-    let benches: Vec<BenchEntry> = match run.read_benchmarks()? {
-        Some(b) => b.benchmarks,
-        None => units.iter().flat_map(|u| u.benchmarks.clone()).collect(),
-    };
+    let benches: Vec<BenchEntry> = run.benchmark_entries(&units)?;
     let mut series = BTreeMap::new();
     let mut entries = BTreeMap::new();
     for e in &benches {
